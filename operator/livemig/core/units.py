@@ -1,0 +1,114 @@
+"""Quantities, bit rates and durations, parsed once at the edge into bytes, bytes/s and seconds.
+
+Kubernetes quantities are bytes (`125Mi`, `125M`, `1Gi`); bit rates say so (`1Gbit`, `500Mbit`, `10Gbps`).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from decimal import Decimal, InvalidOperation
+
+from livemig.core.errors import SpecError
+
+_BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
+_DECIMAL = {"": 1, "k": 10**3, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18}
+_QUANTITY = re.compile(r"^\s*([+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)\s*([KMGTPE]i|[kKMGTPE]?)\s*$")
+_BITRATE = re.compile(r"^\s*((?:\d+(?:\.\d*)?|\.\d+))\s*([kKMGT]?)(bit|bps|b/s)\s*$")
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+_DURATION_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+GB = 10**9
+GIB = 2**30
+PAGE_SIZE = 4096
+
+
+def parse_quantity(value: str | int | float, field: str) -> float:
+    """A Kubernetes quantity (`4Gi`, `200M`, `1.5Gi`, `512`) as a number of base units (bytes)."""
+    if isinstance(value, bool):
+        raise SpecError(field, f"must be a quantity like 4Gi, not {value!r}")
+    if isinstance(value, int | float):
+        if not math.isfinite(value):
+            raise SpecError(field, f"must be a finite quantity, not {value!r}")
+        return float(value)
+    match = _QUANTITY.match(str(value))
+    if not match:
+        raise SpecError(field, f"must be a quantity like 4Gi or 500M, not {value!r}")
+    try:
+        number = Decimal(match.group(1))
+    except InvalidOperation as exc:  # pragma: no cover - the regex already checked the form
+        raise SpecError(field, f"must be a quantity like 4Gi, not {value!r}") from exc
+    suffix = match.group(2)
+    scale = _BINARY.get(suffix) or _DECIMAL[suffix]
+    return float(number * scale)
+
+
+def parse_bytes(value: str | int | float, field: str, *, allow_zero: bool = True) -> int:
+    """A non-negative byte quantity, rounded up to whole bytes."""
+    amount = parse_quantity(value, field)
+    if amount < 0:
+        raise SpecError(field, f"must not be negative, got {value!r}")
+    if amount == 0 and not allow_zero:
+        raise SpecError(field, f"must be greater than zero, got {value!r}")
+    return math.ceil(amount)
+
+
+def parse_bitrate(value: str | int | float, field: str, *, allow_zero: bool = False) -> float:
+    """A bit rate (`1Gbit`, `500Mbit`, `10Gbps`) as bytes per second.  A bare number is bytes per second."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        rate = float(value)
+    else:
+        text = str(value)
+        match = _BITRATE.match(text)
+        if match:
+            rate = float(Decimal(match.group(1)) * _DECIMAL[match.group(2)]) / 8.0
+        else:
+            # A quantity of bytes per second, as KubeVirt's bandwidthPerMigration (`64Mi`).
+            try:
+                rate = parse_quantity(text, field)
+            except SpecError:
+                raise SpecError(
+                    field, f"must be a bit rate like 1Gbit or 500Mbit (or bytes/s like 64Mi), not {value!r}"
+                ) from None
+    if not math.isfinite(rate) or rate < 0:
+        raise SpecError(field, f"must be a non-negative rate, got {value!r}")
+    if rate == 0 and not allow_zero:
+        raise SpecError(field, f"must be greater than zero, got {value!r}")
+    return rate
+
+
+def parse_duration(value: str | int | float, field: str, *, allow_zero: bool = True) -> float:
+    """A Go-style duration (`300ms`, `10m`, `1h30m`) as seconds.  A bare number is seconds."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        text = str(value).strip()
+        if not text:
+            raise SpecError(field, "must be a duration like 300ms or 10m, not empty")
+        if re.fullmatch(r"\d+(?:\.\d*)?", text):
+            seconds = float(text)
+        else:
+            pos = 0
+            seconds = 0.0
+            for match in _DURATION_PART.finditer(text):
+                if match.start() != pos:
+                    break
+                seconds += float(match.group(1)) * _DURATION_SECONDS[match.group(2)]
+                pos = match.end()
+            if pos != len(text) or pos == 0:
+                raise SpecError(field, f"must be a duration like 300ms or 10m, not {value!r}")
+    if not math.isfinite(seconds) or seconds < 0:
+        raise SpecError(field, f"must not be negative, got {value!r}")
+    if seconds == 0 and not allow_zero:
+        raise SpecError(field, f"must be greater than zero, got {value!r}")
+    return seconds
+
+
+def decimal_gb_ceil(memory_bytes: float) -> int:
+    """ceil(bytes / 10^9), as KubeVirt's `Quantity.ScaledValue(Giga)` in its completion-timeout formula."""
+    return max(0, math.ceil(memory_bytes / GB))
+
+
+def completion_timeout_s(per_gib: float, memory_bytes: float) -> float:
+    """KubeVirt's acceptable completion time: completionTimeoutPerGiB × ceil(bytes / 10^9) (8 GiB → 9 × 150 s)."""
+    return per_gib * decimal_gb_ceil(memory_bytes)
