@@ -1,0 +1,66 @@
+"""Pre-copy (Clark et al. 2005; papers.md §11) and the two stop-rule profiles.
+
+Pass 0 sends all memory M; every later pass re-sends what was dirtied during the previous one,
+V_i = min(W, D·t_{i-1}) (W = M without a writable working set), at the link rate R.
+
+- `qemu` (KubeVirt/QEMU): stop-and-copy once the dirty bytes found at a sync fit the downtime limit,
+  pending <= R · downtime-limit (QEMU `migration_iteration_run`); KubeVirt's timeouts live in the stepper.
+- `xen` (libxc xc_domain_save.c): stop when fewer than 50 pages are dirty, after 30 rounds, once more than 3·M has
+  been sent, or (rate limiter on) when a round sent more than the one before at the maximum rate.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+from livemig.core.model.mechanics import Mechanics
+from livemig.core.model.params import VmProfile, XenParams, XenRateLimiter
+
+
+class Stop(IntEnum):
+    NO = 0
+    CONVERGED = 1  # the profile's size rule: outcome completed
+    FORCED = 2  # a cap (rounds, data, rate): outcome forced-stop
+
+
+def precopy_mechanics(vm: VmProfile) -> Mechanics:
+    memory = vm.memory_bytes
+    wss = vm.working_set_bytes
+    if wss is None:
+        return Mechanics(first_payload_bytes=memory, hot_cap_bytes=memory)
+    return Mechanics(
+        first_payload_bytes=memory,
+        hot_cap_bytes=wss,
+        cold_cap_bytes=memory - wss,
+        hot_share=vm.hot_write_fraction,
+    )
+
+
+def qemu_stop(pending_bytes: float, wire_rate_bps: float, downtime_limit_s: float) -> Stop:
+    """QEMU: the pending dirty bytes fit the downtime limit at the measured bandwidth."""
+    return Stop.CONVERGED if pending_bytes <= wire_rate_bps * downtime_limit_s else Stop.NO
+
+
+def xen_stop(
+    pending_bytes: float,
+    rounds: int,
+    sent_bytes: float,
+    memory_bytes: float,
+    page_size: int,
+    params: XenParams,
+    *,
+    last_round_grew_at_max_rate: bool = False,
+) -> Stop:
+    """libxc's last-iteration test after a round (pages counted logically, before any compression)."""
+    if pending_bytes < params.min_dirty_pages * page_size:
+        return Stop.CONVERGED
+    if rounds >= params.max_rounds or sent_bytes > params.max_factor * memory_bytes or last_round_grew_at_max_rate:
+        return Stop.FORCED
+    return Stop.NO
+
+
+def xen_next_rate(current_bps: float, measured_dirty_bps: float, limiter: XenRateLimiter) -> float:
+    """Xen's rate for the next round: dirty rate + 50 Mbit/s when dirtying outpaced the current rate, capped."""
+    if measured_dirty_bps > current_bps:
+        return min(limiter.maximum_bps, measured_dirty_bps + limiter.increment_bps)
+    return current_bps

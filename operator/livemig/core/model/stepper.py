@@ -1,0 +1,712 @@
+"""`MigrationRun`: the one implementation of the migration physics, stepped in (simulated) time.
+
+`predict()` runs it to the end; the KubeVirt simulator advances it with its own clock, feeding the dirty rate and
+bandwidth of the moment and external events (post-copy switch, pause, abort, link failure).  KubeVirt's completion
+and progress timeouts (qemu profile) are applied here, so the simulator and `predict` cannot disagree.
+
+The engine is event driven: between two events (end of a pass, a deadline, the end of `advance`) every quantity
+changes linearly, so each segment is integrated exactly.  A pre-copy run that has reached a fixed point (every pass
+identical, nothing changing) jumps over the identical passes to the next deadline, so a prediction costs O(number of
+distinct passes), not O(time).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from enum import StrEnum
+
+from livemig.core.model import autoconverge, postcopy
+from livemig.core.model.compression import adaptive_compression_mechanics, xbzrle_mechanics
+from livemig.core.model.mechanics import Mechanics
+from livemig.core.model.params import LinkProfile, MigrationSettings, Profile, VmProfile
+from livemig.core.model.precopy import Stop, precopy_mechanics, qemu_stop, xen_next_rate, xen_stop
+from livemig.core.model.results import Degradation, MigrationMode, Phase, Prediction, RunState
+from livemig.core.model.tracereplay import trace_replay_mechanics
+from livemig.core.model.workingset import working_set_mechanics
+from livemig.core.units import completion_timeout_s
+from livemig.core.vocabulary import AbortReason, Outcome, Technique
+
+_INF = math.inf
+_STEADY_RTOL = 1e-9
+
+# Phases as small ints inside the loop (Phase enum values at the boundary).
+_PRE, _STOP, _POST, _DONE = 0, 1, 2, 3
+_PHASES = (Phase.PRE_COPY, Phase.STOP_AND_COPY, Phase.POST_COPY, Phase.DONE)
+
+
+class DeadlineAction(StrEnum):
+    """What happens when the completion deadline passes (KubeVirt `processInflightMigration`)."""
+
+    NONE = "none"
+    SWITCH_TO_POST_COPY = "switch-to-post-copy"
+    PAUSE = "pause"
+    ABORT = "abort"
+
+
+@dataclass(frozen=True, slots=True)
+class Actuation:
+    """How KubeVirt is configured for one migration: throttle on/off, the completion deadline and its action."""
+
+    auto_converge: bool
+    deadline_s: float | None
+    on_deadline: DeadlineAction
+    progress_timeout_s: float | None
+
+
+def kubevirt_actuation(vm: VmProfile, settings: MigrationSettings) -> Actuation:
+    """KubeVirt's behaviour for the configuration in `settings`, taken literally (what the simulator runs).
+
+    qemu profile: deadline = completionTimeoutPerGiB x ceil(M / 10^9) (0 disables); at the deadline post-copy if
+    allowed with workload disruption, else a pause if disruption is allowed, else abort.  xen profile: no timeouts.
+    """
+    if settings.profile is not Profile.QEMU:
+        return Actuation(settings.allow_auto_converge, None, DeadlineAction.NONE, None)
+    deadline = completion_timeout_s(settings.completion_timeout_per_gib, vm.memory_bytes)
+    disruption = settings.workload_disruption_allowed
+    if disruption and settings.allow_post_copy:
+        action = DeadlineAction.SWITCH_TO_POST_COPY
+    elif disruption:
+        action = DeadlineAction.PAUSE
+    else:
+        action = DeadlineAction.ABORT
+    progress = settings.progress_timeout_s if settings.progress_timeout_s > 0 else None
+    return Actuation(
+        settings.allow_auto_converge,
+        deadline if deadline > 0 else None,
+        action if deadline > 0 else DeadlineAction.NONE,
+        progress,
+    )
+
+
+def actuation(technique: Technique, vm: VmProfile, settings: MigrationSettings) -> Actuation:
+    """What livemig makes KubeVirt do for `technique` (the KubeVirt MigrationPolicy it writes).
+
+    - pre-copy (and the modelled-only techniques): no post-copy, no auto-converge; at the completion timeout abort
+      (or pause, if the cluster explicitly allows workload disruption).
+    - auto-converge: the same with allowAutoConverge.
+    - post-copy: allowPostCopy with completionTimeoutPerGiB = `post_copy_timeout_per_gib`: switch at that deadline
+      (in both profiles: it is the technique's switch time, 0 = at once).
+    """
+    if technique is Technique.POST_COPY:
+        switch = postcopy.switch_time_s(settings.post_copy_timeout_per_gib, vm.memory_bytes)
+        progress = (
+            settings.progress_timeout_s
+            if settings.profile is Profile.QEMU and settings.progress_timeout_s > 0
+            else None
+        )
+        return Actuation(False, switch, DeadlineAction.SWITCH_TO_POST_COPY, progress)
+    if settings.profile is not Profile.QEMU:
+        return Actuation(technique is Technique.AUTO_CONVERGE, None, DeadlineAction.NONE, None)
+    deadline = completion_timeout_s(settings.completion_timeout_per_gib, vm.memory_bytes)
+    action = DeadlineAction.PAUSE if settings.allow_workload_disruption else DeadlineAction.ABORT
+    progress = settings.progress_timeout_s if settings.progress_timeout_s > 0 else None
+    return Actuation(
+        technique is Technique.AUTO_CONVERGE,
+        deadline if deadline > 0 else None,
+        action if deadline > 0 else DeadlineAction.NONE,
+        progress,
+    )
+
+
+def mechanics_for(technique: Technique, vm: VmProfile, link: LinkProfile, settings: MigrationSettings) -> Mechanics:
+    if technique is Technique.XBZRLE:
+        return xbzrle_mechanics(vm, settings.xbzrle)
+    if technique is Technique.ADAPTIVE_COMPRESSION:
+        return adaptive_compression_mechanics(vm, link, settings.compression)
+    if technique is Technique.WORKING_SET:
+        return working_set_mechanics(vm)
+    if technique is Technique.TRACE_REPLAY:
+        return trace_replay_mechanics(vm, settings.trace_replay)
+    return precopy_mechanics(vm)
+
+
+class MigrationRun:
+    """One migration in progress.  Not thread-safe; deterministic; no clock of its own."""
+
+    __slots__ = (
+        "_abort_reason",
+        "_bandwidth",
+        "_blackout_done",
+        "_cap_t",
+        "_deadline_action",
+        "_deadline_t",
+        "_dirty_cold",
+        "_dirty_hot",
+        "_dirty_rate",
+        "_downtime",
+        "_forced",
+        "_gap_left",
+        "_high_count",
+        "_last_progress_t",
+        "_limiter_rate",
+        "_max_throttle",
+        "_mech",
+        "_outcome",
+        "_pass_left",
+        "_pass_sent",
+        "_pass_start_t",
+        "_pass_wf",
+        "_pause_t",
+        "_paused",
+        "_period_dirty",
+        "_period_start_t",
+        "_period_wire",
+        "_phase",
+        "_post_left",
+        "_post_start_t",
+        "_prev_pass_sent",
+        "_progress_timeout",
+        "_resume_left",
+        "_rounds",
+        "_sent",
+        "_settings",
+        "_stall_s",
+        "_stop_left",
+        "_stop_start_t",
+        "_switch_t",
+        "_t",
+        "_technique",
+        "_throttle",
+        "_throttle_cpu_s",
+        "_throttle_on",
+        "_timeline",
+        "_vm",
+        "_vm_lost",
+        "_wire",
+    )
+
+    def __init__(
+        self,
+        technique: Technique,
+        vm: VmProfile,
+        link: LinkProfile,
+        settings: MigrationSettings,
+        *,
+        actuation_override: Actuation | None = None,
+        record_timeline: bool = True,
+    ) -> None:
+        act = actuation_override if actuation_override is not None else actuation(technique, vm, settings)
+        mech = mechanics_for(technique, vm, link, settings)
+        self._technique = technique
+        self._vm = vm
+        self._settings = settings
+        self._mech = mech
+        self._dirty_rate = vm.dirty_rate_bps
+        self._bandwidth = link.bandwidth_bps
+        self._throttle_on = act.auto_converge
+        self._deadline_t = act.deadline_s if act.deadline_s is not None else _INF
+        self._deadline_action = act.on_deadline if act.deadline_s is not None else DeadlineAction.NONE
+        self._progress_timeout = act.progress_timeout_s if act.progress_timeout_s is not None else _INF
+        cap = settings.wall_clock_cap_s
+        self._cap_t = min(cap, settings.horizon_s) if cap is not None else settings.horizon_s
+        limiter = settings.xen.rate_limiter if settings.profile is Profile.XEN else None
+        self._limiter_rate = limiter.start_bps if limiter is not None else _INF
+        self._t = 0.0
+        self._phase = _PRE
+        self._paused = False
+        self._pause_t = 0.0
+        self._rounds = 0
+        self._pass_left = mech.first_payload_bytes
+        self._pass_wf = mech.first_wire_factor
+        self._pass_start_t = 0.0
+        self._pass_sent = 0.0
+        self._prev_pass_sent = 0.0
+        self._gap_left = 0.0
+        self._dirty_hot = 0.0
+        self._dirty_cold = 0.0
+        self._sent = 0.0
+        self._wire = 0.0
+        self._throttle = 0.0
+        self._max_throttle = 0.0
+        self._high_count = 0
+        self._period_start_t = 0.0
+        self._period_dirty = 0.0
+        self._period_wire = 0.0
+        self._throttle_cpu_s = 0.0
+        self._last_progress_t = 0.0
+        self._stop_left = 0.0
+        self._resume_left = 0.0
+        self._stop_start_t = 0.0
+        self._forced = False
+        self._blackout_done = False
+        self._post_left = 0.0
+        self._post_start_t = 0.0
+        self._switch_t: float | None = None
+        self._stall_s = 0.0
+        self._downtime = 0.0
+        self._outcome: Outcome | None = None
+        self._abort_reason: AbortReason | None = None
+        self._vm_lost = False
+        self._timeline: list[tuple[float, float]] | None = [(0.0, self._remaining())] if record_timeline else None
+
+    @classmethod
+    def for_kubevirt_config(cls, vm: VmProfile, link: LinkProfile, settings: MigrationSettings) -> MigrationRun:
+        """A run that does what KubeVirt does with `settings` as its migration configuration (for the simulator)."""
+        technique = Technique.AUTO_CONVERGE if settings.allow_auto_converge else Technique.PRE_COPY
+        return cls(technique, vm, link, settings, actuation_override=kubevirt_actuation(vm, settings))
+
+    # ----------------------------------------------------------------------------------------------- public API
+
+    @property
+    def technique(self) -> Technique:
+        return self._technique
+
+    @property
+    def done(self) -> bool:
+        return self._phase == _DONE
+
+    def advance(
+        self, dt_s: float, *, dirty_rate_bps: float | None = None, bandwidth_bps: float | None = None
+    ) -> RunState:
+        """Run `dt_s` more seconds; a given dirty rate or bandwidth holds from now on (until changed again)."""
+        if not dt_s >= 0 or math.isinf(dt_s):
+            raise ValueError(f"dt_s must be a finite non-negative number, got {dt_s!r}")
+        if dirty_rate_bps is not None:
+            if not dirty_rate_bps >= 0:
+                raise ValueError(f"dirty_rate_bps must be >= 0, got {dirty_rate_bps!r}")
+            self._dirty_rate = dirty_rate_bps
+        if bandwidth_bps is not None:
+            if not bandwidth_bps >= 0:
+                raise ValueError(f"bandwidth_bps must be >= 0, got {bandwidth_bps!r}")
+            self._bandwidth = bandwidth_bps
+        self._run_until(self._t + dt_s)
+        return self.state()
+
+    def run_to_end(self) -> Prediction:
+        """Run until the migration ends (predict)."""
+        self._run_until(_INF)
+        return self.prediction()
+
+    def start_post_copy(self) -> bool:
+        """Switch to post-copy now (KubeVirt's MigrateStartPostCopy).  False if not in pre-copy."""
+        if self._phase != _PRE:
+            return False
+        self._switch()
+        return True
+
+    def pause(self) -> bool:
+        """KubeVirt's workload-disruption pause: the guest stops (dirties nothing) while pre-copy goes on."""
+        if self._phase != _PRE or self._paused:
+            return False
+        self._paused = True
+        self._pause_t = self._t
+        return True
+
+    def abort(self, reason: AbortReason = AbortReason.REQUESTED) -> bool:
+        """Cancel the migration; the source keeps running.  Refused (False) once stop-and-copy or post-copy began."""
+        if self._phase != _PRE:
+            return False
+        self._finish_aborted(reason)
+        return True
+
+    def fail_link(self) -> bool:
+        """The migration link breaks.  Before the post-copy switch the source keeps the VM (a clean failure);
+        after it the VM's state is split between hosts and the VM is lost (KubeVirt does not recover post-copy)."""
+        if self._phase == _DONE:
+            return False
+        self._vm_lost = self._phase == _POST
+        if self._phase == _STOP or self._paused:
+            self._downtime = self._t - (self._pause_t if self._paused else self._stop_start_t)
+        self._end(Outcome.FAILED)
+        return True
+
+    def state(self) -> RunState:
+        phase = self._phase
+        if phase == _POST or (phase == _DONE and self._switch_t is not None):
+            mode = MigrationMode.POST_COPY
+        elif self._paused:
+            mode = MigrationMode.PAUSED
+        else:
+            mode = MigrationMode.PRE_COPY
+        downtime = self._downtime
+        if phase in (_STOP, _POST) and not self._blackout_done:
+            downtime = self._t - (self._pause_t if self._paused else self._stop_start_t)
+        elif phase == _PRE and self._paused:
+            downtime = self._t - self._pause_t
+        running = phase == _PRE and not self._paused
+        return RunState(
+            elapsed_s=self._t,
+            phase=_PHASES[phase],
+            mode=mode,
+            remaining_bytes=self._remaining(),
+            transferred_bytes=self._wire,
+            rounds=self._rounds,
+            throttle=self._throttle,
+            dirty_rate_bps=self._dirty_rate * (1.0 - self._throttle) if running else 0.0,
+            transfer_rate_bps=self._wire_rate() if phase != _DONE else 0.0,
+            done=phase == _DONE,
+            outcome=self._outcome,
+            abort_reason=self._abort_reason,
+            downtime_s=downtime,
+            risk_window_s=self._risk_window(),
+            vm_lost=self._vm_lost,
+        )
+
+    def prediction(self) -> Prediction:
+        """The figures of the run so far (final once `done`)."""
+        outcome = self._outcome if self._outcome is not None else Outcome.NOT_CONVERGED
+        return Prediction(
+            technique=self._technique,
+            total_time_s=self._t,
+            downtime_s=self._downtime,
+            transferred_bytes=round(self._wire),
+            rounds=self._rounds,
+            outcome=outcome,
+            abort_reason=self._abort_reason,
+            degradation=Degradation(
+                throttle_cpu_s=self._throttle_cpu_s,
+                fault_stall_s=self._stall_s,
+                max_slowdown=max(
+                    self._max_throttle,
+                    self._settings.post_copy.fault_stall_fraction if self._switch_t is not None else 0.0,
+                ),
+            ),
+            risk_window_s=self._risk_window(),
+            final_throttle=self._throttle,
+            switch_time_s=self._switch_t,
+            timeline=tuple(self._timeline) if self._timeline is not None else (),
+        )
+
+    # ----------------------------------------------------------------------------------------------- internals
+
+    def _risk_window(self) -> float:
+        return 0.0 if self._switch_t is None else self._t - self._switch_t
+
+    def _remaining(self) -> float:
+        phase = self._phase
+        if phase == _PRE:
+            return self._pass_left + self._mech.held_bytes
+        if phase == _STOP:
+            return self._stop_left
+        if phase == _POST:
+            return self._stop_left + self._post_left
+        return 0.0
+
+    def _wire_rate(self) -> float:
+        bandwidth = self._bandwidth
+        limiter = self._limiter_rate
+        return limiter if limiter < bandwidth and self._phase == _PRE else bandwidth
+
+    def _mark(self) -> None:
+        if self._timeline is not None:
+            self._timeline.append((self._t, self._remaining()))
+
+    def _end(self, outcome: Outcome) -> None:
+        self._outcome = outcome
+        self._phase = _DONE
+        self._mark()
+
+    def _finish_aborted(self, reason: AbortReason) -> None:
+        self._abort_reason = reason
+        self._downtime = 0.0
+        self._paused = False
+        self._end(Outcome.ABORTED)
+
+    def _switch(self) -> None:
+        """Post-copy switch: the guest stops for its state, resumes on the target, the rest is pulled once."""
+        mech = self._mech
+        self._post_left = postcopy.post_copy_bytes(
+            self._pass_left, self._dirty_hot + self._dirty_cold, mech.held_bytes, self._vm.memory_bytes
+        )
+        self._switch_t = self._t
+        self._stop_left = self._vm.state_bytes
+        self._resume_left = self._settings.resume_overhead_s
+        self._stop_start_t = self._t
+        self._phase = _POST
+        self._mark()
+
+    def _enter_stop_and_copy(self, payload: float, wire_factor: float, forced: bool) -> None:
+        self._stop_left = (payload + self._mech.held_bytes) * wire_factor + self._vm.state_bytes
+        self._resume_left = self._settings.resume_overhead_s
+        self._stop_start_t = self._t
+        self._forced = forced
+        self._phase = _STOP
+        self._mark()
+
+    def _run_until(self, t_stop: float) -> None:
+        while self._phase != _DONE:
+            phase = self._phase
+            if phase == _PRE:
+                if not self._step_pre_copy(t_stop):
+                    return
+            elif phase == _STOP:
+                if not self._step_transfer(t_stop, post=False):
+                    return
+            elif not self._step_transfer(t_stop, post=True):
+                return
+
+    def _step_pre_copy(self, t_stop: float) -> bool:
+        """One segment of pre-copy (to the next event or `t_stop`).  False when `t_stop` is reached."""
+        t = self._t
+        # Events due now, in KubeVirt's per-sample order: deadline action (post-copy/pause), progress, deadline abort.
+        if t >= self._deadline_t:
+            action = self._deadline_action
+            if action is DeadlineAction.SWITCH_TO_POST_COPY:
+                self._deadline_t = _INF
+                self._switch()
+                return True
+            if action is DeadlineAction.PAUSE:
+                self.pause()
+                self._deadline_t = 2.0 * self._deadline_t  # KubeVirt doubles the limit; past it: abort
+                self._deadline_action = DeadlineAction.ABORT
+                return True
+            if t >= self._last_progress_t + self._progress_timeout:
+                self._finish_aborted(AbortReason.PROGRESS_TIMEOUT)
+                return True
+            self._finish_aborted(AbortReason.COMPLETION_TIMEOUT)
+            return True
+        if t >= self._last_progress_t + self._progress_timeout:
+            self._finish_aborted(AbortReason.PROGRESS_TIMEOUT)
+            return True
+        if t >= self._cap_t:
+            self._end(Outcome.NOT_CONVERGED)
+            return True
+        if t >= t_stop:
+            return False
+
+        mech = self._mech
+        first = self._rounds == 0
+        in_gap = self._gap_left > 0.0
+        wire_rate = self._wire_rate()
+        if in_gap:
+            send = 0.0
+        else:
+            cap = mech.first_rate_cap_bps if first else mech.later_rate_cap_bps
+            send = wire_rate / self._pass_wf
+            if cap < send:
+                send = cap
+        # Length of this segment: the first event ahead.
+        dt = t_stop - t
+        event_pass_end = False
+        if in_gap:
+            if self._gap_left <= dt:
+                dt = self._gap_left
+        elif send > 0.0:
+            dt_pass = self._pass_left / send
+            if dt_pass <= dt:
+                dt = dt_pass
+                event_pass_end = True
+        else:
+            progress_due = self._last_progress_t + self._progress_timeout - t
+            if progress_due < dt:
+                dt = progress_due
+        deadline_due = self._deadline_t - t
+        if deadline_due < dt:
+            dt = deadline_due
+            event_pass_end = False
+        cap_due = self._cap_t - t
+        if cap_due < dt:
+            dt = cap_due
+            event_pass_end = False
+        if dt < 0.0:
+            dt = 0.0
+
+        # Integrate the segment (everything is linear inside it).
+        throttle = self._throttle
+        if in_gap:
+            self._gap_left = max(0.0, self._gap_left - dt)
+        else:
+            sent = send * dt
+            wire = sent * self._pass_wf
+            self._pass_left = 0.0 if event_pass_end else max(0.0, self._pass_left - sent)
+            self._sent += sent
+            self._wire += wire
+            self._pass_sent += sent
+            self._period_wire += wire
+            if sent > 0.0:
+                self._last_progress_t = t + dt
+        if not self._paused:
+            self._throttle_cpu_s += throttle * dt
+            if mech.log_rate_bps is not None:
+                self._dirty_hot += mech.log_rate_bps * (1.0 - throttle) * dt
+            else:
+                writes = self._dirty_rate * (1.0 - throttle) * dt
+                if writes > 0.0:
+                    hot = self._dirty_hot + writes * mech.hot_share
+                    self._dirty_hot = hot if hot < mech.hot_cap_bytes else mech.hot_cap_bytes
+                    if mech.cold_cap_bytes > 0.0:
+                        cold = self._dirty_cold + writes * (1.0 - mech.hot_share)
+                        self._dirty_cold = cold if cold < mech.cold_cap_bytes else mech.cold_cap_bytes
+        self._t = t + dt
+        if event_pass_end:
+            self._end_of_pass()
+        return True
+
+    def _end_of_pass(self) -> None:
+        """Dirty-bitmap sync: count the pass, maybe raise the throttle, test the stop rule, start the next pass."""
+        mech = self._mech
+        settings = self._settings
+        self._rounds += 1
+        t = self._t
+        new_dirty = self._dirty_hot + self._dirty_cold
+        payload = new_dirty if mech.log_rate_bps is not None or mech.resend_hot else self._dirty_cold
+        if self._timeline is not None:
+            self._timeline.append((t, mech.held_bytes))
+
+        if self._throttle_on and not self._paused:
+            params = settings.throttle
+            self._period_dirty += new_dirty
+            if t - self._period_start_t >= params.min_period_s:
+                if autoconverge.period_is_high(self._period_dirty, self._period_wire, params):
+                    self._high_count += 1
+                    if self._high_count >= params.periods_per_step:
+                        self._high_count = 0
+                        self._throttle = autoconverge.raised_throttle(self._throttle, params)
+                        if self._throttle > self._max_throttle:
+                            self._max_throttle = self._throttle
+                self._period_start_t = t
+                self._period_dirty = 0.0
+                self._period_wire = 0.0
+
+        wire_factor = mech.later_wire_factor_for(payload)
+        wire_rate = self._wire_rate()
+        limiter = settings.xen.rate_limiter if settings.profile is Profile.XEN else None
+        if settings.profile is Profile.QEMU:
+            stop = qemu_stop(payload, wire_rate, settings.downtime_limit_s)
+        else:
+            grew_at_max = (
+                limiter is not None
+                and self._pass_sent > self._prev_pass_sent
+                and self._rounds > 1
+                and self._limiter_rate >= limiter.maximum_bps
+            )
+            stop = xen_stop(
+                payload,
+                self._rounds,
+                self._sent,
+                self._vm.memory_bytes,
+                self._vm.page_size,
+                settings.xen,
+                last_round_grew_at_max_rate=grew_at_max,
+            )
+        if stop is not Stop.NO:
+            self._dirty_hot = self._dirty_cold = 0.0
+            self._enter_stop_and_copy(payload, wire_factor, forced=stop is Stop.FORCED)
+            return
+
+        pass_duration = t - self._pass_start_t
+        if limiter is not None and pass_duration > 0.0:
+            self._limiter_rate = xen_next_rate(self._limiter_rate, new_dirty / pass_duration, limiter)
+        self._prev_pass_sent = self._pass_sent
+        self._pass_sent = 0.0
+        self._pass_left = payload
+        self._pass_wf = wire_factor
+        self._pass_start_t = t
+        self._dirty_hot = self._dirty_cold = 0.0
+        self._gap_left = settings.round_overhead_s
+        self._mark()
+        self._skip_identical_passes()
+
+    def _skip_identical_passes(self) -> None:
+        """If the pass just started will leave exactly the same dirty set (a fixed point: a capped or lambda = 1
+        pre-copy that nothing will change), advance over whole identical passes up to just before the next event."""
+        settings = self._settings
+        if settings.profile is not Profile.QEMU or self._paused:
+            return
+        if self._throttle_on and self._throttle < settings.throttle.maximum:
+            return
+        mech = self._mech
+        if mech.log_rate_bps is not None:
+            return
+        payload = self._pass_left
+        send = self._wire_rate() / self._pass_wf
+        if mech.later_rate_cap_bps < send:
+            send = mech.later_rate_cap_bps
+        if send <= 0.0 or payload <= 0.0:
+            return
+        tau = self._gap_left + payload / send
+        writes = self._dirty_rate * (1.0 - self._throttle) * tau
+        hot = min(mech.hot_cap_bytes, writes * mech.hot_share)
+        cold = min(mech.cold_cap_bytes, writes * (1.0 - mech.hot_share)) if mech.cold_cap_bytes > 0.0 else 0.0
+        next_payload = hot + cold if mech.resend_hot else cold
+        if abs(next_payload - payload) > _STEADY_RTOL * payload:
+            return
+        horizon = min(self._deadline_t, self._cap_t)
+        if math.isinf(horizon):
+            return
+        k = math.floor((horizon - self._t) / tau) - 1
+        if k < 1:
+            return
+        span = k * tau
+        wire = k * payload * self._pass_wf
+        self._rounds += k
+        self._sent += k * payload
+        self._wire += wire
+        self._throttle_cpu_s += self._throttle * span
+        self._t += span
+        self._pass_start_t = self._t
+        self._last_progress_t = self._t
+        self._prev_pass_sent = payload
+        self._period_start_t = self._t
+        self._period_dirty = 0.0
+        self._period_wire = 0.0
+        self._mark()
+
+    def _step_transfer(self, t_stop: float, *, post: bool) -> bool:
+        """Stop-and-copy (guest stopped) or post-copy (state blackout, then pages pulled while the guest runs)."""
+        t = self._t
+        rate = self._bandwidth
+        if self._stop_left > 0.0 or self._resume_left > 0.0:  # the guest is stopped
+            if t >= t_stop:
+                return False
+            if self._stop_left > 0.0:
+                if rate <= 0.0:
+                    return self._stalled(t_stop)
+                due = self._stop_left / rate
+                if due <= t_stop - t:
+                    self._wire += self._stop_left
+                    self._stop_left = 0.0
+                    self._t = t + due
+                    return True
+                self._stop_left -= rate * (t_stop - t)
+                self._wire += rate * (t_stop - t)
+                self._t = t_stop
+                return False
+            if self._resume_left <= t_stop - t:
+                self._t = t + self._resume_left
+                self._resume_left = 0.0
+                return True
+            self._resume_left -= t_stop - t
+            self._t = t_stop
+            return False
+        if not self._blackout_done:
+            self._blackout_done = True
+            self._downtime = t - (self._pause_t if self._paused else self._stop_start_t)
+            if not post:
+                if self._paused:
+                    self._end(Outcome.PAUSED)
+                else:
+                    self._end(Outcome.FORCED_STOP if self._forced else Outcome.COMPLETED)
+                return True
+            self._paused = False  # the guest runs on the target from now on
+            self._post_start_t = t
+        if self._post_left > 0.0:
+            if t >= t_stop:
+                return False
+            if rate <= 0.0:
+                return self._stalled(t_stop)
+            stall = self._settings.post_copy.fault_stall_fraction
+            due = self._post_left / rate
+            if due <= t_stop - t:
+                self._wire += self._post_left
+                self._post_left = 0.0
+                self._stall_s += stall * due
+                self._t = t + due
+                return True
+            self._post_left -= rate * (t_stop - t)
+            self._wire += rate * (t_stop - t)
+            self._stall_s += stall * (t_stop - t)
+            self._t = t_stop
+            return False
+        self._end(Outcome.SWITCHED_TO_POST_COPY)
+        return True
+
+    def _stalled(self, t_stop: float) -> bool:
+        """No bandwidth during stop-and-copy or post-copy: time passes; a run nothing can finish ends at the cap."""
+        if t_stop <= self._cap_t:
+            self._t = t_stop
+            return False
+        self._t = max(self._t, self._cap_t)
+        self._end(Outcome.NOT_CONVERGED)
+        return True
