@@ -62,8 +62,9 @@ def boolean(description: str | None = None) -> Schema:
     return _d({"type": "boolean"}, description)
 
 
-def integer(description: str | None = None, *, fmt: str = "int64", minimum: int | None = None,
-            maximum: int | None = None) -> Schema:
+def integer(
+    description: str | None = None, *, fmt: str = "int64", minimum: int | None = None, maximum: int | None = None
+) -> Schema:
     schema: Schema = {"type": "integer", "format": fmt}
     if minimum is not None:
         schema["minimum"] = minimum
@@ -102,8 +103,9 @@ def string_map(description: str | None = None) -> Schema:
     return _d({"type": "object", "additionalProperties": {"type": "string"}}, description)
 
 
-def array(items: Schema, description: str | None = None, *, list_type: str | None = None,
-          max_items: int | None = None) -> Schema:
+def array(
+    items: Schema, description: str | None = None, *, list_type: str | None = None, max_items: int | None = None
+) -> Schema:
     schema: Schema = {"type": "array", "items": items}
     if list_type:
         schema["x-kubernetes-list-type"] = list_type
@@ -112,8 +114,13 @@ def array(items: Schema, description: str | None = None, *, list_type: str | Non
     return _d(schema, description)
 
 
-def obj(properties: dict[str, Schema], description: str | None = None, *, required: list[str] | None = None,
-        nullable: bool = False) -> Schema:
+def obj(
+    properties: dict[str, Schema],
+    description: str | None = None,
+    *,
+    required: list[str] | None = None,
+    nullable: bool = False,
+) -> Schema:
     schema: Schema = {"type": "object", "properties": properties}
     if required:
         schema["required"] = required
@@ -147,9 +154,7 @@ def label_selector(description: str | None = None) -> Schema:
         {"key": string(), "operator": string(), "values": array(string(), list_type="atomic")},
         required=["key", "operator"],
     )
-    schema = obj(
-        {"matchExpressions": array(requirement, list_type="atomic"), "matchLabels": string_map()}, description
-    )
+    schema = obj({"matchExpressions": array(requirement, list_type="atomic"), "matchLabels": string_map()}, description)
     schema["x-kubernetes-map-type"] = "atomic"
     return schema
 
@@ -186,8 +191,9 @@ def pod_affinity_term() -> Schema:
 
 
 def pod_affinity(description: str) -> Schema:
-    weighted = obj({"podAffinityTerm": pod_affinity_term(), "weight": integer(fmt="int32")},
-                   required=["podAffinityTerm", "weight"])
+    weighted = obj(
+        {"podAffinityTerm": pod_affinity_term(), "weight": integer(fmt="int32")}, required=["podAffinityTerm", "weight"]
+    )
     return obj(
         {
             "preferredDuringSchedulingIgnoredDuringExecution": array(weighted, list_type="atomic"),
@@ -202,13 +208,17 @@ AFFINITY = obj(
         "nodeAffinity": obj(
             {
                 "preferredDuringSchedulingIgnoredDuringExecution": array(
-                    obj({"preference": node_selector_term(), "weight": integer(fmt="int32")},
-                        required=["preference", "weight"]),
+                    obj(
+                        {"preference": node_selector_term(), "weight": integer(fmt="int32")},
+                        required=["preference", "weight"],
+                    ),
                     list_type="atomic",
                 ),
                 "requiredDuringSchedulingIgnoredDuringExecution": {
-                    **obj({"nodeSelectorTerms": array(node_selector_term(), list_type="atomic")},
-                          required=["nodeSelectorTerms"]),
+                    **obj(
+                        {"nodeSelectorTerms": array(node_selector_term(), list_type="atomic")},
+                        required=["nodeSelectorTerms"],
+                    ),
                     "x-kubernetes-map-type": "atomic",
                 },
             },
@@ -494,7 +504,9 @@ def vmi_schema() -> Schema:
                 },
                 "CPU topology currently used by the VM.",
             ),
-            "evacuationNodeName": string("Node being evacuated: set on eviction, cleared after a successful migration."),
+            "evacuationNodeName": string(
+                "Node being evacuated: set on eviction, cleared after a successful migration."
+            ),
             "fsFreezeStatus": string(),
             "guestOSInfo": obj(
                 {
@@ -527,8 +539,17 @@ def vmi_schema() -> Schema:
             "nodeName": string("The node the VMI runs on."),
             "phase": string(
                 "Phase of the VMI.",
-                enum=["", "Pending", "Scheduling", "Scheduled", "Running", "Succeeded", "Failed", "WaitingForSync",
-                      "Unknown"],
+                enum=[
+                    "",
+                    "Pending",
+                    "Scheduling",
+                    "Scheduled",
+                    "Running",
+                    "Succeeded",
+                    "Failed",
+                    "WaitingForSync",
+                    "Unknown",
+                ],
             ),
             "phaseTransitionTimestamps": array(
                 obj({"phase": string(), "phaseTransitionTimestamp": time()}),
@@ -564,8 +585,19 @@ def top_level(description: str, spec: Schema, status: Schema, *, spec_required: 
 
 # --- VirtualMachineInstanceMigration --------------------------------------------------------------------------------
 
-VMIM_PHASES = ["", "Pending", "Scheduling", "Scheduled", "PreparingTarget", "TargetReady", "Running", "Succeeded",
-               "Failed", "WaitingForSync", "Synchronizing"]
+VMIM_PHASES = [
+    "",
+    "Pending",
+    "Scheduling",
+    "Scheduled",
+    "PreparingTarget",
+    "TargetReady",
+    "Running",
+    "Succeeded",
+    "Failed",
+    "WaitingForSync",
+    "Synchronizing",
+]
 
 
 def vmim_schema() -> Schema:
@@ -579,8 +611,11 @@ def vmim_schema() -> Schema:
                 "Queue priority (v1.7+); only virt-controller's service accounts may set it.",
                 enum=["system-critical", "user-triggered", "system-maintenance"],
             ),
-            "receive": obj({"migrationID": string()}, "Decentralized migration: this object is the target.",
-                           required=["migrationID"]),
+            "receive": obj(
+                {"migrationID": string()},
+                "Decentralized migration: this object is the target.",
+                required=["migrationID"],
+            ),
             "sendTo": obj(
                 {"connectURL": string(), "migrationID": string()},
                 "Decentralized migration: this object is the source.",
@@ -604,8 +639,9 @@ def vmim_schema() -> Schema:
                 "When each phase was first entered (one entry per phase).",
                 list_type="atomic",
             ),
-            "synchronizationAddresses": array(string(), "Synchronization addresses (decentralized).",
-                                              list_type="atomic"),
+            "synchronizationAddresses": array(
+                string(), "Synchronization addresses (decentralized).", list_type="atomic"
+            ),
         },
         "Status of the migration, written by virt-controller.",
     )
@@ -747,8 +783,9 @@ def kv_migration_policy_schema() -> Schema:
             "bandwidthPerMigration": quantity("Override the bandwidth limit per migration (bytes/s).", unsigned=True),
             "completionTimeoutPerGiB": integer("Override the completion timeout per GiB (seconds).", minimum=0),
             "experimental": open_obj("v1.9 alpha tunables."),
-            "maxDowntimeMs": integer("Override the maximum downtime in ms (v1.9+, alpha gates).", minimum=1,
-                                     maximum=2000000),
+            "maxDowntimeMs": integer(
+                "Override the maximum downtime in ms (v1.9+, alpha gates).", minimum=1, maximum=2000000
+            ),
             "selectors": obj(
                 {
                     "namespaceSelector": string_map(
@@ -773,9 +810,20 @@ def kv_migration_policy_schema() -> Schema:
 # --- CRDs -----------------------------------------------------------------------------------------------------------
 
 
-def crd(*, group: str, plural: str, singular: str, kind: str, scope: str, version: str, schema: Schema,
-        short_names: list[str] | None = None, categories: list[str] | None = None,
-        columns: list[dict[str, Any]] | None = None, status_subresource: bool) -> dict[str, Any]:
+def crd(
+    *,
+    group: str,
+    plural: str,
+    singular: str,
+    kind: str,
+    scope: str,
+    version: str,
+    schema: Schema,
+    short_names: list[str] | None = None,
+    categories: list[str] | None = None,
+    columns: list[dict[str, Any]] | None = None,
+    status_subresource: bool,
+) -> dict[str, Any]:
     names: dict[str, Any] = {"kind": kind, "listKind": f"{kind}List", "plural": plural, "singular": singular}
     if short_names:
         names["shortNames"] = short_names
@@ -798,8 +846,9 @@ def crd(*, group: str, plural: str, singular: str, kind: str, scope: str, versio
     }
 
 
-def column(name: str, json_path: str, type_: str = "string", *, priority: int | None = None,
-           description: str | None = None) -> dict[str, Any]:
+def column(
+    name: str, json_path: str, type_: str = "string", *, priority: int | None = None, description: str | None = None
+) -> dict[str, Any]:
     col: dict[str, Any] = {"name": name, "type": type_, "jsonPath": json_path}
     if priority is not None:
         col["priority"] = priority
@@ -812,9 +861,16 @@ def all_crds() -> dict[str, dict[str, Any]]:
     age = column("Age", ".metadata.creationTimestamp", "date")
     return {
         "kubevirt.io_virtualmachineinstances.yaml": crd(
-            group="kubevirt.io", plural="virtualmachineinstances", singular="virtualmachineinstance",
-            kind="VirtualMachineInstance", scope="Namespaced", version="v1", schema=vmi_schema(),
-            short_names=["vmi", "vmis"], categories=["all"], status_subresource=False,
+            group="kubevirt.io",
+            plural="virtualmachineinstances",
+            singular="virtualmachineinstance",
+            kind="VirtualMachineInstance",
+            scope="Namespaced",
+            version="v1",
+            schema=vmi_schema(),
+            short_names=["vmi", "vmis"],
+            categories=["all"],
+            status_subresource=False,
             columns=[
                 age,
                 column("Phase", ".status.phase"),
@@ -826,23 +882,42 @@ def all_crds() -> dict[str, dict[str, Any]]:
             ],
         ),
         "kubevirt.io_virtualmachineinstancemigrations.yaml": crd(
-            group="kubevirt.io", plural="virtualmachineinstancemigrations",
-            singular="virtualmachineinstancemigration", kind="VirtualMachineInstanceMigration",
-            scope="Namespaced", version="v1", schema=vmim_schema(), short_names=["vmim", "vmims"],
-            categories=["all"], status_subresource=True,
+            group="kubevirt.io",
+            plural="virtualmachineinstancemigrations",
+            singular="virtualmachineinstancemigration",
+            kind="VirtualMachineInstanceMigration",
+            scope="Namespaced",
+            version="v1",
+            schema=vmim_schema(),
+            short_names=["vmim", "vmims"],
+            categories=["all"],
+            status_subresource=True,
             columns=[
                 column("Phase", ".status.phase", description="The current phase of VM instance migration"),
                 column("VMI", ".spec.vmiName", description="The name of the VMI to perform the migration on"),
             ],
         ),
         "kubevirt.io_kubevirts.yaml": crd(
-            group="kubevirt.io", plural="kubevirts", singular="kubevirt", kind="KubeVirt", scope="Namespaced",
-            version="v1", schema=kubevirt_schema(), short_names=["kv", "kvs"], categories=["all"],
-            status_subresource=True, columns=[age, column("Phase", ".status.phase")],
+            group="kubevirt.io",
+            plural="kubevirts",
+            singular="kubevirt",
+            kind="KubeVirt",
+            scope="Namespaced",
+            version="v1",
+            schema=kubevirt_schema(),
+            short_names=["kv", "kvs"],
+            categories=["all"],
+            status_subresource=True,
+            columns=[age, column("Phase", ".status.phase")],
         ),
         "migrations.kubevirt.io_migrationpolicies.yaml": crd(
-            group="migrations.kubevirt.io", plural="migrationpolicies", singular="migrationpolicy",
-            kind="MigrationPolicy", scope="Cluster", version="v1alpha1", schema=kv_migration_policy_schema(),
+            group="migrations.kubevirt.io",
+            plural="migrationpolicies",
+            singular="migrationpolicy",
+            kind="MigrationPolicy",
+            scope="Cluster",
+            version="v1alpha1",
+            schema=kv_migration_policy_schema(),
             status_subresource=True,
         ),
     }

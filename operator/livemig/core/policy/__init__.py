@@ -1,0 +1,52 @@
+"""livemig's MigrationPolicy: frozen value objects (spec), the parser/validator (parse) and label selectors.
+
+`parse_policy` enforces the same schema, defaults and CEL rules as crds/livemig.io_migrationpolicies.yaml, so
+`livemig plan --policy` rejects what the API server would, naming the same field.
+"""
+
+from livemig.core.policy.parse import load_policy, parse_policy
+from livemig.core.policy.selectors import matches
+from livemig.core.policy.spec import (
+    Comparison,
+    Consolidation,
+    Evacuation,
+    LabelSelector,
+    LabelSelectorRequirement,
+    Limits,
+    LivemigPolicy,
+    LoadBalancing,
+    Maintenance,
+    PressureThresholds,
+    PrometheusOverrides,
+    PrometheusQueries,
+    ResourceFractions,
+    SelectorOperator,
+    TechniquePolicy,
+    Threshold,
+    TimeWindow,
+    VmiSelector,
+)
+
+__all__ = [
+    "Comparison",
+    "Consolidation",
+    "Evacuation",
+    "LabelSelector",
+    "LabelSelectorRequirement",
+    "Limits",
+    "LivemigPolicy",
+    "LoadBalancing",
+    "Maintenance",
+    "PressureThresholds",
+    "PrometheusOverrides",
+    "PrometheusQueries",
+    "ResourceFractions",
+    "SelectorOperator",
+    "TechniquePolicy",
+    "Threshold",
+    "TimeWindow",
+    "VmiSelector",
+    "load_policy",
+    "matches",
+    "parse_policy",
+]

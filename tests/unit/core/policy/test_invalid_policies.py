@@ -1,0 +1,53 @@
+"""The bad policies in tests/data/invalid_policies.yaml are rejected offline, naming the same field as the API server.
+
+tests/integration/test_crds.py runs the same cases against the real API server with the CRD installed.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from livemig.core.errors import SpecErrors
+from livemig.core.policy import parse_policy
+
+DATA = Path(__file__).resolve().parents[3] / "data" / "invalid_policies.yaml"
+CASES_DOC = yaml.safe_load(DATA.read_text())
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386 JSON merge patch: objects merge recursively, null deletes, anything else replaces."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    result = copy.deepcopy(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge_patch(result.get(key), value)
+    return result
+
+
+def test_the_base_policy_is_valid() -> None:
+    policy = parse_policy(CASES_DOC["base"])
+    assert policy.name == "base"
+
+
+def test_there_are_at_least_fifteen_cases_with_unique_names() -> None:
+    names = [case["name"] for case in CASES_DOC["cases"]]
+    assert len(names) >= 15
+    assert len(set(names)) == len(names)
+
+
+@pytest.mark.parametrize("case", CASES_DOC["cases"], ids=lambda case: case["name"])
+def test_invalid_policy_is_rejected_naming_the_field(case: dict[str, Any]) -> None:
+    manifest = merge_patch(CASES_DOC["base"], case["patch"])
+    with pytest.raises(SpecErrors) as excinfo:
+        parse_policy(manifest)
+    paths = [error.path for error in excinfo.value.errors]
+    assert case["field"] in paths, f"expected an error at {case['field']}, got {excinfo.value}"
+    assert str(excinfo.value).count(case["field"]) >= 1
