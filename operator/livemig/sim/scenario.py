@@ -1,0 +1,250 @@
+"""A simulator scenario: a cluster snapshot (contracts §1, parsed by `livemig.core.cluster.parse_snapshot`) plus the
+scenario-only keys `simulation`, `faults` and `kubevirtPolicies` (and, per VMI, `backend`).
+
+```yaml
+simulation:
+  timeScale: 60            # simulated seconds per wall second (CLI --time-scale overrides)
+  seed: 1                  # jitter of the target-pod delays (CLI --seed overrides)
+  step: 1s                 # physics step in simulated time
+  kubevirtNamespace: kubevirt   # where the KubeVirt CR named `kubevirt` lives
+  delays:                  # simulated durations of the steps no physics decides (± jitter)
+    targetPodScheduled: 2s # Scheduling -> Scheduled (target pod Ready)
+    targetReady: 1s        # PreparingTarget -> TargetReady
+    migrationStart: 0.5s   # TargetReady -> Running
+    jitter: 0.2            # each delay is multiplied by a seeded uniform factor in [1 - j, 1 + j]
+  migrationCpu: {source: 1.0, target: 0.5}   # cores a running migration costs on each side
+kubevirtPolicies:          # KubeVirt MigrationPolicy manifests created at start (migrations.kubevirt.io/v1alpha1)
+  - metadata: {name: postcopy-db}
+    spec: {selectors: {virtualMachineInstanceSelector: {app: db}}, allowPostCopy: true}
+faults: [...]              # see livemig.sim.faults
+```
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from livemig.core.cluster import ClusterSnapshot, parse_snapshot, read_document
+from livemig.core.errors import SpecError, SpecErrors
+from livemig.core.units import parse_duration
+from livemig.sim.faults import Fault, parse_fault
+from livemig.sim.kvconfig import (
+    MIGRATION_POLICY_GROUP,
+    MIGRATION_POLICY_VERSION,
+    KvMigrationPolicy,
+    MigrationConfiguration,
+    parse_kv_migration_policy,
+    parse_migration_configuration,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Delays:
+    target_pod_scheduled_s: float = 2.0
+    target_ready_s: float = 1.0
+    migration_start_s: float = 0.5
+    jitter: float = 0.2
+
+
+@dataclass(frozen=True, slots=True)
+class SimulationSettings:
+    time_scale: float = 1.0
+    seed: int = 0
+    step_s: float = 1.0
+    kubevirt_namespace: str = "kubevirt"
+    delays: Delays = field(default_factory=Delays)
+    migration_cpu_source_cores: float = 1.0
+    migration_cpu_target_cores: float = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    snapshot: ClusterSnapshot
+    kubevirt: MigrationConfiguration
+    kubevirt_manifest: Mapping[str, Any]  # spec.configuration.migrations written to the KubeVirt CR
+    policies: tuple[KvMigrationPolicy, ...]
+    policy_manifests: tuple[Mapping[str, Any], ...]
+    faults: tuple[Fault, ...]
+    simulation: SimulationSettings
+
+    @property
+    def namespaces(self) -> tuple[str, ...]:
+        names = {v.namespace for v in self.snapshot.vmis} | {n.name for n in self.snapshot.namespaces}
+        return tuple(sorted(names))
+
+
+_SIM_KEYS = {"timeScale", "seed", "step", "kubevirtNamespace", "delays", "migrationCpu"}
+_DELAY_KEYS = {"targetPodScheduled", "targetReady", "migrationStart", "jitter"}
+
+
+def _number(doc: Mapping[str, Any], key: str, path: str, errors: list[SpecError], *, positive: bool) -> float | None:
+    value = doc.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0 or (positive and value == 0):
+        kind = "a positive number" if positive else "a non-negative number"
+        errors.append(SpecError(f"{path}.{key}", f"must be {kind}, not {value!r}"))
+        return None
+    return float(value)
+
+
+def _parse_simulation(doc: object, errors: list[SpecError]) -> SimulationSettings:
+    path = "simulation"
+    if doc is None:
+        return SimulationSettings()
+    if not isinstance(doc, Mapping):
+        errors.append(SpecError(path, "must be a mapping"))
+        return SimulationSettings()
+    for key in doc:
+        if key not in _SIM_KEYS:
+            errors.append(
+                SpecError(f"{path}.{key}", f"unknown field (expected one of: {', '.join(sorted(_SIM_KEYS))})")
+            )
+    default = SimulationSettings()
+    scale = _number(doc, "timeScale", path, errors, positive=True)
+    seed = doc.get("seed")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        errors.append(SpecError(f"{path}.seed", f"must be an integer, not {seed!r}"))
+        seed = None
+    step = default.step_s
+    if doc.get("step") is not None:
+        try:
+            step = parse_duration(doc["step"], f"{path}.step", allow_zero=False)
+        except SpecError as exc:
+            errors.append(exc)
+    namespace = doc.get("kubevirtNamespace", default.kubevirt_namespace)
+    if not isinstance(namespace, str) or not namespace:
+        errors.append(SpecError(f"{path}.kubevirtNamespace", f"must be a namespace name, not {namespace!r}"))
+        namespace = default.kubevirt_namespace
+    delays = Delays()
+    raw_delays = doc.get("delays")
+    if raw_delays is not None:
+        if not isinstance(raw_delays, Mapping):
+            errors.append(SpecError(f"{path}.delays", "must be a mapping"))
+        else:
+            for key in raw_delays:
+                if key not in _DELAY_KEYS:
+                    errors.append(SpecError(f"{path}.delays.{key}", "unknown field"))
+            values: dict[str, float] = {}
+            for key, attr in (
+                ("targetPodScheduled", "target_pod_scheduled_s"),
+                ("targetReady", "target_ready_s"),
+                ("migrationStart", "migration_start_s"),
+            ):
+                if raw_delays.get(key) is not None:
+                    try:
+                        values[attr] = parse_duration(raw_delays[key], f"{path}.delays.{key}")
+                    except SpecError as exc:
+                        errors.append(exc)
+            jitter = _number(raw_delays, "jitter", f"{path}.delays", errors, positive=False)
+            if jitter is not None and jitter >= 1:
+                errors.append(SpecError(f"{path}.delays.jitter", f"must be below 1, not {jitter}"))
+                jitter = None
+            delays = Delays(**values, jitter=delays.jitter if jitter is None else jitter)
+    cpu = doc.get("migrationCpu") or {}
+    src = dst = None
+    if not isinstance(cpu, Mapping):
+        errors.append(SpecError(f"{path}.migrationCpu", "must be a mapping with source and target"))
+    else:
+        src = _number(cpu, "source", f"{path}.migrationCpu", errors, positive=False)
+        dst = _number(cpu, "target", f"{path}.migrationCpu", errors, positive=False)
+    return SimulationSettings(
+        time_scale=default.time_scale if scale is None else scale,
+        seed=default.seed if seed is None else int(seed),
+        step_s=step,
+        kubevirt_namespace=namespace,
+        delays=delays,
+        migration_cpu_source_cores=default.migration_cpu_source_cores if src is None else src,
+        migration_cpu_target_cores=default.migration_cpu_target_cores if dst is None else dst,
+    )
+
+
+def _parse_policies(
+    doc: object, errors: list[SpecError]
+) -> tuple[tuple[KvMigrationPolicy, ...], tuple[dict[str, Any], ...]]:
+    if doc is None:
+        return (), ()
+    if not isinstance(doc, list):
+        errors.append(SpecError("kubevirtPolicies", "must be a list of KubeVirt MigrationPolicy manifests"))
+        return (), ()
+    policies: list[KvMigrationPolicy] = []
+    manifests: list[dict[str, Any]] = []
+    names: set[str] = set()
+    for i, item in enumerate(doc):
+        path = f"kubevirtPolicies[{i}]"
+        if not isinstance(item, Mapping):
+            errors.append(SpecError(path, "must be a MigrationPolicy manifest"))
+            continue
+        try:
+            policy = parse_kv_migration_policy(item, path)
+        except SpecErrors as exc:
+            errors.extend(exc.errors)
+            continue
+        if policy.name in names:
+            errors.append(SpecError(f"{path}.metadata.name", f"duplicate policy name {policy.name!r}"))
+        names.add(policy.name)
+        policies.append(policy)
+        manifests.append(
+            {
+                "apiVersion": f"{MIGRATION_POLICY_GROUP}/{MIGRATION_POLICY_VERSION}",
+                "kind": "MigrationPolicy",
+                "metadata": {"name": policy.name, "labels": dict((item.get("metadata") or {}).get("labels") or {})},
+                "spec": dict(item.get("spec") or {}),
+            }
+        )
+    return tuple(policies), tuple(manifests)
+
+
+def parse_scenario(doc: Mapping[str, Any]) -> Scenario:
+    """Validate a whole scenario, collecting every problem (cluster part and scenario-only keys) before raising."""
+    errors: list[SpecError] = []
+    snapshot: ClusterSnapshot | None = None
+    try:
+        snapshot = parse_snapshot(doc)
+    except SpecErrors as exc:
+        errors.extend(exc.errors)
+    kubevirt_doc = doc.get("kubevirt") if isinstance(doc, Mapping) else None
+    kubevirt = MigrationConfiguration()
+    try:
+        kubevirt = parse_migration_configuration(kubevirt_doc if isinstance(kubevirt_doc, Mapping) else None)
+    except SpecErrors as exc:
+        errors.extend(e for e in exc.errors if all(e.path != o.path for o in errors))
+    simulation = _parse_simulation(doc.get("simulation"), errors)
+    policies, manifests = _parse_policies(doc.get("kubevirtPolicies"), errors)
+    indexed: list[tuple[int, Fault]] = []
+    raw_faults = doc.get("faults")
+    if raw_faults is not None and not isinstance(raw_faults, list):
+        errors.append(SpecError("faults", "must be a list of faults"))
+    for i, item in enumerate(raw_faults if isinstance(raw_faults, list) else []):
+        try:
+            indexed.append((i, parse_fault(item, f"faults[{i}]")))
+        except SpecErrors as exc:
+            errors.extend(exc.errors)
+    faults = tuple(f for _, f in indexed)
+    if snapshot is not None:
+        nodes = {n.name for n in snapshot.nodes}
+        vmis = {v.key for v in snapshot.vmis}
+        for i, f in indexed:
+            if f.node is not None and f.node not in nodes:
+                errors.append(SpecError(f"faults[{i}].node", f"no node named {f.node!r} in the scenario"))
+            if f.vmi is not None and f.vmi not in vmis:
+                errors.append(SpecError(f"faults[{i}].vmi", f"no VMI {f.vmi!r} in the scenario"))
+    if errors or snapshot is None:
+        raise SpecErrors(errors)
+    return Scenario(
+        snapshot=snapshot,
+        kubevirt=kubevirt,
+        kubevirt_manifest=kubevirt.to_manifest(),
+        policies=policies,
+        policy_manifests=manifests,
+        faults=faults,
+        simulation=simulation,
+    )
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Read and validate a scenario file (YAML or JSON).  The only I/O here."""
+    return parse_scenario(read_document(path))

@@ -1,0 +1,844 @@
+"""The simulated cluster: VMIs, nodes and migrations in memory, advanced by `Simulation.tick(now)`.
+
+This is virt-controller's and virt-handler's logic without the API server: inputs arrive as method calls (a VMIM was
+created or is being deleted, the KubeVirt CR or a MigrationPolicy changed, a fault was posted), and `tick` returns the
+writes the engine must make (`Write` values) plus outcome records.  Time is always passed in (`now`, simulated
+seconds), so tests drive it with a `ManualClock`.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from livemig.core.cluster import Node, Vmi
+from livemig.core.model import LinkProfile, RunState, VmProfile
+from livemig.core.vocabulary import AbortReason, Outcome, Technique
+from livemig.sim import rules
+from livemig.sim.backend import MigrationBackend, MigrationStart, backend_factory, settings_for, technique_for
+from livemig.sim.faults import Fault, FaultType, link_bandwidth_bps, link_failure_due, target_refuses, timed_faults_due
+from livemig.sim.kvconfig import KvMigrationPolicy, MigrationConfiguration, decide_handoff_config
+from livemig.sim.rules import Phase
+from livemig.sim.scenario import Scenario
+from livemig.sim.scheduler import Placement, pick_target_node
+
+LINK_FAILURE_REASON = "Live migration failed: the migration connection to the target node was lost"
+VM_LOST_REASON = "the VM was lost: its migration link failed during post-copy"
+TARGET_DOWN_REASON = "Migration target pod was removed during active migration."
+SOURCE_NODE_DOWN_REASON = "source node reported migration failed: node is NotReady"
+
+
+# --- writes the engine performs ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class VmimStatus:
+    namespace: str
+    name: str
+    status: Mapping[str, Any]  # merge-patched into .status
+
+
+@dataclass(frozen=True, slots=True)
+class VmimFinalizerRemoval:
+    namespace: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class VmimDeletion:
+    namespace: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class VmiPatch:
+    namespace: str
+    name: str
+    patch: Mapping[str, Any]  # merge patch of the whole object (labels, status)
+
+
+@dataclass(frozen=True, slots=True)
+class NodeReady:
+    name: str
+    ready: bool
+
+
+Write = VmimStatus | VmimFinalizerRemoval | VmimDeletion | VmiPatch | NodeReady
+
+
+# --- state -----------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class VmiState:
+    spec: Vmi
+    node: str
+    labels: dict[str, str]
+    phase: str = "Running"
+    reason: str | None = None
+    migration_uid: str | None = None  # bound unfinished migration
+    throttle: float = 0.0  # auto-converge CPU throttle of the guest (0..0.99)
+    paused: bool = False
+    cpu_seconds: float = 0.0  # wall-equivalent counter (see docs/simulator.md)
+
+    @property
+    def key(self) -> str:
+        return self.spec.key
+
+
+@dataclass
+class NodeState:
+    spec: Node
+    ready: bool = True
+    cpu_seconds: dict[str, float] = field(default_factory=lambda: {"idle": 0.0, "user": 0.0, "system": 0.0})
+    psi: dict[str, float] = field(
+        default_factory=lambda: {"cpu_waiting": 0.0, "memory_waiting": 0.0, "memory_stalled": 0.0,
+                                 "io_waiting": 0.0, "io_stalled": 0.0}
+    )  # fmt: skip
+
+
+@dataclass
+class MigrationState:
+    namespace: str
+    name: str
+    uid: str
+    vmi_key: str
+    seq: int
+    created_at: float
+    priority: str = ""
+    added_node_selector: Mapping[str, str] = field(default_factory=dict)
+    phase: Phase = Phase.UNSET
+    timestamps: list[dict[str, str]] = field(default_factory=list)
+    conditions: list[dict[str, Any]] = field(default_factory=list)
+    source_node: str = ""
+    target_node: str | None = None
+    has_target_pod: bool = False
+    pod_unschedulable: bool = False
+    pod_pending_since: float = 0.0
+    next_at: float = 0.0
+    requeue_at: float = 0.0
+    config: MigrationConfiguration | None = None
+    policy_name: str | None = None
+    matched_policy: str | None = None
+    technique: Technique | None = None
+    backend: MigrationBackend | None = None
+    last: RunState | None = None
+    mode: str | None = None
+    running_since: float | None = None
+    end_at: float | None = None
+    final_at: float | None = None
+    abort_requested: bool = False
+    abort_status: str | None = None
+    deleting: bool = False
+    failure_reason: str | None = None
+    outcome: Outcome | None = None
+    vm_lost: bool = False
+    predicted: dict[str, Any] | None = None
+    bandwidth_bps: float = 0.0
+    dirty_rate_bps: float = 0.0
+    finalizer_removed: bool = False
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    def view(self) -> rules.MigrationView:
+        return rules.MigrationView(
+            self.key, self.vmi_key, self.phase, self.source_node, self.has_target_pod, self.priority, self.created_at
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class TickResult:
+    writes: tuple[Write, ...]
+    outcomes: tuple[dict[str, Any], ...]
+
+
+class Simulation:
+    """All of the simulated cluster's state and KubeVirt's rules applied to it."""
+
+    def __init__(self, scenario: Scenario, *, epoch_s: float, seed: int | None = None) -> None:
+        self.scenario = scenario
+        self.epoch_s = epoch_s
+        self.settings = scenario.simulation
+        self.rng = random.Random(self.settings.seed if seed is None else seed)
+        self.config: MigrationConfiguration = scenario.kubevirt
+        self.policies: dict[str, KvMigrationPolicy] = {p.name: p for p in scenario.policies}
+        self.namespace_labels: dict[str, dict[str, str]] = {
+            ns.name: dict(ns.labels) for ns in scenario.snapshot.namespaces
+        }
+        self.nodes: dict[str, NodeState] = {n.name: NodeState(n) for n in scenario.snapshot.nodes}
+        self.vmis: dict[str, VmiState] = {
+            v.key: VmiState(v, v.node, {**v.labels, rules.NODE_NAME_LABEL: v.node}) for v in scenario.snapshot.vmis
+        }
+        self.migrations: dict[str, MigrationState] = {}
+        self.faults: list[Fault] = list(scenario.faults)
+        self.fired: set[int] = set()
+        self.vmis_lost = 0
+        self.faults_fired: dict[str, int] = {t.value: 0 for t in FaultType}
+        self.migration_totals: dict[str, int] = {"succeeded": 0, "failed": 0}
+        self._seq = 0
+        self._writes: list[Write] = []
+        self._outcomes: list[dict[str, Any]] = []
+        self._last_integrated: float = 0.0
+
+    # ---- helpers ----
+
+    def timestamp(self, now: float) -> str:
+        return datetime.fromtimestamp(self.epoch_s + now, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def _jitter(self, seconds: float) -> float:
+        j = self.settings.delays.jitter
+        return seconds * (1 + self.rng.uniform(-j, j)) if j else seconds
+
+    def _set_phase(self, m: MigrationState, phase: Phase, now: float) -> None:
+        if not rules.transition_allowed(m.phase, phase):
+            raise AssertionError(f"{m.key}: illegal transition {m.phase!r} -> {phase!r}")
+        m.phase = phase
+        m.timestamps = rules.add_phase_timestamp(m.timestamps, phase, self.timestamp(now))
+
+    def _vmim_status(self, m: MigrationState, migration_state: Mapping[str, Any] | None = None) -> None:
+        status: dict[str, Any] = {
+            "phase": m.phase.value,
+            "phaseTransitionTimestamps": m.timestamps,
+            "conditions": m.conditions,
+        }
+        if migration_state is not None:
+            status["migrationState"] = dict(migration_state)
+        self._writes.append(VmimStatus(m.namespace, m.name, status))
+
+    def _vmi_patch(self, vmi: VmiState, patch: Mapping[str, Any]) -> None:
+        namespace, name = vmi.key.split("/", 1)
+        self._writes.append(VmiPatch(namespace, name, patch))
+
+    def _migration_state_manifest(self, m: MigrationState, now: float) -> dict[str, Any]:
+        """The VMI's `status.migrationState` as KubeVirt leaves it for this migration."""
+        ms: dict[str, Any] = {
+            "migrationUid": m.uid,
+            "sourceNode": m.source_node,
+            "sourcePod": f"virt-launcher-{m.vmi_key.split('/', 1)[1]}-source",
+            "targetNode": m.target_node,
+            "targetPod": f"virt-launcher-{m.vmi_key.split('/', 1)[1]}-{m.uid[:5]}",
+        }
+        if m.policy_name is not None and m.config is not None:
+            ms["migrationPolicyName"] = m.policy_name
+            ms["migrationConfiguration"] = m.config.to_manifest()
+        if m.phase in (Phase.TARGET_READY, Phase.RUNNING) or m.running_since is not None:
+            ms["targetNodeAddress"] = _node_address(m.target_node or "")
+        if m.running_since is not None:
+            ms["startTimestamp"] = self.timestamp(m.running_since)
+        if m.mode is not None:
+            ms["mode"] = m.mode
+        if m.abort_requested:
+            ms["abortRequested"] = True
+        if m.abort_status is not None:
+            ms["abortStatus"] = m.abort_status
+        if m.end_at is not None:
+            ms["endTimestamp"] = self.timestamp(m.end_at)
+            ms["completed"] = True
+            ms["failed"] = m.outcome is None or not m.outcome.succeeded
+            if m.failure_reason:
+                ms["failureReason"] = m.failure_reason
+            if not ms["failed"]:
+                ms["targetNodeDomainDetected"] = True
+                ms["targetNodeDomainReadyTimestamp"] = self.timestamp(m.end_at)
+        return ms
+
+    # ---- inputs ----
+
+    def on_vmim(self, manifest: Mapping[str, Any], now: float) -> None:
+        """A VMIM was seen (ADDED or MODIFIED).  A deletionTimestamp means: abort."""
+        meta = manifest.get("metadata") or {}
+        key = f"{meta.get('namespace')}/{meta.get('name')}"
+        m = self.migrations.get(key)
+        if m is None or m.uid != meta.get("uid"):
+            spec = manifest.get("spec") or {}
+            self._seq += 1
+            phase_now = (manifest.get("status") or {}).get("phase") or ""
+            m = MigrationState(
+                namespace=str(meta.get("namespace")),
+                name=str(meta.get("name")),
+                uid=str(meta.get("uid") or uuid.uuid4()),
+                vmi_key=f"{meta.get('namespace')}/{spec.get('vmiName', '')}",
+                seq=self._seq,
+                created_at=now,
+                priority=str(spec.get("priority") or ""),
+                added_node_selector=dict(spec.get("addedNodeSelector") or {}),
+            )
+            if phase_now in ("Succeeded", "Failed"):
+                # Finished before this simulator started (or seen again after a restart): keep it for GC only.
+                m.phase = Phase(phase_now)
+                m.final_at = now
+                m.finalizer_removed = rules.MIGRATION_FINALIZER not in (meta.get("finalizers") or [])
+            self.migrations[key] = m
+        if meta.get("deletionTimestamp") and not m.deleting:
+            m.deleting = True
+            if m.phase.is_final:
+                self._release_finalizer(m)
+            else:
+                m.abort_requested = m.abort_requested or not m.phase.before_handoff
+                _add_condition(m, "migrationAbortRequested", self.timestamp(now))
+
+    def on_vmim_gone(self, namespace: str, name: str) -> None:
+        self.migrations.pop(f"{namespace}/{name}", None)
+
+    def on_kubevirt_config(self, config: MigrationConfiguration) -> None:
+        self.config = config
+
+    def on_policy(self, policy: KvMigrationPolicy) -> None:
+        self.policies[policy.name] = policy
+
+    def on_policy_gone(self, name: str) -> None:
+        self.policies.pop(name, None)
+
+    def on_namespace_labels(self, name: str, labels: Mapping[str, str]) -> None:
+        self.namespace_labels[name] = dict(labels)
+
+    def on_vmi_labels(self, key: str, labels: Mapping[str, str]) -> None:
+        vmi = self.vmis.get(key)
+        if vmi is not None:
+            vmi.labels = dict(labels)
+
+    def add_fault(self, fault: Fault) -> int:
+        self.faults.append(fault)
+        return len(self.faults) - 1
+
+    # ---- the tick ----
+
+    def tick(self, now: float) -> TickResult:
+        self._fire_faults(now)
+        for m in sorted(self.migrations.values(), key=lambda x: x.seq):
+            if m.phase is Phase.UNSET:
+                self._start_pending(m, now)
+        self._handle_deletions(now)
+        self._admit(now)
+        for m in sorted(self.migrations.values(), key=lambda x: x.seq):
+            if not m.phase.is_final:
+                self._advance(m, now)
+        self._garbage_collect()
+        writes, outcomes = tuple(self._writes), tuple(self._outcomes)
+        self._writes.clear()
+        self._outcomes.clear()
+        return TickResult(writes, outcomes)
+
+    def _start_pending(self, m: MigrationState, now: float) -> None:
+        vmi = self.vmis.get(m.vmi_key)
+        self._set_phase(m, Phase.PENDING, now)
+        m.requeue_at = now
+        if vmi is None or vmi.phase != "Running":
+            self._fail(m, now, "VMI does not exist or is not running", outcome=Outcome.FAILED)
+            return
+        if vmi.migration_uid is not None and vmi.migration_uid != m.uid:
+            self._fail(
+                m, now, "VMI is not eligible for migration because another migration job is in progress.",
+                outcome=Outcome.FAILED,
+            )  # fmt: skip
+            return
+        m.source_node = vmi.node
+        vmi.migration_uid = m.uid
+        self._vmim_status(m, {"sourcePod": f"virt-launcher-{m.vmi_key.split('/', 1)[1]}-source"})
+
+    def _handle_deletions(self, now: float) -> None:
+        for m in list(self.migrations.values()):
+            if not m.deleting or m.phase.is_final:
+                continue
+            if m.phase.before_handoff:
+                # Target pod deleted; the VMIM fails as "canceled".
+                self._fail(m, now, "Migration failed due to being canceled", outcome=Outcome.ABORTED,
+                           abort_reason=AbortReason.REQUESTED)  # fmt: skip
+            elif m.phase in (Phase.PREPARING_TARGET, Phase.TARGET_READY):
+                m.abort_status = "Succeeded"
+                self._fail(m, now, "Live migration has been aborted", outcome=Outcome.ABORTED,
+                           abort_reason=AbortReason.REQUESTED)  # fmt: skip
+            elif m.phase is Phase.RUNNING and m.backend is not None and m.abort_status is None:
+                vmi = self.vmis[m.vmi_key]
+                if m.mode == "PostCopy":
+                    # What QEMU does with a cancel in post-copy is unverified; the simulator refuses it.
+                    m.abort_status = "Failed"
+                    self._vmi_patch(vmi, {"status": {"migrationState": self._migration_state_manifest(m, now)}})
+                    continue
+                m.abort_status = "Aborting"
+                self._vmi_patch(vmi, {"status": {"migrationState": self._migration_state_manifest(m, now)}})
+                if m.backend.abort(AbortReason.REQUESTED):
+                    m.last = m.backend.state()
+                else:  # refused: stop-and-copy already under way
+                    m.abort_status = "Failed"
+
+    def _admit(self, now: float) -> None:
+        views = [m.view() for m in self.migrations.values() if not m.phase.is_final]
+        ready = {m.key for m in self.migrations.values() if m.requeue_at <= now and not m.deleting}
+        candidates = [v for v in views if v.key in ready or v.has_target_pod or v.phase is not Phase.PENDING]
+        admitted = {
+            v.key
+            for v in rules.admit_pending(
+                candidates,
+                self.config.parallel_migrations_per_cluster,
+                self.config.parallel_outbound_migrations_per_node,
+            )
+        }
+        for m in self.migrations.values():
+            if m.phase is not Phase.PENDING or m.has_target_pod or m.deleting:
+                continue
+            if m.key in admitted:
+                m.has_target_pod = True
+                m.pod_pending_since = now
+                self._set_phase(m, Phase.SCHEDULING, now)
+                self._schedule_target(m, now)
+                self._vmim_status(m)
+            elif m.requeue_at <= now:
+                m.requeue_at = now + rules.REQUEUE_DELAY_S.get(m.priority, 5.0)
+
+    def _placements(self) -> list[Placement]:
+        out = [Placement(v.spec, v.node) for v in self.vmis.values() if v.phase == "Running"]
+        for m in self.migrations.values():
+            if not m.phase.is_final and m.target_node is not None and m.vmi_key in self.vmis:
+                out.append(Placement(self.vmis[m.vmi_key].spec, m.target_node))
+        return out
+
+    def _schedule_target(self, m: MigrationState, now: float) -> None:
+        vmi = self.vmis[m.vmi_key]
+        not_ready = frozenset(n for n, s in self.nodes.items() if not s.ready)
+        target = pick_target_node(
+            vmi.spec,
+            vmi.node,
+            (s.spec for s in self.nodes.values()),
+            self._placements(),
+            added_node_selector=m.added_node_selector,
+            not_ready=not_ready,
+        )
+        if target is None:
+            m.pod_unschedulable = True
+            return
+        m.pod_unschedulable = False
+        m.target_node = target
+        m.next_at = now + self._jitter(self.settings.delays.target_pod_scheduled_s)
+
+    def _advance(self, m: MigrationState, now: float) -> None:
+        if m.phase is Phase.SCHEDULING:
+            if m.target_node is None:
+                if rules.target_pod_timed_out(m.pod_pending_since, m.pod_unschedulable, now):
+                    self._fail(m, now, "target pod was unschedulable for too long", outcome=Outcome.FAILED)
+                    return
+                self._schedule_target(m, now)
+                return
+            if now >= m.next_at:
+                self._set_phase(m, Phase.SCHEDULED, now)
+                self._vmim_status(m)
+                self._handoff(m, now)
+            return
+        if m.phase is Phase.PREPARING_TARGET:
+            if target_refuses(self.faults, m.target_node or "", now):
+                self.faults_fired[FaultType.TARGET_REFUSES.value] += 1
+                self._fail(m, now, TARGET_DOWN_REASON, outcome=Outcome.FAILED)
+                return
+            if now >= m.next_at:
+                self._set_phase(m, Phase.TARGET_READY, now)
+                m.next_at = now + self._jitter(self.settings.delays.migration_start_s)
+                self._publish(m, now)
+            return
+        if m.phase is Phase.TARGET_READY:
+            if now >= m.next_at:
+                self._start_running(m, now)
+            return
+        if m.phase is Phase.RUNNING:
+            self._step_running(m, now)
+
+    def _handoff(self, m: MigrationState, now: float) -> None:
+        vmi = self.vmis[m.vmi_key]
+        namespace = m.vmi_key.split("/", 1)[0]
+        decision = decide_handoff_config(
+            self.config, sorted(self.policies.values(), key=lambda p: p.name), vmi.labels,
+            self.namespace_labels.get(namespace, {}),
+        )  # fmt: skip
+        m.config = decision.config
+        m.policy_name = decision.policy_name
+        m.matched_policy = decision.matched_policy
+        self._set_phase(m, Phase.PREPARING_TARGET, now)
+        m.next_at = now + self._jitter(self.settings.delays.target_ready_s)
+        vmi.labels[rules.TARGET_NODE_LABEL] = m.target_node or ""
+        self._vmi_patch(
+            vmi,
+            {
+                "metadata": {"labels": {rules.TARGET_NODE_LABEL: m.target_node}},
+                "status": {"migrationState": self._migration_state_manifest(m, now)},
+            },
+        )
+        self._vmim_status(m)
+
+    def _publish(self, m: MigrationState, now: float) -> None:
+        vmi = self.vmis[m.vmi_key]
+        self._vmi_patch(vmi, {"status": {"migrationState": self._migration_state_manifest(m, now)}})
+        self._vmim_status(m)
+
+    def _link_bandwidth(self, m: MigrationState, now: float) -> float:
+        """Each node's link is shared by the migrations running from or to it; faults and the per-migration cap
+        apply on top."""
+        assert m.target_node is not None
+        active: dict[str, int] = {}
+        for other in self.migrations.values():
+            if other.phase is Phase.RUNNING and other.target_node is not None:
+                for node in (other.source_node, other.target_node):
+                    active[node] = active.get(node, 0) + 1
+        source = self.nodes[m.source_node].spec
+        target = self.nodes[m.target_node].spec
+        share = min(
+            source.link_bandwidth_bps / max(1, active.get(source.name, 1)),
+            target.link_bandwidth_bps / max(1, active.get(target.name, 1)),
+        )
+        rate = link_bandwidth_bps(self.faults, share, source.name, target.name, now)
+        cap = m.config.bandwidth_per_migration_bps if m.config is not None else 0
+        return min(rate, float(cap)) if cap else rate
+
+    def _start_running(self, m: MigrationState, now: float) -> None:
+        assert m.config is not None
+        vmi = self.vmis[m.vmi_key]
+        m.technique = technique_for(m.config)
+        spec = vmi.spec
+        dirty = spec.usage.dirty_rate.value_at(now)
+        vm = VmProfile(memory_bytes=spec.memory_bytes, dirty_rate_bps=dirty, working_set_bytes=spec.working_set_bytes)
+        bandwidth = self._link_bandwidth(m, now)
+        link = LinkProfile(bandwidth_bps=bandwidth)
+        settings = settings_for(m.config)
+        start = MigrationStart(vmi.key, m.technique, vm, link, settings)
+        m.backend = backend_factory(spec.backend)(start)
+        prediction = m.backend.predict()
+        m.predicted = {
+            "total_time_s": prediction.total_time_s,
+            "downtime_s": prediction.downtime_s,
+            "transferred_bytes": prediction.transferred_bytes,
+            "outcome": str(prediction.outcome),
+            "abort_reason": None if prediction.abort_reason is None else str(prediction.abort_reason),
+        }
+        m.running_since = now
+        m.mode = "PreCopy"
+        m.bandwidth_bps = bandwidth
+        m.dirty_rate_bps = dirty
+        self._set_phase(m, Phase.RUNNING, now)
+        self._publish(m, now)
+
+    def _step_running(self, m: MigrationState, now: float) -> None:
+        assert m.backend is not None
+        assert m.running_since is not None
+        vmi = self.vmis[m.vmi_key]
+        for i, fault in enumerate(self.faults):
+            if i not in self.fired and link_failure_due(fault, m.vmi_key, m.running_since, now):
+                self.fired.add(i)
+                self.faults_fired[fault.type.value] += 1
+                m.backend.fail_link()
+                m.last = m.backend.state()
+        elapsed = m.last.elapsed_s if m.last is not None else 0.0
+        target_elapsed = now - m.running_since
+        step = self.settings.step_s
+        while (m.last is None or not m.last.done) and elapsed < target_elapsed - 1e-9:
+            dt = min(step, target_elapsed - elapsed)
+            t = m.running_since + elapsed + dt
+            m.dirty_rate_bps = vmi.spec.usage.dirty_rate.value_at(t)
+            m.bandwidth_bps = self._link_bandwidth(m, t)
+            m.last = m.backend.advance(dt, dirty_rate_bps=m.dirty_rate_bps, bandwidth_bps=m.bandwidth_bps)
+            if m.last.elapsed_s <= elapsed:  # a backend that does not move time would loop forever
+                break
+            elapsed = m.last.elapsed_s
+        if m.last is None:
+            return
+        vmi.throttle = float(m.last.throttle or 0.0)
+        mode = str(m.last.mode)
+        vmi.paused = mode == "Paused"
+        if mode != m.mode and not m.last.done:
+            m.mode = mode
+            self._vmi_patch(vmi, {"status": {"migrationState": self._migration_state_manifest(m, now)}})
+        if m.last.done:
+            self._finish_running(m, min(now, m.running_since + m.last.elapsed_s))
+
+    def _finish_running(self, m: MigrationState, end: float) -> None:
+        assert m.last is not None
+        assert m.config is not None
+        vmi = self.vmis[m.vmi_key]
+        outcome = Outcome(m.last.outcome) if m.last.outcome is not None else Outcome.FAILED
+        vmi.throttle = 0.0
+        vmi.paused = False
+        mode = str(m.last.mode)
+        if mode in ("PreCopy", "PostCopy", "Paused"):
+            m.mode = mode
+        if outcome.succeeded:
+            m.outcome = outcome
+            m.end_at = end
+            self._succeed(m, end)
+            return
+        abort_reason = getattr(m.last, "abort_reason", None)
+        if outcome is Outcome.ABORTED:
+            m.abort_status = "Succeeded"
+            reason = _abort_message(abort_reason, m, self.vmis[m.vmi_key].spec.memory_bytes)
+        else:
+            reason = LINK_FAILURE_REASON
+            if m.last.vm_lost or m.mode == "PostCopy":
+                m.vm_lost = True
+                reason = VM_LOST_REASON
+        self._fail(m, end, reason, outcome=outcome, abort_reason=abort_reason)
+
+    def _succeed(self, m: MigrationState, now: float) -> None:
+        vmi = self.vmis[m.vmi_key]
+        assert m.target_node is not None
+        vmi.node = m.target_node
+        vmi.migration_uid = None
+        vmi.labels[rules.NODE_NAME_LABEL] = m.target_node
+        ms = self._migration_state_manifest(m, now)
+        self._vmi_patch(
+            vmi,
+            {
+                "metadata": {"labels": {rules.NODE_NAME_LABEL: m.target_node}},
+                "status": {"nodeName": m.target_node, "evacuationNodeName": None, "migrationState": ms},
+            },
+        )
+        self._set_phase(m, Phase.SUCCEEDED, now)
+        self._finalize(m, now, ms)
+
+    def _fail(
+        self,
+        m: MigrationState,
+        now: float,
+        reason: str,
+        *,
+        outcome: Outcome,
+        abort_reason: AbortReason | None = None,
+    ) -> None:
+        m.failure_reason = reason
+        m.outcome = outcome
+        vmi = self.vmis.get(m.vmi_key)
+        ms: dict[str, Any] | None = None
+        if vmi is not None and vmi.migration_uid == m.uid:
+            vmi.migration_uid = None
+            vmi.throttle = 0.0
+            vmi.paused = False
+            if not m.phase.before_handoff:
+                m.end_at = now
+                ms = self._migration_state_manifest(m, now)
+                status: dict[str, Any] = {"migrationState": ms}
+                if m.vm_lost:
+                    vmi.phase = "Failed"
+                    vmi.reason = reason
+                    self.vmis_lost += 1
+                    status["phase"] = "Failed"
+                    status["reason"] = "MigrationLinkFailure"
+                self._vmi_patch(vmi, {"status": status})
+        self._set_phase(m, Phase.FAILED, now)
+        self._finalize(m, now, ms)
+
+    def _finalize(self, m: MigrationState, now: float, migration_state: Mapping[str, Any] | None) -> None:
+        m.final_at = now
+        self._vmim_status(m, migration_state)
+        self.migration_totals["succeeded" if m.phase is Phase.SUCCEEDED else "failed"] += 1
+        self._release_finalizer(m)
+        # A finished migration wakes the Pending queue (KubeVirt re-enqueues the top-N pending).
+        for other in self.migrations.values():
+            if other.phase is Phase.PENDING and not other.has_target_pod:
+                other.requeue_at = min(other.requeue_at, now)
+        if m.source_node:
+            self._outcomes.append(self._outcome_record(m))
+
+    def _release_finalizer(self, m: MigrationState) -> None:
+        if not m.finalizer_removed:
+            m.finalizer_removed = True
+            self._writes.append(VmimFinalizerRemoval(m.namespace, m.name))
+
+    def _outcome_record(self, m: MigrationState) -> dict[str, Any]:
+        last = m.last
+        simulated: dict[str, Any] | None = None
+        if last is not None:
+            simulated = {
+                "total_time_s": last.elapsed_s,
+                "downtime_s": last.downtime_s,
+                "transferred_bytes": last.transferred_bytes,
+                "remaining_bytes": last.remaining_bytes,
+                "rounds": last.rounds,
+                "max_throttle": last.throttle,
+            }
+        return {
+            "vmim": m.key,
+            "vmi": m.vmi_key,
+            "source": m.source_node,
+            "target": m.target_node,
+            "technique": None if m.technique is None else str(m.technique),
+            "kubevirtPolicy": m.matched_policy,
+            "config": None if m.config is None else m.config.to_manifest(),
+            "mode": m.mode,
+            "predicted": m.predicted,
+            "simulated": simulated,
+            "result": m.phase.value,
+            "outcome": None if m.outcome is None else str(m.outcome),
+            "reason": m.failure_reason,
+            "vmLost": m.vm_lost,
+            "createdAt": m.created_at,
+            "startedAt": m.running_since,
+            "finishedAt": m.final_at,
+        }
+
+    # ---- faults ----
+
+    def _fire_faults(self, now: float) -> None:
+        for i in timed_faults_due(self.faults, self.fired, now):
+            self.fired.add(i)
+            fault = self.faults[i]
+            self.faults_fired[fault.type.value] += 1
+            if fault.type is FaultType.NODE_FAILURE and fault.node in self.nodes:
+                self._fail_node(fault.node, now)
+            elif fault.type is FaultType.LINK_FAILURE and fault.node is not None:
+                for m in self.migrations.values():
+                    if m.phase is Phase.RUNNING and fault.node in (m.source_node, m.target_node) and m.backend:
+                        m.backend.fail_link()
+                        m.last = m.backend.state()
+
+    def _fail_node(self, name: str, now: float) -> None:
+        node = self.nodes[name]
+        if not node.ready:
+            return
+        node.ready = False
+        self._writes.append(NodeReady(name, False))
+        for m in list(self.migrations.values()):
+            if m.phase.is_final or name not in (m.source_node, m.target_node):
+                continue
+            if m.phase is Phase.RUNNING and m.mode == "PostCopy":
+                m.vm_lost = True  # the running state is split between the two nodes
+                self._fail(m, now, VM_LOST_REASON.replace("its migration link failed", f"node {name} failed"),
+                           outcome=Outcome.FAILED)  # fmt: skip
+            elif name == m.source_node:
+                self._fail(m, now, SOURCE_NODE_DOWN_REASON, outcome=Outcome.FAILED)
+            else:
+                self._fail(m, now, TARGET_DOWN_REASON, outcome=Outcome.FAILED)
+        for vmi in self.vmis.values():
+            if vmi.node == name and vmi.phase == "Running":
+                vmi.phase = "Failed"
+                vmi.reason = f"node {name} failed"
+                self.vmis_lost += 1
+                self._vmi_patch(vmi, {"status": {"phase": "Failed", "reason": "NodeUnresponsive"}})
+
+    # ---- garbage collection ----
+
+    def _garbage_collect(self) -> None:
+        finalized = [
+            rules.FinalizedView(m.name, m.vmi_key, m.final_at or 0.0, float(m.seq))
+            for m in self.migrations.values()
+            if m.phase.is_final
+        ]
+        for name_key in rules.finalized_to_delete(
+            [rules.FinalizedView(f"{self._ns(f.vmi)}/{f.name}", f.vmi, f.final_at, f.created_at) for f in finalized]
+        ):
+            m = self.migrations.get(name_key)
+            if m is not None and not m.deleting:
+                m.deleting = True
+                self._writes.append(VmimDeletion(m.namespace, m.name))
+
+    @staticmethod
+    def _ns(vmi_key: str) -> str:
+        return vmi_key.split("/", 1)[0]
+
+    # ---- load, for the exporter ----
+
+    def vmi_cpu_cores(self, vmi: VmiState, now: float) -> float:
+        if vmi.phase != "Running" or vmi.paused:
+            return 0.0
+        return vmi.spec.usage.cpu.value_at(now) * (1.0 - vmi.throttle)
+
+    def node_demand(self, now: float) -> dict[str, tuple[float, float]]:
+        """(CPU demand in cores, memory in use in bytes) per node, migrations' costs included."""
+        cpu = {n: 0.0 for n in self.nodes}
+        mem = {n: 0.0 for n in self.nodes}
+        for vmi in self.vmis.values():
+            if vmi.phase == "Running" and vmi.node in cpu:
+                cpu[vmi.node] += self.vmi_cpu_cores(vmi, now)
+                mem[vmi.node] += vmi.spec.usage.memory.value_at(now)
+        for m in self.migrations.values():
+            if m.phase is Phase.RUNNING and m.target_node in cpu:
+                cpu[m.source_node] += self.settings.migration_cpu_source_cores
+                cpu[m.target_node] += self.settings.migration_cpu_target_cores
+                # The target holds the pages already copied.
+                if m.last is not None:
+                    mem[m.target_node] += min(m.last.transferred_bytes, self.vmis[m.vmi_key].spec.memory_bytes)
+        for name, node in self.nodes.items():
+            usage = node.spec.usage
+            if usage is not None and usage.cpu is not None:
+                baseline = sum(v.usage.cpu.value_at(now) for v in self.scenario.snapshot.vmis if v.node == name)
+                cpu[name] += max(0.0, usage.cpu.value_at(now) - baseline)
+            if not node.ready:
+                cpu[name] = 0.0
+                mem[name] = 0.0
+        return {n: (cpu[n], mem[n]) for n in self.nodes}
+
+    def integrate(self, now: float) -> None:
+        """Advance the CPU and PSI counters to `now` (wall-equivalent seconds: rate() reads cores and fractions)."""
+        dt_sim = now - self._last_integrated
+        if dt_sim <= 0:
+            return
+        self._last_integrated = now
+        dt = dt_sim / self.settings.time_scale
+        demand = self.node_demand(now)
+        migration_cpu: dict[str, float] = {}
+        for m in self.migrations.values():
+            if m.phase is Phase.RUNNING and m.target_node is not None:
+                src, dst = self.settings.migration_cpu_source_cores, self.settings.migration_cpu_target_cores
+                migration_cpu[m.source_node] = migration_cpu.get(m.source_node, 0.0) + src
+                migration_cpu[m.target_node] = migration_cpu.get(m.target_node, 0.0) + dst
+        for name, node in self.nodes.items():
+            cpu, mem = demand[name]
+            cap = node.spec.cpu_cores
+            used = min(cpu, cap)
+            system = min(used, migration_cpu.get(name, 0.0))
+            node.cpu_seconds["user"] += (used - system) * dt
+            node.cpu_seconds["system"] += system * dt
+            node.cpu_seconds["idle"] += max(0.0, cap - used) * dt
+            pressure = node_pressure(node.spec, cpu, mem)
+            node.psi["cpu_waiting"] += pressure[0] * dt
+            node.psi["memory_waiting"] += pressure[1] * dt
+            node.psi["memory_stalled"] += pressure[1] / 2 * dt
+            node.psi["io_waiting"] += pressure[2] * dt
+            node.psi["io_stalled"] += pressure[2] / 2 * dt
+        for vmi in self.vmis.values():
+            vmi.cpu_seconds += self.vmi_cpu_cores(vmi, now) * dt
+
+
+def node_pressure(node: Node, cpu_demand: float, memory_used: float) -> tuple[float, float, float]:
+    """PSI "some" fractions (cpu, memory, io): the scenario's base pressure, raised by overload.
+
+    CPU: the share of demand that cannot run (1 - capacity/demand) once demand exceeds the cores.  Memory: rises
+    linearly from 90 % to 100 % use.  A simplification, documented in docs/simulator.md.
+    """
+    cpu = max(node.pressure.cpu, 1.0 - node.cpu_cores / cpu_demand if cpu_demand > node.cpu_cores else 0.0)
+    used = memory_used / node.memory_bytes if node.memory_bytes else 0.0
+    mem = max(node.pressure.memory, min(1.0, max(0.0, (used - 0.9) / 0.1)))
+    return min(1.0, cpu), mem, node.pressure.io
+
+
+def _node_address(node: str) -> str:
+    """A stable fake address for a node (targetNodeAddress)."""
+    h = sum(ord(c) * (i + 1) for i, c in enumerate(node))
+    return f"10.{(h >> 16) % 256}.{(h >> 8) % 256}.{h % 254 + 1}"
+
+
+def _add_condition(m: MigrationState, kind: str, stamp: str) -> None:
+    if any(c.get("type") == kind for c in m.conditions):
+        return
+    m.conditions.append({"type": kind, "status": "True", "lastProbeTime": None, "lastTransitionTime": stamp})
+
+
+def _abort_message(reason: object, m: MigrationState, memory_bytes: float) -> str:
+    from livemig.core.units import completion_timeout_s
+
+    if reason == AbortReason.COMPLETION_TIMEOUT and m.config is not None:
+        limit = completion_timeout_s(m.config.completion_timeout_per_gib, memory_bytes)
+        return f"Live migration is not completed after {int(limit)} seconds and has been aborted"
+    if reason == AbortReason.PROGRESS_TIMEOUT and m.config is not None:
+        return f"Live migration stuck for {m.config.progress_timeout_s} seconds and has been aborted"
+    return "Live migration has been aborted"
+
+
+def summarize(migrations: Iterable[MigrationState]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for m in migrations:
+        counts[m.phase.value or "Unset"] = counts.get(m.phase.value or "Unset", 0) + 1
+    return counts
+
+
+__all__: Sequence[str] = ("MigrationState", "NodeState", "Simulation", "TickResult", "VmiState", "Write")

@@ -1,0 +1,435 @@
+"""The simulated virt-controller/virt-handler (`Simulation`), driven tick by tick in simulated time, no API server."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from livemig.core.vocabulary import Outcome
+from livemig.sim import rules
+from livemig.sim.faults import parse_fault
+from livemig.sim.kvconfig import MigrationConfiguration
+from livemig.sim.rules import Phase
+from livemig.sim.scenario import parse_scenario
+from livemig.sim.state import (
+    NodeReady,
+    Simulation,
+    VmimDeletion,
+    VmimFinalizerRemoval,
+    VmimStatus,
+    VmiPatch,
+    Write,
+)
+
+GIB = 2**30
+
+
+def make_sim(
+    *,
+    nodes: int = 4,
+    vmis: list[dict[str, Any]] | None = None,
+    kubevirt: dict[str, Any] | None = None,
+    policies: list[dict[str, Any]] | None = None,
+    faults: list[dict[str, Any]] | None = None,
+    link: str = "10Gbit",
+) -> Simulation:
+    doc = {
+        "apiVersion": "livemig.io/v1alpha1",
+        "kind": "Scenario",
+        "kubevirt": kubevirt or {},
+        "namespaces": [{"name": "ns", "labels": {"tier": "prod"}}],
+        "nodes": [{"name": f"n{i}", "cpu": "32", "memory": "256Gi", "linkBandwidth": link} for i in range(nodes)],
+        "vmis": vmis
+        or [
+            {
+                "namespace": "ns",
+                "name": f"vm{i}",
+                "node": f"n{i % nodes}",
+                "vcpus": 2,
+                "memory": "4Gi",
+                "usage": {"cpu": "1", "memory": "2Gi", "dirtyRate": "10Mi"},
+                "labels": {"app": "web"},
+            }
+            for i in range(8)
+        ],
+        "kubevirtPolicies": policies or [],
+        "faults": faults or [],
+        "simulation": {"delays": {"jitter": 0}},
+    }
+    return Simulation(parse_scenario(doc), epoch_s=1.8e9, seed=1)
+
+
+def vmim(name: str, vmi: str, **spec: Any) -> dict[str, Any]:
+    return {"metadata": {"namespace": "ns", "name": name, "uid": f"uid-{name}"}, "spec": {"vmiName": vmi, **spec}}
+
+
+class Driver:
+    """Ticks a Simulation in simulated time and records every write."""
+
+    def __init__(self, sim: Simulation, step: float = 1.0) -> None:
+        self.sim = sim
+        self.now = 0.0
+        self.step = step
+        self.writes: list[Write] = []
+        self.outcomes: list[dict[str, Any]] = []
+        self.running_peaks: list[int] = []
+        self.per_node_peaks: dict[str, int] = {}
+
+    def tick(self) -> None:
+        result = self.sim.tick(self.now)
+        self.writes += result.writes
+        self.outcomes += result.outcomes
+        running = [
+            m for m in self.sim.migrations.values() if not m.phase.is_final and rules.counts_as_running(m.view())
+        ]
+        self.running_peaks.append(len(running))
+        for node in self.sim.nodes:
+            n = sum(1 for m in running if m.source_node == node)
+            self.per_node_peaks[node] = max(self.per_node_peaks.get(node, 0), n)
+        self.now += self.step
+
+    def until(self, predicate: Callable[[], bool], limit_s: float = 20000.0) -> None:
+        deadline = self.now + limit_s
+        while not predicate():
+            assert self.now < deadline, "condition not reached in simulated time"
+            self.tick()
+
+    def phases(self, name: str) -> list[str]:
+        seen: list[str] = []
+        for w in self.writes:
+            if isinstance(w, VmimStatus) and w.name == name:
+                phase = w.status["phase"]
+                if not seen or seen[-1] != phase:
+                    seen.append(phase)
+        return seen
+
+    def final(self, name: str) -> Phase:
+        return self.sim.migrations[f"ns/{name}"].phase
+
+    def done(self, *names: str) -> Callable[[], bool]:
+        return lambda: all(self.sim.migrations[f"ns/{n}"].phase.is_final for n in names)
+
+
+def test_phases_in_order_with_one_timestamp_each_and_vmi_moves() -> None:
+    d = Driver(make_sim())
+    d.sim.on_vmim(vmim("m1", "vm0"), d.now)
+    d.until(d.done("m1"))
+    assert d.phases("m1") == [p.value for p in rules.PHASE_ORDER]
+    m = d.sim.migrations["ns/m1"]
+    assert [t["phase"] for t in m.timestamps] == [p.value for p in rules.PHASE_ORDER]
+    vmi = d.sim.vmis["ns/vm0"]
+    assert vmi.node == m.target_node != "n0"
+    assert vmi.labels[rules.NODE_NAME_LABEL] == m.target_node
+    last_vmi = [w for w in d.writes if isinstance(w, VmiPatch) and w.name == "vm0"][-1].patch
+    assert last_vmi["status"]["nodeName"] == m.target_node
+    ms = last_vmi["status"]["migrationState"]
+    assert ms["completed"] is True
+    assert ms["failed"] is False
+    assert ms["mode"] == "PreCopy"
+    assert ms["sourceNode"] == "n0"
+    assert ms["targetNode"] == m.target_node
+    assert "startTimestamp" in ms
+    assert "endTimestamp" in ms
+    assert ms["migrationUid"] == "uid-m1"
+    assert any(isinstance(w, VmimFinalizerRemoval) and w.name == "m1" for w in d.writes)
+    (record,) = d.outcomes
+    assert record["result"] == "Succeeded"
+    assert record["outcome"] == "completed"
+    assert record["technique"] == "pre-copy"
+    assert record["predicted"]["total_time_s"] == pytest.approx(record["simulated"]["total_time_s"], rel=0.05)
+
+
+def test_handoff_writes_target_label_and_state_before_running() -> None:
+    d = Driver(make_sim())
+    d.sim.on_vmim(vmim("m1", "vm0"), d.now)
+    d.until(lambda: d.sim.migrations["ns/m1"].phase is Phase.PREPARING_TARGET)
+    handoff = next(w for w in d.writes if isinstance(w, VmiPatch)).patch
+    assert handoff["metadata"]["labels"][rules.TARGET_NODE_LABEL] == d.sim.migrations["ns/m1"].target_node
+    assert "startTimestamp" not in handoff["status"]["migrationState"]
+
+
+def test_limits_never_exceeded() -> None:
+    d = Driver(make_sim(kubevirt={"parallelMigrationsPerCluster": 3, "parallelOutboundMigrationsPerNode": 1}))
+    for i in range(8):
+        d.sim.on_vmim(vmim(f"m{i}", f"vm{i}"), d.now)
+    d.until(d.done(*[f"m{i}" for i in range(8)]))
+    assert max(d.running_peaks) == 3
+    assert max(d.per_node_peaks.values()) == 1
+    assert all(d.final(f"m{i}") is Phase.SUCCEEDED for i in range(8))
+
+
+def test_a_change_of_the_kubevirt_caps_takes_effect() -> None:
+    d = Driver(make_sim(kubevirt={"parallelMigrationsPerCluster": 1}))
+    for i in range(4):
+        d.sim.on_vmim(vmim(f"m{i}", f"vm{i}"), d.now)
+    d.tick()
+    d.tick()
+    assert max(d.running_peaks) == 1
+    d.sim.on_kubevirt_config(
+        MigrationConfiguration(parallel_migrations_per_cluster=4, parallel_outbound_migrations_per_node=2)
+    )
+    d.until(lambda: d.running_peaks[-1] >= 2, limit_s=30)
+
+
+def test_second_migration_for_the_same_vmi_fails() -> None:
+    d = Driver(make_sim())
+    d.sim.on_vmim(vmim("m1", "vm0"), d.now)
+    d.tick()
+    d.sim.on_vmim(vmim("m2", "vm0"), d.now)
+    d.until(d.done("m1", "m2"))
+    assert d.final("m1") is Phase.SUCCEEDED
+    assert d.final("m2") is Phase.FAILED
+    assert "another migration job is in progress" in (d.sim.migrations["ns/m2"].failure_reason or "")
+
+
+def big_vm(
+    name: str = "big", node: str = "n0", dirty: str = "1Gi", memory: str = "8Gi", **extra: Any
+) -> dict[str, Any]:
+    return {"namespace": "ns", "name": name, "node": node, "vcpus": 4, "memory": memory, "labels": {"app": "db"},
+            "usage": {"cpu": "2", "memory": memory, "dirtyRate": dirty}, **extra}  # fmt: skip
+
+
+def test_completion_timeout_aborts_plain_pre_copy() -> None:
+    # 8 GiB at 1 GiB/s dirtying over a 1 Gbit/s link never converges; limit = 2 x ceil(8.59) = 18 s
+    d = Driver(make_sim(vmis=[big_vm()], kubevirt={"completionTimeoutPerGiB": 2}, link="1Gbit"))
+    d.sim.on_vmim(vmim("m1", "big"), d.now)
+    d.until(d.done("m1"))
+    m = d.sim.migrations["ns/m1"]
+    assert m.phase is Phase.FAILED
+    assert m.outcome is Outcome.ABORTED
+    assert m.abort_status == "Succeeded"
+    assert m.failure_reason == "Live migration is not completed after 18 seconds and has been aborted"
+    assert m.last is not None
+    assert m.last.elapsed_s == pytest.approx(18, abs=1.01)
+    assert d.sim.vmis["ns/big"].node == "n0"
+
+
+def test_post_copy_switch_at_the_completion_timeout() -> None:
+    policy = {"metadata": {"name": "pc"}, "spec": {"selectors": {"virtualMachineInstanceSelector": {"app": "db"}},
+                                                     "allowPostCopy": True, "completionTimeoutPerGiB": 2}}  # fmt: skip
+    d = Driver(make_sim(vmis=[big_vm()], policies=[policy], link="1Gbit"))
+    d.sim.on_vmim(vmim("m1", "big"), d.now)
+    d.until(lambda: d.sim.migrations["ns/m1"].mode == "PostCopy" or d.sim.migrations["ns/m1"].phase.is_final)
+    m = d.sim.migrations["ns/m1"]
+    assert m.mode == "PostCopy"
+    assert not m.phase.is_final
+    assert m.running_since is not None
+    assert d.now - m.running_since >= 18
+    switched = [
+        w for w in d.writes if isinstance(w, VmiPatch) and w.patch["status"]["migrationState"].get("mode") == "PostCopy"
+    ]
+    assert switched, "the VMI's migrationState.mode must show PostCopy"
+    d.until(d.done("m1"))
+    assert m.phase is Phase.SUCCEEDED
+    assert m.outcome is Outcome.SWITCHED_TO_POST_COPY
+    assert m.policy_name == "pc"
+    assert m.matched_policy == "pc"
+    assert d.outcomes[-1]["kubevirtPolicy"] == "pc"
+    assert d.sim.vmis["ns/big"].node == m.target_node
+
+
+@pytest.mark.parametrize(("per_gib", "dirty", "outcome"), [(8, "100Mi", Outcome.PAUSED), (2, "1Gi", Outcome.ABORTED)])
+def test_pause_when_disruption_allowed_without_post_copy(per_gib: int, dirty: str, outcome: Outcome) -> None:
+    # 8 GiB over 1 Gbit/s: a pass takes ~69 s; paused at 9 x per_gib s, aborted if not done by twice that
+    kubevirt = {"completionTimeoutPerGiB": per_gib, "allowWorkloadDisruption": True}
+    d = Driver(make_sim(vmis=[big_vm(dirty=dirty)], kubevirt=kubevirt, link="1Gbit"))
+    d.sim.on_vmim(vmim("m1", "big"), d.now)
+    d.until(lambda: d.sim.migrations["ns/m1"].mode == "Paused" or d.sim.migrations["ns/m1"].phase.is_final)
+    assert d.sim.migrations["ns/m1"].mode == "Paused"
+    assert d.sim.vmis["ns/big"].paused
+    d.until(d.done("m1"))
+    assert d.sim.migrations["ns/m1"].outcome is outcome
+    assert not d.sim.vmis["ns/big"].paused
+
+
+def test_auto_converge_converges_where_plain_pre_copy_does_not() -> None:
+    vm = big_vm(dirty="200Mi")  # dirtying faster than a 1 Gbit/s link (125 MB/s) can send
+    plain = Driver(make_sim(vmis=[vm], kubevirt={"completionTimeoutPerGiB": 150, "progressTimeout": 150}, link="1Gbit"))
+    plain.sim.on_vmim(vmim("m1", "big"), plain.now)
+    plain.until(plain.done("m1"))
+    assert plain.final("m1") is Phase.FAILED
+    assert plain.sim.migrations["ns/m1"].outcome is Outcome.ABORTED
+
+    policy = {"metadata": {"name": "ac"}, "spec": {"selectors": {}, "allowAutoConverge": True}}
+    ac = Driver(make_sim(vmis=[vm], kubevirt={"completionTimeoutPerGiB": 150, "progressTimeout": 150},
+                         policies=[policy], link="1Gbit"))  # fmt: skip
+    ac.sim.on_vmim(vmim("m1", "big"), ac.now)
+    throttles: list[float] = []
+    while not ac.sim.migrations["ns/m1"].phase.is_final:
+        ac.tick()
+        throttles.append(ac.sim.vmis["ns/big"].throttle)
+    assert ac.final("m1") is Phase.SUCCEEDED
+    assert ac.outcomes[-1]["technique"] == "auto-converge"
+    assert max(throttles) >= 0.2, "the guest must have been throttled"
+    assert ac.sim.vmis["ns/big"].throttle == 0.0
+
+
+def test_delete_before_handoff_fails_as_canceled() -> None:
+    d = Driver(make_sim())
+    d.sim.on_vmim(vmim("m1", "vm0"), d.now)
+    d.tick()
+    d.sim.on_vmim({**vmim("m1", "vm0"), "metadata": {**vmim("m1", "vm0")["metadata"], "deletionTimestamp": "x"}}, d.now)
+    d.tick()
+    m = d.sim.migrations["ns/m1"]
+    assert m.phase is Phase.FAILED
+    assert m.failure_reason == "Migration failed due to being canceled"
+    assert [c["type"] for c in m.conditions] == ["migrationAbortRequested"]
+    assert any(isinstance(w, VmimFinalizerRemoval) for w in d.writes)
+    assert d.sim.vmis["ns/vm0"].node == "n0"
+
+
+def test_delete_while_running_aborts() -> None:
+    d = Driver(make_sim(vmis=[big_vm(dirty="100Mi")], link="1Gbit"))
+    d.sim.on_vmim(vmim("m1", "big"), d.now)
+    d.until(lambda: d.sim.migrations["ns/m1"].phase is Phase.RUNNING)
+    d.tick()
+    d.sim.on_vmim({**vmim("m1", "big"), "metadata": {**vmim("m1", "big")["metadata"], "deletionTimestamp": "x"}}, d.now)
+    d.until(d.done("m1"), limit_s=30)
+    m = d.sim.migrations["ns/m1"]
+    assert m.phase is Phase.FAILED
+    assert m.abort_requested
+    assert m.abort_status == "Succeeded"
+    assert m.failure_reason == "Live migration has been aborted"
+    ms = [w for w in d.writes if isinstance(w, VmiPatch)][-1].patch["status"]["migrationState"]
+    assert ms["abortRequested"] is True
+    assert ms["abortStatus"] == "Succeeded"
+    assert ms["failed"]
+    assert ms["completed"]
+    assert d.sim.vmis["ns/big"].node == "n0"
+
+
+def test_gc_keeps_five_finalized_per_vmi() -> None:
+    d = Driver(make_sim(nodes=2))
+    for i in range(7):
+        d.sim.on_vmim(vmim(f"m{i}", "vm0"), d.now)
+        d.until(d.done(f"m{i}"))
+        d.tick()
+    deleted = sorted(w.name for w in d.writes if isinstance(w, VmimDeletion))
+    assert deleted == ["m0", "m1"]
+
+
+def test_link_failure_in_pre_copy_keeps_the_vm_on_its_source() -> None:
+    fault = {"type": "linkFailure", "vmi": "ns/big", "afterMigrationStart": "5s"}
+    d = Driver(make_sim(vmis=[big_vm(dirty="100Mi")], faults=[fault], link="1Gbit"))
+    d.sim.on_vmim(vmim("m1", "big"), d.now)
+    d.until(d.done("m1"))
+    m = d.sim.migrations["ns/m1"]
+    assert m.phase is Phase.FAILED
+    assert m.outcome is Outcome.FAILED
+    assert not m.vm_lost
+    assert d.sim.vmis["ns/big"].node == "n0"
+    assert d.sim.vmis["ns/big"].phase == "Running"
+    assert d.sim.faults_fired["linkFailure"] == 1
+    assert d.sim.vmis_lost == 0
+
+
+def test_link_failure_in_post_copy_loses_the_vm() -> None:
+    policy = {
+        "metadata": {"name": "pc"},
+        "spec": {"selectors": {}, "allowPostCopy": True, "completionTimeoutPerGiB": 1},
+    }
+    fault = {"type": "linkFailure", "vmi": "ns/big", "afterMigrationStart": "12s"}  # switch at 9 s
+    d = Driver(make_sim(vmis=[big_vm(memory="8Gi")], policies=[policy], faults=[fault], link="1Gbit"))
+    d.sim.on_vmim(vmim("m1", "big"), d.now)
+    d.until(d.done("m1"))
+    m = d.sim.migrations["ns/m1"]
+    assert m.phase is Phase.FAILED
+    assert m.vm_lost
+    assert d.sim.vmis["ns/big"].phase == "Failed"
+    assert d.sim.vmis_lost == 1
+    last = [w for w in d.writes if isinstance(w, VmiPatch)][-1].patch
+    assert last["status"]["phase"] == "Failed"
+    assert d.outcomes[-1]["vmLost"] is True
+
+
+def test_node_failure_fails_its_vmis_and_migrations() -> None:
+    fault = {"type": "nodeFailure", "node": "n1", "at": "3s"}
+    d = Driver(make_sim(vmis=[big_vm(dirty="100Mi", node="n1"), big_vm(name="other", node="n2", dirty="1Mi")],
+                        faults=[fault], link="1Gbit"))  # fmt: skip
+    d.sim.on_vmim(vmim("m1", "big"), d.now)
+    d.until(d.done("m1"), limit_s=30)
+    assert d.final("m1") is Phase.FAILED
+    assert d.sim.vmis["ns/big"].phase == "Failed"
+    assert d.sim.vmis["ns/other"].phase == "Running"
+    assert NodeReady("n1", False) in d.writes
+    # nothing is scheduled to a failed node afterwards
+    d.sim.on_vmim(vmim("m2", "other"), d.now)
+    d.until(d.done("m2"))
+    assert d.sim.migrations["ns/m2"].target_node != "n1"
+
+
+def test_slow_link_slows_the_migration() -> None:
+    def duration(faults: list[dict[str, Any]]) -> float:
+        d = Driver(make_sim(vmis=[big_vm(dirty="1Mi")], faults=faults, link="10Gbit"))
+        d.sim.on_vmim(vmim("m1", "big"), d.now)
+        d.until(d.done("m1"))
+        assert d.final("m1") is Phase.SUCCEEDED
+        last = d.sim.migrations["ns/m1"].last
+        assert last is not None
+        return last.elapsed_s
+
+    fast = duration([])
+    slow = duration([{"type": "slowLink", "node": "n0", "factor": 0.1}])
+    assert slow > 5 * fast
+
+
+def test_target_refuses_fails_in_preparing_target() -> None:
+    faults = [{"type": "targetRefuses", "node": f"n{i}"} for i in range(1, 4)]
+    d = Driver(make_sim(faults=faults))
+    d.sim.on_vmim(vmim("m1", "vm0"), d.now)
+    d.until(d.done("m1"))
+    assert d.phases("m1")[-2:] == ["PreparingTarget", "Failed"]
+    assert d.sim.vmis["ns/vm0"].node == "n0"
+    assert d.sim.faults_fired["targetRefuses"] == 1
+
+
+def test_fault_posted_later_applies_from_then() -> None:
+    d = Driver(make_sim(vmis=[big_vm(dirty="100Mi")], link="1Gbit"))
+    d.sim.on_vmim(vmim("m1", "big"), d.now)
+    d.until(lambda: d.sim.migrations["ns/m1"].phase is Phase.RUNNING)
+    d.sim.add_fault(parse_fault({"type": "linkFailure", "node": "n0"}, "fault", now_s=d.now))
+    d.until(d.done("m1"), limit_s=5)
+    assert d.sim.migrations["ns/m1"].outcome is Outcome.FAILED
+
+
+def test_unschedulable_target_times_out() -> None:
+    d = Driver(make_sim(nodes=1, vmis=[big_vm()]))
+    d.sim.on_vmim(vmim("m1", "big"), d.now)
+    d.until(d.done("m1"), limit_s=400)
+    assert d.phases("m1") == ["Pending", "Scheduling", "Failed"]
+    assert d.now >= 300
+
+
+def test_added_node_selector_restricts_the_target() -> None:
+    d = Driver(make_sim())
+    d.sim.nodes["n3"].spec = d.sim.nodes["n3"].spec.__class__(**{
+        **{f: getattr(d.sim.nodes["n3"].spec, f) for f in d.sim.nodes["n3"].spec.__dataclass_fields__},
+        "labels": {"pool": "x"}})  # fmt: skip
+    d.sim.on_vmim(vmim("m1", "vm0", addedNodeSelector={"pool": "x"}), d.now)
+    d.until(d.done("m1"))
+    assert d.sim.migrations["ns/m1"].target_node == "n3"
+
+
+def test_node_counters_follow_the_vms() -> None:
+    sim = make_sim()
+    sim.integrate(60.0)
+    n0 = sim.nodes["n0"]
+    # two VMIs of 1 core each on n0, 60 s at time scale 1
+    assert n0.cpu_seconds["user"] == pytest.approx(120.0)
+    assert n0.cpu_seconds["idle"] == pytest.approx(30 * 60.0)
+    assert sim.vmis["ns/vm0"].cpu_seconds == pytest.approx(60.0)
+
+
+def test_same_seed_same_run() -> None:
+    def run() -> list[tuple[str, Any]]:
+        sim = make_sim()
+        sim.scenario.simulation.__class__  # noqa: B018
+        d = Driver(sim)
+        for i in range(4):
+            d.sim.on_vmim(vmim(f"m{i}", f"vm{i}"), d.now)
+        d.until(d.done(*[f"m{i}" for i in range(4)]))
+        return [(o["vmim"], o["finishedAt"]) for o in d.outcomes]
+
+    assert run() == run()
