@@ -218,9 +218,7 @@ class LabResult:
             "wall_s": _round(self.wall_s, 1),
             "qemu_version": self.qemu_version,
             "run_dir": self.run_dir,
-            "cut": None
-            if self.cut is None
-            else {key: getattr(self.cut, key) for key in self.cut.__dataclass_fields__},
+            "cut": None if self.cut is None else {key: getattr(self.cut, key) for key in self.cut.__dataclass_fields__},
         }
 
 

@@ -94,15 +94,18 @@ class _Qemu:
 async def _start(install: LabInstall, case: LabCase, qemu: _Qemu, *, incoming: bool) -> None:
     command = qemu_command(install, case, qemu.paths, incoming=incoming)
     logger.debug("%s: %s", qemu.role, " ".join(command))
-    with open(qemu.stderr_path, "wb") as stderr:
+    output = os.open(qemu.stderr_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
         qemu.process = await asyncio.create_subprocess_exec(
             *command,
             stdin=asyncio.subprocess.DEVNULL,
-            stdout=stderr,
-            stderr=stderr,
+            stdout=output,
+            stderr=output,
             env=install.environment(),
             preexec_fn=_die_with_parent,
         )
+    finally:
+        os.close(output)
 
 
 async def _connect(qemu: _Qemu, deadline_s: float = 15.0) -> None:
@@ -331,9 +334,10 @@ async def _watch_after_cut(
         now = loop.time() - t0
         info = await _execute(src, "query-migrate")
         dst_info = None
-        if dst.alive:
+        if dst.alive and dst.qmp is not None:
             with contextlib.suppress(Exception):
-                dst_info = await asyncio.wait_for(dst.qmp.execute("query-migrate"), 2.0) if dst.qmp else None
+                reply = await asyncio.wait_for(dst.qmp.execute("query-migrate"), 2.0)
+                dst_info = dict(reply) if isinstance(reply, dict) else None
         sample = Sample(now, info, dst_info)
         samples.append(sample)
         if on_sample is not None:

@@ -1,0 +1,76 @@
+"""The model's prediction for a lab case: `livemig.core.model` on the same inputs as the real run.
+
+Inputs are what the lab really ran: the guest's *achieved* dirty rate (from its console, not the target), the
+working set, the link cap, the downtime limit and the technique's settings; the lab's wall-clock cap is the model's
+`wall_clock_cap_s`.  KubeVirt's completion and progress timeouts are switched off (the lab applies only its cap),
+except that post-copy switches at completionTimeoutPerGiB = --post-copy-timeout-per-gib as livemig actuates it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from livemig.core.model import LinkProfile, MigrationSettings, Prediction, VmProfile, XbzrleParams, predict
+from livemig.core.units import PAGE_SIZE
+from livemig.lab.case import LabCase, Pattern
+
+# XBZRLE's encoding of one changed run: a few bytes of run-length headers around the changed bytes (QEMU
+# migration/xbzrle.c: uleb128 zero-run + uleb128 length + data).  8 changed bytes -> ~13 wire bytes (315:1 measured).
+XBZRLE_RUN_OVERHEAD_BYTES = 5
+
+
+@dataclass(frozen=True, slots=True)
+class ModelInputs:
+    vm: VmProfile
+    link: LinkProfile
+    settings: MigrationSettings
+
+
+def model_inputs(case: LabCase, achieved_pages_per_s: float) -> ModelInputs:
+    working_set = float(case.working_set_bytes)
+    hot_fraction = 1.0
+    if case.pattern is Pattern.HOT_COLD:
+        # dirtier.c defaults: 90 % of the writes into the first 10 % of the working set.
+        working_set = case.working_set_bytes * 0.10
+        hot_fraction = 0.90
+    vm = VmProfile(
+        memory_bytes=float(case.memory_bytes),
+        dirty_rate_bps=max(0.0, achieved_pages_per_s) * PAGE_SIZE,
+        working_set_bytes=working_set,
+        hot_write_fraction=hot_fraction,
+    )
+    delta_ratio = PAGE_SIZE / min(PAGE_SIZE, case.bytes_per_page + XBZRLE_RUN_OVERHEAD_BYTES)
+    settings = MigrationSettings(
+        downtime_limit_s=case.downtime_limit_s,
+        completion_timeout_per_gib=0.0,
+        progress_timeout_s=0.0,
+        allow_post_copy=True,
+        allow_auto_converge=True,
+        allow_workload_disruption=False,
+        post_copy_timeout_per_gib=case.post_copy_timeout_per_gib,
+        wall_clock_cap_s=case.timeout_s,
+        xbzrle=XbzrleParams(cache_bytes=float(case.xbzrle_cache_bytes), delta_ratio=delta_ratio),
+    )
+    return ModelInputs(vm, LinkProfile(case.bandwidth_bps), settings)
+
+
+def predict_case(case: LabCase, achieved_pages_per_s: float) -> Prediction:
+    inputs = model_inputs(case, achieved_pages_per_s)
+    return predict(case.technique, inputs.vm, inputs.link, inputs.settings, timeline=False)
+
+
+def prediction_json(prediction: Prediction, *, full: bool = False) -> dict[str, Any]:
+    """The --json `predicted` object; `full` adds the figures the calibration table also compares."""
+    data: dict[str, Any] = {
+        "total_time_s": round(prediction.total_time_s, 3),
+        "downtime_s": round(prediction.downtime_s, 4),
+        "transferred_bytes": int(prediction.transferred_bytes),
+        "outcome": str(prediction.outcome),
+    }
+    if full:
+        data["risk_window_s"] = round(prediction.risk_window_s, 3)
+        data["rounds"] = prediction.rounds
+        data["final_throttle_pct"] = round(prediction.final_throttle * 100)
+        data["switch_time_s"] = None if prediction.switch_time_s is None else round(prediction.switch_time_s, 3)
+    return data
