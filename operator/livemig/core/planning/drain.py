@@ -1,0 +1,153 @@
+"""Draining nodes: maintenance (finish early, least downtime) and evacuation (soonest first, healthy targets only).
+
+Both empty a set of nodes.  Placement: VMIs biggest first, each to the feasible target left least loaded (targets:
+in scope, schedulable, healthy, not being drained), which also spreads the inbound traffic.  Every migration
+reserves its bandwidth (the slower link, capped by bandwidthPerMigration) on both links, so a node runs several
+migrations at once only when its link has room for them.
+
+- Maintenance orders each node's VMIs longest predicted first and, whenever a slot frees, serves the node with the
+  most predicted work still queued: the node that would finish last starts first.  (Plain longest-first over the
+  whole cluster is the baseline it beats: it lets one node's long VMIs hold the cluster slots while another node's
+  queue waits.)
+- Evacuation orders VMIs shortest predicted first, so as many VMIs as possible are off the unhealthy node as soon as
+  possible.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from livemig.core.cluster import ClusterSnapshot, Vmi
+from livemig.core.planning.assemble import Decision, assemble, cost_for
+from livemig.core.planning.costs import CostModel
+from livemig.core.planning.framework import Plan, Skipped
+from livemig.core.planning.limits import Job, Limits, SlotTracker, schedule
+from livemig.core.planning.placement import ClusterState, node_in_scope, unmovable_reason, vmi_in_scope
+from livemig.core.planning.spec import PlanningSpec
+
+
+def maintenance_nodes(snapshot: ClusterSnapshot, spec: PlanningSpec) -> list[str]:
+    m = spec.maintenance
+    named = set(m.node_names)
+    out = []
+    for node in snapshot.nodes:
+        if node.name in named or (
+            node_in_scope(spec, node)
+            and (
+                (m.node_selector is not None and m.node_selector.matches(node.labels))
+                or (m.cordoned and not node.schedulable)
+            )
+        ):
+            out.append(node.name)
+    return out
+
+
+def evacuation_nodes(snapshot: ClusterSnapshot, spec: PlanningSpec) -> list[str]:
+    named = set(spec.evacuation.node_names)
+    return [n.name for n in snapshot.nodes if n.name in named or (not n.healthy and node_in_scope(spec, n))]
+
+
+def plan_maintenance(snapshot: ClusterSnapshot, spec: PlanningSpec, model: CostModel) -> Plan:
+    window = spec.maintenance.window
+    if window is not None and not window[0] <= snapshot.time_s < window[1]:
+        return plan_drain(snapshot, spec, model, [], soonest_first=False, why="outside the maintenance window")
+    return plan_drain(
+        snapshot,
+        spec,
+        model,
+        maintenance_nodes(snapshot, spec),
+        soonest_first=False,
+        max_nodes_in_parallel=spec.maintenance.max_nodes_in_parallel,
+    )
+
+
+def plan_evacuation(snapshot: ClusterSnapshot, spec: PlanningSpec, model: CostModel) -> Plan:
+    return plan_drain(snapshot, spec, model, evacuation_nodes(snapshot, spec), soonest_first=True)
+
+
+def plan_drain(
+    snapshot: ClusterSnapshot,
+    spec: PlanningSpec,
+    model: CostModel,
+    nodes: Iterable[str],
+    *,
+    soonest_first: bool,
+    max_nodes_in_parallel: int | None = None,
+    why: str = "",
+) -> Plan:
+    limits = Limits.effective(spec.limits, spec.technique, snapshot.kubevirt)
+    drained = [n for n in nodes if snapshot.has_node(n)]
+    missing = sorted(set(nodes) - set(drained))
+    drained_set = set(drained)
+    scope_nodes = [n.name for n in snapshot.nodes if node_in_scope(spec, n) or n.name in drained_set]
+    targets = [
+        n for n in scope_nodes if n not in drained_set and snapshot.node(n).schedulable and snapshot.node(n).healthy
+    ]
+    before = ClusterState(snapshot, targets)
+    state = ClusterState(snapshot, targets)
+    skipped: list[Skipped] = []
+    out_of_scope = 0
+    moving: list[Vmi] = []
+    for node in drained:
+        for vmi in sorted(state.vmis_on[node].values(), key=lambda v: v.key):
+            if not vmi_in_scope(snapshot, spec, vmi):
+                out_of_scope += 1
+                continue
+            blocked = unmovable_reason(vmi) or limits.blocked_reason(vmi, snapshot.time_s)
+            if blocked is not None:
+                skipped.append(Skipped(vmi.key, node, blocked))
+            else:
+                moving.append(vmi)
+
+    # Placement, biggest first, onto the least loaded feasible target (fastest link on ties).
+    moving.sort(key=lambda v: (-max(v.memory_used_bytes, 1.0), -v.cpu_cores, v.key))
+    decisions: list[Decision] = []
+    for vmi in moving:
+        source = vmi.node
+        ranked = sorted(
+            state.targets,
+            key=lambda t: (
+                max(
+                    (state.cpu_used[t] + vmi.cpu_cores) / state.nodes[t].cpu_cores,
+                    (state.mem_used[t] + vmi.memory_used_bytes) / state.nodes[t].memory_bytes,
+                ),
+                -state.nodes[t].link_bandwidth_bps,
+                t,
+            ),
+        )
+        target = next((t for t in ranked if state.blocking_reason(vmi, t) is None), None)
+        if target is None:
+            skipped.append(Skipped(vmi.key, source, "no feasible target (capacity, selectors, taints, anti-affinity)"))
+            continue
+        bw, cost = cost_for(model, limits, state, vmi, target)
+        if not cost.succeeded:
+            skipped.append(Skipped(vmi.key, source, f"migration predicted to fail ({cost.outcome})"))
+            continue
+        state.move(vmi, target)
+        what = "evacuate unhealthy" if soonest_first else "drain"
+        decisions.append(Decision(vmi, source, target, bw, cost, f"{what} {source} onto {target}"))
+
+    # Order and schedule.
+    if soonest_first:
+        decisions.sort(key=lambda d: (d.cost.total_time_s, d.vmi.key))
+    else:
+        decisions.sort(key=lambda d: (-d.cost.total_time_s, d.vmi.key))
+    jobs = [Job(d.source, d.target, d.bandwidth_bps, d.cost.total_time_s) for d in decisions]
+    intervals = schedule(
+        jobs, SlotTracker(limits, snapshot), most_work_first=not soonest_first, max_sources=max_nodes_in_parallel
+    )
+
+    left = len(skipped)
+    reason = f"{'evacuate' if soonest_first else 'drain'} {len(drained)} node(s): {len(decisions)} moves"
+    if left:
+        reason += f", {left} VMI(s) cannot move"
+    if out_of_scope:
+        reason += f", {out_of_scope} VMI(s) out of the policy's scope left to KubeVirt"
+    if missing:
+        reason += f"; unknown nodes: {', '.join(missing)}"
+    if not drained:
+        reason = why or "no node to " + ("evacuate" if soonest_first else "drain")
+    return assemble(
+        snapshot, spec, limits, decisions, skipped, scope_nodes, before, state,
+        reason=reason, intervals=intervals,
+    )  # fmt: skip

@@ -1,0 +1,164 @@
+"""Where a VMI may go: every placement constraint checked in one place, over a working copy of the cluster.
+
+`ClusterState` is a mutable working copy private to one planner call (the planner stays a pure function): it
+tracks each node's CPU and memory use and which VMIs it holds as the planner tentatively moves VMIs.
+`blocking_reason(vmi, target, ...)` returns why a target is not allowed, or None: not a target candidate (cordoned,
+unhealthy, out of scope, being drained), nodeSelector, required node affinity, untolerated NoSchedule/NoExecute
+taints, capacity (with the caller's cap), and required pod anti-affinity in both directions.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+
+from livemig.core.cluster import HOSTNAME_LABEL, ClusterSnapshot, EvictionStrategy, Node, Vmi
+from livemig.core.planning.spec import PlanningSpec
+
+_EPS = 1e-9
+
+
+def vmi_in_scope(snapshot: ClusterSnapshot, spec: PlanningSpec, vmi: Vmi) -> bool:
+    scope = spec.scope
+    if scope.vmi_selector is not None and not scope.vmi_selector.matches(vmi.labels):
+        return False
+    return scope.namespace_selector is None or scope.namespace_selector.matches(
+        snapshot.namespace_labels(vmi.namespace)
+    )
+
+
+def node_in_scope(spec: PlanningSpec, node: Node) -> bool:
+    return spec.scope.node_selector is None or spec.scope.node_selector.matches(node.labels)
+
+
+def unmovable_reason(vmi: Vmi) -> str | None:
+    """Why a VMI can never be live-migrated by livemig, or None."""
+    if not vmi.live_migratable:
+        return "not live-migratable"
+    if vmi.eviction_strategy is EvictionStrategy.NONE:
+        return "evictionStrategy None: the owner does not want it migrated"
+    return None
+
+
+class ClusterState:
+    """Per-node usage and VMI placement while a planner works.  Usage = measured if the snapshot gives it."""
+
+    def __init__(self, snapshot: ClusterSnapshot, targets: Iterable[str]) -> None:
+        self.snapshot = snapshot
+        self.nodes: dict[str, Node] = {n.name: n for n in snapshot.nodes}
+        self.targets = set(targets)
+        self.cpu_used: dict[str, float] = {}
+        self.mem_used: dict[str, float] = {}
+        self.vmis_on: dict[str, dict[str, Vmi]] = {n.name: {} for n in snapshot.nodes}
+        self.location: dict[str, str] = {}
+        for vmi in snapshot.vmis:
+            self.vmis_on[vmi.node][vmi.key] = vmi
+            self.location[vmi.key] = vmi.node
+        for node in snapshot.nodes:
+            on = self.vmis_on[node.name].values()
+            self.cpu_used[node.name] = (
+                node.cpu_used_cores if node.cpu_used_cores is not None else sum(v.cpu_cores for v in on)
+            )
+            self.mem_used[node.name] = (
+                node.memory_used_bytes if node.memory_used_bytes is not None else sum(v.memory_used_bytes for v in on)
+            )
+        # VMIs carrying required anti-affinity terms (few): checked for the symmetric direction.
+        self.anti_keys = sorted({t.topology_key for v in snapshot.vmis for t in v.affinity.pod_anti_affinity})
+        self._domains: dict[str, dict[str, list[str]]] = {}
+
+    # -- utilisation
+
+    def cpu_util(self, node: str) -> float:
+        return self.cpu_used[node] / self.nodes[node].cpu_cores
+
+    def mem_util(self, node: str) -> float:
+        return self.mem_used[node] / self.nodes[node].memory_bytes
+
+    def move(self, vmi: Vmi, target: str) -> None:
+        source = self.location[vmi.key]
+        del self.vmis_on[source][vmi.key]
+        self.vmis_on[target][vmi.key] = vmi
+        self.location[vmi.key] = target
+        self.cpu_used[source] -= vmi.cpu_cores
+        self.mem_used[source] -= vmi.memory_used_bytes
+        self.cpu_used[target] += vmi.cpu_cores
+        self.mem_used[target] += vmi.memory_used_bytes
+
+    # -- constraints
+
+    def static_reason(self, vmi: Vmi, node: Node) -> str | None:
+        """Constraints that do not change as VMIs move: selector, node affinity, taints."""
+        for key, value in vmi.node_selector.items():
+            if node.labels.get(key) != value:
+                return f"nodeSelector {key}={value}"
+        if not vmi.affinity.allows_node(node):
+            return "node affinity"
+        for taint in node.blocking_taints():
+            if not vmi.tolerates(taint):
+                return f"taint {taint.key}={taint.value}:{taint.effect}"
+        return None
+
+    def fits(self, vmi: Vmi, target: str, cpu_cap: float = 1.0, mem_cap: float = 1.0) -> bool:
+        node = self.nodes[target]
+        return self.cpu_used[target] + vmi.cpu_cores <= node.cpu_cores * cpu_cap * (1 + _EPS) and self.mem_used[
+            target
+        ] + vmi.memory_used_bytes <= node.memory_bytes * mem_cap * (1 + _EPS)
+
+    def blocking_reason(self, vmi: Vmi, target: str, cpu_cap: float = 1.0, mem_cap: float = 1.0) -> str | None:
+        """Why `vmi` may not move to `target` now (None = allowed).  Caps are fractions of the node's capacity."""
+        if target == self.location[vmi.key]:
+            return "already there"
+        if target not in self.targets:
+            return "not a target (cordoned, unhealthy, out of scope or being emptied)"
+        node = self.nodes[target]
+        reason = self.static_reason(vmi, node)
+        if reason is not None:
+            return reason
+        if not self.fits(vmi, target, min(cpu_cap, 1.0), min(mem_cap, 1.0)):
+            return "capacity"
+        return self.anti_affinity_reason(vmi, node)
+
+    def anti_affinity_reason(self, vmi: Vmi, node: Node) -> str | None:
+        for term in vmi.affinity.pod_anti_affinity:
+            for other in self._in_domain(node, term.topology_key):
+                if other.key != vmi.key and term.selects(vmi.namespace, other):
+                    return f"anti-affinity with {other.key}"
+        for key in self.anti_keys:
+            if node.topology_value(key) is None:
+                continue
+            for owner in self._in_domain(node, key):
+                if owner.key == vmi.key or not owner.affinity.pod_anti_affinity:
+                    continue
+                for term in owner.affinity.pod_anti_affinity:
+                    if term.topology_key == key and term.selects(owner.namespace, vmi):
+                        return f"anti-affinity of {owner.key}"
+        return None
+
+    def _in_domain(self, node: Node, key: str) -> Iterable[Vmi]:
+        if key == HOSTNAME_LABEL and HOSTNAME_LABEL not in node.labels:
+            return self.vmis_on[node.name].values()
+        value = node.topology_value(key)
+        if value is None:
+            return ()
+        domains = self._domains.get(key)
+        if domains is None:
+            domains = defaultdict(list)
+            for n in self.nodes.values():
+                v = n.topology_value(key)
+                if v is not None:
+                    domains[v].append(n.name)
+            self._domains[key] = domains
+        return (v for name in domains[value] for v in self.vmis_on[name].values())
+
+
+def stddev(values: Iterable[float]) -> float:
+    data = list(values)
+    if not data:
+        return 0.0
+    mean = sum(data) / len(data)
+    return math.sqrt(sum((x - mean) ** 2 for x in data) / len(data))
+
+
+def utilisation(state: ClusterState, nodes: Iterable[str]) -> Mapping[str, tuple[float, float]]:
+    return {n: (state.cpu_util(n), state.mem_util(n)) for n in nodes}
