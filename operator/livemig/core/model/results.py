@@ -79,6 +79,7 @@ class Prediction:
     risk_window_s: float  # post-copy: the VM is lost if the link fails during this window
     final_throttle: float
     switch_time_s: float | None  # when post-copy started (None if it did not)
+    throttle_steps: tuple[tuple[float, float], ...]  # (elapsed_s, new throttle) each time auto-converge raised it
     timeline: tuple[tuple[float, float], ...]  # (elapsed_s, remaining_bytes) points, for --plot
 
     @property

@@ -170,6 +170,7 @@ class MigrationRun:
         "_throttle",
         "_throttle_cpu_s",
         "_throttle_on",
+        "_throttle_steps",
         "_timeline",
         "_vm",
         "_vm_lost",
@@ -224,6 +225,7 @@ class MigrationRun:
         self._period_dirty = 0.0
         self._period_wire = 0.0
         self._throttle_cpu_s = 0.0
+        self._throttle_steps: list[tuple[float, float]] = []
         self._last_progress_t = 0.0
         self._stop_left = 0.0
         self._resume_left = 0.0
@@ -365,6 +367,7 @@ class MigrationRun:
             risk_window_s=self._risk_window(),
             final_throttle=self._throttle,
             switch_time_s=self._switch_t,
+            throttle_steps=tuple(self._throttle_steps),
             timeline=tuple(self._timeline) if self._timeline is not None else (),
         )
 
@@ -530,10 +533,10 @@ class MigrationRun:
                         self._dirty_cold = cold if cold < mech.cold_cap_bytes else mech.cold_cap_bytes
         self._t = t + dt
         if event_pass_end:
-            self._end_of_pass()
+            self._end_of_pass(t_stop)
         return True
 
-    def _end_of_pass(self) -> None:
+    def _end_of_pass(self, t_stop: float) -> None:
         """Dirty-bitmap sync: count the pass, maybe raise the throttle, test the stop rule, start the next pass."""
         mech = self._mech
         settings = self._settings
@@ -553,6 +556,7 @@ class MigrationRun:
                     if self._high_count >= params.periods_per_step:
                         self._high_count = 0
                         self._throttle = autoconverge.raised_throttle(self._throttle, params)
+                        self._throttle_steps.append((t, self._throttle))
                         if self._throttle > self._max_throttle:
                             self._max_throttle = self._throttle
                 self._period_start_t = t
@@ -596,9 +600,9 @@ class MigrationRun:
         self._dirty_hot = self._dirty_cold = 0.0
         self._gap_left = settings.round_overhead_s
         self._mark()
-        self._skip_identical_passes()
+        self._skip_identical_passes(t_stop)
 
-    def _skip_identical_passes(self) -> None:
+    def _skip_identical_passes(self, t_stop: float) -> None:
         """If the pass just started will leave exactly the same dirty set (a fixed point: a capped or lambda = 1
         pre-copy that nothing will change), advance over whole identical passes up to just before the next event."""
         settings = self._settings
@@ -622,7 +626,7 @@ class MigrationRun:
         next_payload = hot + cold if mech.resend_hot else cold
         if abs(next_payload - payload) > _STEADY_RTOL * payload:
             return
-        horizon = min(self._deadline_t, self._cap_t)
+        horizon = min(self._deadline_t, self._cap_t, t_stop)
         if math.isinf(horizon):
             return
         k = math.floor((horizon - self._t) / tau) - 1
