@@ -84,15 +84,19 @@ def points(quantity: str, model_pct: float, expected_pct: float, tol_points: flo
     return Check(quantity, f"{model_pct:+.1f} %", f"{expected_pct:+.1f} % ±{tol_points:.0f} pts", ok, gap)
 
 
-def _precopy_case(case: str, dirty: float, inputs: str, source: str, checks: Callable[[Prediction], Sequence[Check]]
-                  ) -> CaseResult:
+def _precopy_case(
+    case: str, dirty: float, inputs: str, source: str, checks: Callable[[Prediction], Sequence[Check]]
+) -> CaseResult:
     p = predict(Technique.PRE_COPY, VmProfile(GIB, dirty), LAN, XEN)
     return CaseResult(case, "pre-copy", inputs, source, tuple(checks(p)))
 
 
 def case_v1() -> CaseResult:
     return _precopy_case(
-        "V1", 0.0, "M = 1 GiB, D = 0, R = 1 Gbit/s, Xen rule", "§11; Clark 2005",
+        "V1",
+        0.0,
+        "M = 1 GiB, D = 0, R = 1 Gbit/s, Xen rule",
+        "§11; Clark 2005",
         lambda p: [
             rel("total time", p.total_time_s, 8.59, 0.05, " s"),
             at_most("downtime", p.downtime_s, 0.01, " s"),
@@ -105,7 +109,10 @@ def case_v1() -> CaseResult:
 
 def case_v2() -> CaseResult:
     return _precopy_case(
-        "V2", 62.5e6, "M = 1 GiB, D = 62.5 MB/s (λ = 0.5), R = 1 Gbit/s, Xen rule", "§11 + Xen stop rule",
+        "V2",
+        62.5e6,
+        "M = 1 GiB, D = 62.5 MB/s (λ = 0.5), R = 1 Gbit/s, Xen rule",
+        "§11 + Xen stop rule",
         lambda p: [
             between("rounds", p.rounds, 12, 14),
             rel("total time", p.total_time_s, 17.18, 0.05, " s"),
@@ -118,7 +125,10 @@ def case_v2() -> CaseResult:
 
 def case_v3() -> CaseResult:
     return _precopy_case(
-        "V3", 0.8 * GBIT, "M = 1 GiB, λ = 0.8, R = 1 Gbit/s, Xen rule", "§11 + Xen DEF_MAX_FACTOR 3",
+        "V3",
+        0.8 * GBIT,
+        "M = 1 GiB, λ = 0.8, R = 1 Gbit/s, Xen rule",
+        "§11 + Xen DEF_MAX_FACTOR 3",
         lambda p: [
             equal("rounds", p.rounds, 5),
             rel("transferred", p.transferred_bytes / GIB, 3.69, 0.03, " GiB"),
@@ -131,7 +141,10 @@ def case_v3() -> CaseResult:
 
 def case_v4() -> CaseResult:
     return _precopy_case(
-        "V4", 1.25 * GBIT, "M = 1 GiB, λ = 1.25, R = 1 Gbit/s, Xen rule, no WWS cap", "§11; Clark 2005; 5·M bound",
+        "V4",
+        1.25 * GBIT,
+        "M = 1 GiB, λ = 1.25, R = 1 Gbit/s, Xen rule, no WWS cap",
+        "§11; Clark 2005; 5·M bound",
         lambda p: [
             equal("rounds", p.rounds, 4),
             rel("transferred", p.transferred_bytes / GIB, 5.00, 0.03, " GiB"),
@@ -155,8 +168,11 @@ def case_v5() -> CaseResult:
             equal("outcome" + tag, p.outcome, Outcome.SWITCHED_TO_POST_COPY),
         ]
     return CaseResult(
-        "V5", "post-copy", "switch at once (post-copy timeout 0), M = 1 GiB, R = 1 Gbit/s, any D",
-        "Hines & Gopalan 2009; §11", tuple(checks),
+        "V5",
+        "post-copy",
+        "switch at once (post-copy timeout 0), M = 1 GiB, R = 1 Gbit/s, any D",
+        "Hines & Gopalan 2009; §11",
+        tuple(checks),
     )
 
 
@@ -167,14 +183,26 @@ def case_v6() -> CaseResult:
     first_round = run.run_to_end().total_time_s
     mbit = 1e6 / 8
     return CaseResult(
-        "V6", "Xen rate limiting", "first round of M = 1 GiB at the 100 Mbit/s start rate; dirty 200 / 480 Mbit/s",
+        "V6",
+        "Xen rate limiting",
+        "first round of M = 1 GiB at the 100 Mbit/s start rate; dirty 200 / 480 Mbit/s",
         "Xen xc_domain_save.c; Clark 2005",
         (
             rel("first round", first_round, 85.9, 0.02, " s"),
-            rel("next rate after 200 Mbit/s", xen_next_rate(limiter.start_bps, 200 * mbit, limiter) / mbit, 250,
-                0.0, " Mbit/s"),
-            rel("next rate after 480 Mbit/s", xen_next_rate(limiter.start_bps, 480 * mbit, limiter) / mbit, 500,
-                0.0, " Mbit/s"),
+            rel(
+                "next rate after 200 Mbit/s",
+                xen_next_rate(limiter.start_bps, 200 * mbit, limiter) / mbit,
+                250,
+                0.0,
+                " Mbit/s",
+            ),
+            rel(
+                "next rate after 480 Mbit/s",
+                xen_next_rate(limiter.start_bps, 480 * mbit, limiter) / mbit,
+                500,
+                0.0,
+                " Mbit/s",
+            ),
         ),
     )
 
@@ -202,8 +230,11 @@ def case_v7() -> CaseResult:
     steps = [round(v * 100) for _, v in p.throttle_steps]
     payloads = pass_payloads(p)
     # The throttle in force while the first pass smaller than the one before it was being sent.
-    starts = [t for (t, v), (t_prev, v_prev) in zip(p.timeline[1:], p.timeline, strict=False)
-              if t == t_prev and v_prev == 0.0 and v > 0.0]
+    starts = [
+        t
+        for (t, v), (t_prev, v_prev) in zip(p.timeline[1:], p.timeline, strict=False)
+        if t == t_prev and v_prev == 0.0 and v > 0.0
+    ]
     onset = next(
         (throttle_at(p, starts[i - 1]) for i in range(1, len(payloads)) if payloads[i] < payloads[i - 1] * 0.999), None
     )
@@ -213,17 +244,23 @@ def case_v7() -> CaseResult:
         "to 80 % before the passes fit the downtime limit (the lab saw the same overshoot, see docs/model.md)"
     )
     return CaseResult(
-        "V7", "auto-converge", "M = 1 GiB, D = 2·R, R = 1 Gbit/s, QEMU defaults 20/10/99, qemu profile",
+        "V7",
+        "auto-converge",
+        "M = 1 GiB, D = 2·R, R = 1 Gbit/s, QEMU defaults 20/10/99, qemu profile",
         "QEMU migration/options.c, ram.c",
         (
             equal("throttle steps (first five)", steps[:5], [20, 30, 40, 50, 60]),
             equal("throttle when passes start shrinking", round((onset or 0) * 100), 60),
-            equal("first p with D·(1−p) < R", round((converging_throttle(2 * GBIT, GBIT, QEMU.throttle) or 0) * 100),
-                  60),
+            equal(
+                "first p with D·(1−p) < R", round((converging_throttle(2 * GBIT, GBIT, QEMU.throttle) or 0) * 100), 60
+            ),
             equal("outcome", p.outcome, Outcome.COMPLETED),
             rel("guest throughput in the final phase", 1 - p.final_throttle, 0.40, 0.25, "", gap=gap_final),
-            equal("D ≥ 100·R: outcome", f"{hopeless.outcome}/{hopeless.abort_reason}",
-                  f"{Outcome.ABORTED}/{AbortReason.COMPLETION_TIMEOUT}"),
+            equal(
+                "D ≥ 100·R: outcome",
+                f"{hopeless.outcome}/{hopeless.abort_reason}",
+                f"{Outcome.ABORTED}/{AbortReason.COMPLETION_TIMEOUT}",
+            ),
             equal("D ≥ 100·R: final throttle", round(hopeless.final_throttle * 100), 99),
         ),
     )
@@ -235,11 +272,13 @@ def case_v8() -> CaseResult:
     data, time, down = average_cuts(Technique.ADAPTIVE_COMPRESSION, XEN)
     gap_down = (
         "under Xen's 50-page rule the convergent workloads end with sub-millisecond last rounds that compression "
-        "shrinks in bytes and time; the measured downtimes also hold fixed costs (state, resume) the paper does not give"
+        "shrinks in bytes and time; measured downtimes also hold fixed costs (state, resume) the paper does not give"
     )
     return CaseResult(
-        "V8", "adaptive-compression", "V1 with c = 3.2, not CPU-bound; then MECOM defaults (c = 3.2, 184 MB/s) on the "
-        "workload grid, Xen rule", "Jin et al. CLUSTER 2009",
+        "V8",
+        "adaptive-compression",
+        "V1 with c = 3.2, not CPU-bound; then MECOM defaults (c = 3.2, 184 MB/s) on the workload grid, Xen rule",
+        "Jin et al. CLUSTER 2009",
         (
             rel("transferred (V1, c = 3.2)", p.transferred_bytes / GIB, 0.3125, 0.05, " GiB"),
             rel("total time (V1, c = 3.2)", p.total_time_s, 2.68, 0.05, " s"),
@@ -288,7 +327,10 @@ def case_v9() -> CaseResult:
         "measured (LRU/splay pre-processing cost unknown); the paper's workloads are not given"
     )
     return CaseResult(
-        "V9", "working-set", "workload grid with and without WWS hold-back, Xen rule", "Zaw & Thein 2012",
+        "V9",
+        "working-set",
+        "workload grid with and without WWS hold-back, Xen rule",
+        "Zaw & Thein 2012",
         (
             points("data vs pre-copy (grid mean)", data, -23.67, 10, gap=gap),
             points("total time vs pre-copy (grid mean)", time, -11.45, 10, gap=gap),
@@ -315,15 +357,20 @@ def case_v10() -> CaseResult:
         "what CR/TR logs), beyond the paper's best case"
     )
     return CaseResult(
-        "V10", "trace-replay", "workload grid on a Gigabit LAN, log rate 5 % of the dirty rate, replay 1 GB/s; then "
-        "log rate 1.2·R", "Liu et al. HPDC 2009",
+        "V10",
+        "trace-replay",
+        "workload grid on a Gigabit LAN, log rate 5 % of the dirty rate, replay 1 GB/s; then log rate 1.2·R",
+        "Liu et al. HPDC 2009",
         (
             at_most("largest downtime cut", worst_down, 72.4, " %", gap=gap_down),
             at_most("largest total-time cut", worst_time, 31.5, " %", gap=gap_time),
             at_most("largest cut of data to synchronise", max(base_sync), 95.9, " %", gap=gap_sync),
             equal("log ≥ replay, xen: outcome", xen_div.outcome, Outcome.FORCED_STOP),
-            equal("log ≥ replay, qemu: outcome", f"{qemu_div.outcome}/{qemu_div.abort_reason}",
-                  f"{Outcome.ABORTED}/{AbortReason.COMPLETION_TIMEOUT}"),
+            equal(
+                "log ≥ replay, qemu: outcome",
+                f"{qemu_div.outcome}/{qemu_div.abort_reason}",
+                f"{Outcome.ABORTED}/{AbortReason.COMPLETION_TIMEOUT}",
+            ),
         ),
     )
 
@@ -334,7 +381,9 @@ def case_v11() -> CaseResult:
     web = predict(Technique.PRE_COPY, VmProfile(800 * MIB, 2 * GBIT, working_set_bytes=16 * MIB), LAN, XEN)
     game = predict(Technique.PRE_COPY, VmProfile(64 * MIB, 2 * GBIT, working_set_bytes=4 * MIB), LAN, XEN)
     return CaseResult(
-        "V11", "pre-copy", "web: M = 800 MiB, WWS 16 MiB; game: M = 64 MiB, WWS 4 MiB; WWS dirtied at 2·R; Xen rule",
+        "V11",
+        "pre-copy",
+        "web: M = 800 MiB, WWS 16 MiB; game: M = 64 MiB, WWS 4 MiB; WWS dirtied at 2·R; Xen rule",
         "Clark et al. NSDI 2005 (order of magnitude)",
         (
             between("SPECweb-like downtime", web.downtime_s * 1000, 30, 500, " ms"),
@@ -345,13 +394,27 @@ def case_v11() -> CaseResult:
 
 def case_v12() -> CaseResult:
     return CaseResult(
-        "V12", "pre-copy", "cases with measured ground truth: the real-QEMU lab table (qemu-calibration section)",
-        "Akoush 2010; Liu 2011", (),
+        "V12",
+        "pre-copy",
+        "cases with measured ground truth: the real-QEMU lab table (qemu-calibration section)",
+        "Akoush 2010; Liu 2011",
+        (),
     )
 
 
 CASES: tuple[Callable[[], CaseResult], ...] = (
-    case_v1, case_v2, case_v3, case_v4, case_v5, case_v6, case_v7, case_v8, case_v9, case_v10, case_v11, case_v12,
+    case_v1,
+    case_v2,
+    case_v3,
+    case_v4,
+    case_v5,
+    case_v6,
+    case_v7,
+    case_v8,
+    case_v9,
+    case_v10,
+    case_v11,
+    case_v12,
 )
 
 
@@ -376,9 +439,7 @@ def render_table(results: Sequence[CaseResult]) -> str:
 
 def generated_block() -> str:
     body = render_table([case() for case in CASES])
-    return (
-        f"{BEGIN}\n<!-- generated by: .venv/bin/python tests/unit/core/model/model_cases.py -->\n\n{body}\n\n{END}"
-    )
+    return f"{BEGIN}\n<!-- generated by: .venv/bin/python tests/unit/core/model/model_cases.py -->\n\n{body}\n\n{END}"
 
 
 def update_doc(path: Path = DOC) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -38,8 +39,11 @@ CASES = [
     (Technique.AUTO_CONVERGE, VmProfile(GIB, 2 * GBIT), MigrationSettings()),
     (Technique.XBZRLE, VmProfile(GIB, 1.5 * GBIT, working_set_bytes=128 * MIB), MigrationSettings()),
     (Technique.ADAPTIVE_COMPRESSION, VmProfile(GIB, 0.5 * GBIT), MigrationSettings(profile=Profile.XEN)),
-    (Technique.WORKING_SET, VmProfile(GIB, GBIT, working_set_bytes=64 * MIB, hot_write_fraction=0.9),
-     MigrationSettings(profile=Profile.XEN)),
+    (
+        Technique.WORKING_SET,
+        VmProfile(GIB, GBIT, working_set_bytes=64 * MIB, hot_write_fraction=0.9),
+        MigrationSettings(profile=Profile.XEN),
+    ),
     (Technique.TRACE_REPLAY, VmProfile(GIB, GBIT), MigrationSettings(round_overhead_s=0.05, resume_overhead_s=0.02)),
 ]
 
@@ -180,7 +184,7 @@ def test_wall_clock_cap_ends_a_run_as_not_converged() -> None:
 def test_auto_converge_degradation_is_throttle_times_duration() -> None:
     p = predict(Technique.AUTO_CONVERGE, VmProfile(GIB, 2 * GBIT), LinkProfile(GBIT))
     steps = [*p.throttle_steps, (p.total_time_s, p.final_throttle)]
-    integral = sum(v0 * (t1 - t0) for (t0, v0), (t1, _) in zip(steps, steps[1:], strict=False))
+    integral = sum(v0 * (t1 - t0) for (t0, v0), (t1, _) in itertools.pairwise(steps))
     # The throttle is off during the stop-and-copy (the guest is stopped).
     assert p.degradation.throttle_cpu_s == pytest.approx(integral - p.final_throttle * p.downtime_s, rel=1e-6)
     assert p.degradation.max_slowdown == p.final_throttle
