@@ -88,6 +88,7 @@ done
 
 mkdir -p "$(dirname "$bin_dir")"
 rm -rf "$bin_dir"
+chmod 755 "$staging"
 mv "$staging" "$bin_dir"
 trap - EXIT
 echo "built in $(( $(date +%s) - start ))s into $bin_dir" >&2

@@ -131,15 +131,26 @@ class DevCluster:
         return self._require_state().bin_dir
 
     def kubectl(
-        self, *args: str, check: bool = True, input: str | None = None, timeout: float = 60
+        self,
+        *args: str,
+        check: bool = True,
+        input: str | None = None,
+        timeout: float = 60,
+        kubeconfig: Path | None = None,
     ) -> subprocess.CompletedProcess[str]:
-        """Runs the built kubectl against this cluster as the admin user."""
+        """Runs the built kubectl against this cluster, as the admin user unless another kubeconfig is given."""
         state = self._require_state()
-        command = [str(state.bin_dir / "kubectl"), "--kubeconfig", str(state.kubeconfig), *args]
+        command = [str(state.bin_dir / "kubectl"), "--kubeconfig", str(kubeconfig or state.kubeconfig), *args]
         result = subprocess.run(command, input=input, capture_output=True, text=True, timeout=timeout, check=False)
         if check and result.returncode != 0:
             raise DevClusterError(f"kubectl {' '.join(args)} failed ({result.returncode}): {result.stderr.strip()}")
         return result
+
+    def write_token_kubeconfig(self, token: str, path: Path, *, user: str = "token-user") -> Path:
+        """A kubeconfig that authenticates with a bearer token only (e.g. a ServiceAccount's TokenRequest token)."""
+        state = self._require_state()
+        _write_kubeconfig(path, state.server, state.pki_dir / "ca.crt", {"token": token}, user)
+        return path
 
     def start(self, *, timeout_s: float = 90.0) -> DevClusterState:
         bin_dir = self._bin_dir or control_plane_bin_dir()
@@ -163,10 +174,8 @@ class DevCluster:
         for pid in pids:  # API server first, so it does not log etcd errors on the way down
             _terminate(pid, self._processes)
         self._processes.clear()
-        shutil.rmtree(self.state_dir / "etcd-data", ignore_errors=True)
-        with contextlib.suppress(FileNotFoundError):
-            (self.state_dir / STATE_FILE).unlink()
-        if self._own_state_dir:
+        # Certificates, keys, kubeconfig, logs and etcd data: all of it is throw-away.
+        if self._own_state_dir or (self.state_dir / STATE_FILE).exists():
             shutil.rmtree(self.state_dir, ignore_errors=True)
         self.state = None
 
@@ -278,7 +287,13 @@ class DevCluster:
             etcd_pid=etcd.pid,
             apiserver_pid=apiserver.pid,
         )
-        _write_kubeconfig(state.kubeconfig, server, ca.cert_path, admin)
+        _write_kubeconfig(
+            state.kubeconfig,
+            server,
+            ca.cert_path,
+            {"client-certificate": str(admin.cert_path), "client-key": str(admin.key_path)},
+            ADMIN_USER,
+        )
         tls = ssl.create_default_context(cafile=str(ca.cert_path))
         tls.load_cert_chain(str(admin.cert_path), str(admin.key_path))
         self._wait(lambda: _http_ok(f"{server}/readyz", tls), deadline, "kube-apiserver /readyz", apiserver)
@@ -335,18 +350,13 @@ def _terminate(pid: int, processes: Sequence[subprocess.Popen[bytes]]) -> None:
         process.wait(timeout=10)
 
 
-def _write_kubeconfig(path: Path, server: str, ca_cert: Path, user: pki.KeyPair) -> None:
+def _write_kubeconfig(path: Path, server: str, ca_cert: Path, credentials: dict[str, str], user: str) -> None:
     config = {
         "apiVersion": "v1",
         "kind": "Config",
         "clusters": [{"name": "livemig-dev", "cluster": {"server": server, "certificate-authority": str(ca_cert)}}],
-        "users": [
-            {
-                "name": ADMIN_USER,
-                "user": {"client-certificate": str(user.cert_path), "client-key": str(user.key_path)},
-            }
-        ],
-        "contexts": [{"name": "livemig-dev", "context": {"cluster": "livemig-dev", "user": ADMIN_USER}}],
+        "users": [{"name": user, "user": credentials}],
+        "contexts": [{"name": "livemig-dev", "context": {"cluster": "livemig-dev", "user": user}}],
         "current-context": "livemig-dev",
     }
     path.write_text(json.dumps(config, indent=2))
