@@ -1,0 +1,105 @@
+"""`livemig plan`: prints a plan for a snapshot and a policy; bad files exit 2 naming the file and the field."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from livemig.cli import main
+
+SNAPSHOTS = Path(__file__).parents[2] / "data" / "snapshots"
+
+BALANCE = """\
+apiVersion: livemig.io/v1alpha1
+kind: MigrationPolicy
+metadata: {name: balance}
+spec:
+  purpose: LoadBalancing
+  selector:
+    namespaceSelector: {matchLabels: {tier: prod}}
+  loadBalancing:
+    cpu: {high: 0.8, target: 0.7}
+    pressure: {cpu: {high: 0.3, target: 0.2}}
+  technique: {mode: Auto, allowPostCopy: true, allowAutoConverge: true}
+  limits: {cooldown: 0s}
+"""
+
+CONSOLIDATE = """\
+apiVersion: livemig.io/v1alpha1
+kind: MigrationPolicy
+metadata: {name: consolidate}
+spec:
+  purpose: Consolidation
+  consolidation:
+    lowUtilization: {cpu: 0.5, memory: 0.5}
+    headroom: {cpu: 0.2, memory: 0.2}
+    maxNodesPerCycle: 10
+    cordonEmptied: true
+"""
+
+
+def write(tmp_path: Path, name: str, text: str) -> str:
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+def test_json_plan_for_a_hot_node(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc = main(
+        ["plan", "--snapshot", str(SNAPSHOTS / "hot.yaml"), "--policy", write(tmp_path, "p.yaml", BALANCE), "--json"]
+    )
+    out = json.loads(capsys.readouterr().out)
+    assert rc == 0
+    assert out["status"] == "Ready"
+    assert out["purpose"] == "LoadBalancing"
+    assert out["policy"] == "balance"
+    assert out["moves"]
+    for move in out["moves"]:
+        assert move["source"] == "worker-0"
+        assert move["technique"] in ("pre-copy", "post-copy", "auto-converge")
+        assert move["predicted_bytes"] > 0
+        assert move["predicted_time_s"] > 0
+        assert move["vmi"].startswith("prod/")
+    assert out["efficacy"]["cpu_max_after"] < out["efficacy"]["cpu_max_before"]
+    assert out["efficacy"]["nodes_over_threshold_after"] == 0
+    assert out["waves"]
+    assert out["limits"]["maxConcurrentMigrationsPerNode"] == 1  # the policy's default
+
+
+def test_readable_plan_for_consolidation(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc = main(
+        ["plan", "--snapshot", str(SNAPSHOTS / "sparse.yaml"), "--policy", write(tmp_path, "p.yaml", CONSOLIDATE)]
+    )
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert "purpose Consolidation" in out
+    assert "nodes released:" in out
+    assert "then cordon node-00" in out
+    assert "efficacy:" in out
+
+
+def test_bad_snapshot_exits_2_naming_the_field(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    text = (SNAPSHOTS / "hot.yaml").read_text().replace("dirtyRate: 300Mi", "dirtyRate: lots")
+    snap = write(tmp_path, "snap.yaml", text)
+    rc = main(["plan", "--snapshot", snap, "--policy", write(tmp_path, "p.yaml", BALANCE)])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert f"--snapshot {snap}: vmis[0].usage.dirtyRate" in err
+
+
+def test_bad_policy_exits_2_naming_the_field(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = BALANCE.replace("cooldown: 0s", "cooldown: soon")
+    rc = main(["plan", "--snapshot", str(SNAPSHOTS / "hot.yaml"), "--policy", write(tmp_path, "p.yaml", bad)])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert "spec.limits.cooldown" in err
+
+
+def test_missing_files_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc = main(["plan", "--snapshot", str(tmp_path / "none.yaml"), "--policy", str(tmp_path / "none2.yaml")])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert "none.yaml" in err
+    assert "none2.yaml" in err
