@@ -32,9 +32,10 @@ def adaptive_compression_mechanics(vm: VmProfile, link: LinkProfile, params: Com
     if params.throughput_bps <= link.bandwidth_bps or params.ratio <= 1.0:
         return precopy_mechanics(vm)
     factor = 1.0 / params.ratio
+    base = precopy_mechanics(vm)
     return replace(
-        precopy_mechanics(vm),
-        first_wire_factor=factor,
+        base,
+        first_wire_factor=factor * base.first_wire_factor,
         later_wire_factor=factor,
         first_rate_cap_bps=params.throughput_bps,
         later_rate_cap_bps=params.throughput_bps,

@@ -43,7 +43,9 @@ class VmProfile:
     (§11 of papers.md).  `hot_write_fraction` is the share of the writes that land in W (the rest spreads over the
     other M - W bytes); it only matters when W is given.  `state_bytes` (S) is CPU/device state sent during the
     downtime.  `log_rate_bps` is CR/TR's log generation rate (trace-replay only; default: a fraction of the dirty
-    rate, see `TraceReplayParams`).
+    rate, see `TraceReplayParams`).  `zero_bytes` (Z) is memory the guest has never written: QEMU finds those pages
+    zero in its first pass and sends a 9-byte marker instead of the page (ram.c `save_zero_page`), so pass 0 costs
+    about M - Z on the wire (in a cluster: memory minus the guest's used memory; the lab measures it).
     """
 
     memory_bytes: float
@@ -53,9 +55,11 @@ class VmProfile:
     hot_write_fraction: float = 1.0
     state_bytes: float = 0.0
     log_rate_bps: float | None = None
+    zero_bytes: float = 0.0
 
     def __post_init__(self) -> None:
         _check("memory_bytes", self.memory_bytes, positive=True)
+        _check("zero_bytes", self.zero_bytes, at_most=self.memory_bytes)
         _check("dirty_rate_bps", self.dirty_rate_bps)
         if self.working_set_bytes is not None:
             _check("working_set_bytes", self.working_set_bytes, at_most=self.memory_bytes)
@@ -68,12 +72,21 @@ class VmProfile:
 
 @dataclass(frozen=True, slots=True)
 class LinkProfile:
-    """The migration link, already capped by KubeVirt's bandwidthPerMigration (bytes/s)."""
+    """The migration link, already capped by KubeVirt's bandwidthPerMigration (bytes/s).
+
+    `switchover_bandwidth_bps` is the link's raw speed, used while the guest is stopped (stop-and-copy and the
+    post-copy switch): QEMU lifts `max-bandwidth` there (migration.c `migration_completion_precopy` and
+    `postcopy_start` set RATE_LIMIT_DISABLED), so a cap below the wire does not lengthen the downtime.  None: the cap
+    is the wire (bandwidth_bps).
+    """
 
     bandwidth_bps: float
+    switchover_bandwidth_bps: float | None = None
 
     def __post_init__(self) -> None:
         _check("bandwidth_bps", self.bandwidth_bps, positive=True)
+        if self.switchover_bandwidth_bps is not None:
+            _check("switchover_bandwidth_bps", self.switchover_bandwidth_bps, positive=True)
 
 
 @dataclass(frozen=True, slots=True)

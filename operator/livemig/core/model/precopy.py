@@ -1,6 +1,7 @@
 """Pre-copy (Clark et al. 2005; papers.md §11) and the two stop-rule profiles.
 
-Pass 0 sends all memory M; every later pass re-sends what was dirtied during the previous one,
+Pass 0 sends all memory M (zero pages Z as markers: M - Z on the wire); every later pass re-sends what was dirtied
+during the previous one,
 V_i = min(W, D·t_{i-1}) (W = M without a writable working set), at the link rate R.
 
 - `qemu` (KubeVirt/QEMU): stop-and-copy once the dirty bytes found at a sync fit the downtime limit,
@@ -23,16 +24,29 @@ class Stop(IntEnum):
     FORCED = 2  # a cap (rounds, data, rate): outcome forced-stop
 
 
+# QEMU ram.c: a zero page goes out as its 8-byte offset|RAM_SAVE_FLAG_ZERO word plus one byte, not 4 KiB.
+ZERO_PAGE_WIRE_BYTES = 9
+
+
+def first_pass_wire_factor(vm: VmProfile) -> float:
+    """Wire bytes per logical byte of pass 0: the zero pages (Z) cost a marker each, the rest a full page."""
+    memory = vm.memory_bytes
+    zero = min(vm.zero_bytes, memory)
+    return (memory - zero + zero * ZERO_PAGE_WIRE_BYTES / vm.page_size) / memory
+
+
 def precopy_mechanics(vm: VmProfile) -> Mechanics:
     memory = vm.memory_bytes
     wss = vm.working_set_bytes
+    first_wire = first_pass_wire_factor(vm)
     if wss is None:
-        return Mechanics(first_payload_bytes=memory, hot_cap_bytes=memory)
+        return Mechanics(first_payload_bytes=memory, hot_cap_bytes=memory, first_wire_factor=first_wire)
     return Mechanics(
         first_payload_bytes=memory,
         hot_cap_bytes=wss,
         cold_cap_bytes=memory - wss,
         hot_share=vm.hot_write_fraction,
+        first_wire_factor=first_wire,
     )
 
 
@@ -54,7 +68,10 @@ def xen_stop(
     """libxc's last-iteration test after a round (pages counted logically, before any compression)."""
     if pending_bytes < params.min_dirty_pages * page_size:
         return Stop.CONVERGED
-    if rounds >= params.max_rounds or sent_bytes > params.max_factor * memory_bytes or last_round_grew_at_max_rate:
+    # "More than 3x": compared with a 1e-9 relative slack so that rounding (a run stepped in chunks adds its bytes
+    # in pieces) cannot flip the rule at exactly 3·M.
+    over_factor = sent_bytes > params.max_factor * memory_bytes * (1.0 + 1e-9)
+    if rounds >= params.max_rounds or over_factor or last_round_grew_at_max_rate:
         return Stop.FORCED
     return Stop.NO
 

@@ -29,6 +29,7 @@ from livemig.core.vocabulary import AbortReason, Outcome, Technique
 
 _INF = math.inf
 _STEADY_RTOL = 1e-9
+_SAWTOOTH_POINTS_MAX = 2000  # skipped passes drawn in the timeline at most
 
 # Phases as small ints inside the loop (Phase enum values at the boundary).
 _PRE, _STOP, _POST, _DONE = 0, 1, 2, 3
@@ -165,6 +166,7 @@ class MigrationRun:
         "_stop_left",
         "_stop_start_t",
         "_switch_t",
+        "_switchover_bandwidth",
         "_t",
         "_technique",
         "_throttle",
@@ -195,6 +197,7 @@ class MigrationRun:
         self._mech = mech
         self._dirty_rate = vm.dirty_rate_bps
         self._bandwidth = link.bandwidth_bps
+        self._switchover_bandwidth = link.switchover_bandwidth_bps
         self._throttle_on = act.auto_converge
         self._deadline_t = act.deadline_s if act.deadline_s is not None else _INF
         self._deadline_action = act.on_deadline if act.deadline_s is not None else DeadlineAction.NONE
@@ -396,9 +399,9 @@ class MigrationRun:
             self._timeline.append((self._t, self._remaining()))
 
     def _end(self, outcome: Outcome) -> None:
+        self._mark()  # what was left when it ended (0 when it completed)
         self._outcome = outcome
         self._phase = _DONE
-        self._mark()
 
     def _finish_aborted(self, reason: AbortReason) -> None:
         self._abort_reason = reason
@@ -410,7 +413,10 @@ class MigrationRun:
         """Post-copy switch: the guest stops for its state, resumes on the target, the rest is pulled once."""
         mech = self._mech
         self._post_left = postcopy.post_copy_bytes(
-            self._pass_left, self._dirty_hot + self._dirty_cold, mech.held_bytes, self._vm.memory_bytes
+            self._pass_left * self._pass_wf,
+            self._dirty_hot + self._dirty_cold,
+            mech.held_bytes,
+            self._vm.memory_bytes * mech.first_wire_factor,  # zero pages cost a marker here too
         )
         self._switch_t = self._t
         self._stop_left = self._vm.state_bytes
@@ -634,6 +640,11 @@ class MigrationRun:
             return
         span = k * tau
         wire = k * payload * self._pass_wf
+        if self._timeline is not None and k <= _SAWTOOTH_POINTS_MAX:
+            held = mech.held_bytes
+            for i in range(1, k + 1):  # draw the skipped passes (for --plot); the physics does not need them
+                self._timeline.append((self._t + i * tau, held))
+                self._timeline.append((self._t + i * tau, payload + held))
         self._rounds += k
         self._sent += k * payload
         self._wire += wire
@@ -645,7 +656,8 @@ class MigrationRun:
         self._period_start_t = self._t
         self._period_dirty = 0.0
         self._period_wire = 0.0
-        self._mark()
+        if k > _SAWTOOTH_POINTS_MAX:
+            self._mark()
 
     def _step_transfer(self, t_stop: float, *, post: bool) -> bool:
         """Stop-and-copy (guest stopped) or post-copy (state blackout, then pages pulled while the guest runs)."""
@@ -655,6 +667,10 @@ class MigrationRun:
             if t >= t_stop:
                 return False
             if self._stop_left > 0.0:
+                # QEMU sends the stopped guest's last bytes without its rate cap, at the link's raw speed.
+                switchover = self._switchover_bandwidth
+                if switchover is not None and rate > 0.0:
+                    rate = max(rate, switchover)
                 if rate <= 0.0:
                     return self._stalled(t_stop)
                 due = self._stop_left / rate
