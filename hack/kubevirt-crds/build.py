@@ -88,7 +88,7 @@ def quantity(description: str | None = None, *, unsigned: bool = False) -> Schem
         "x-kubernetes-int-or-string": True,
     }
     if unsigned:
-        schema["anyOf"] = [{"type": "integer", "minimum": 0}, {"type": "string"}]
+        schema["minimum"] = 0  # applies to the integer form; the pattern has no sign for the string form
     return _d(schema, description)
 
 
