@@ -95,3 +95,41 @@ class Relay:
         if self._server is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), 2.0)
+
+
+async def measure_throughput(total_bytes: int = 128 * 2**20, *, chunk: int = CHUNK) -> float:
+    """Bytes/s that one stream carries through a `Relay` on loopback (an iperf of the lab's link).
+
+    QEMU lifts `max-bandwidth` for the stop-and-copy, so the lab's downtime is set by this speed, not by the cap.
+    """
+    received = 0
+    done = asyncio.Event()
+
+    async def sink(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal received
+        while data := await reader.read(CHUNK):
+            received += len(data)
+            if received >= total_bytes:
+                done.set()
+        writer.close()
+
+    server = await asyncio.start_server(sink, LOOPBACK, 0)
+    relay = Relay(server.sockets[0].getsockname()[1])
+    try:
+        port = await relay.start()
+        _, writer = await asyncio.open_connection(LOOPBACK, port)
+        block = b"\x5a" * chunk
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        sent = 0
+        while sent < total_bytes:
+            writer.write(block)
+            sent += len(block)
+            await writer.drain()
+        await asyncio.wait_for(done.wait(), 60)
+        elapsed = loop.time() - start
+        writer.close()
+        return received / elapsed
+    finally:
+        await relay.close()
+        server.close()

@@ -107,6 +107,9 @@ def summarize(samples: Iterable[Sample]) -> MigrationSummary:
             error = str(sample.src["error-desc"])
     status = str(final.get("status", "none"))
     total = final.get("total-time")
+    if total is None and samples:
+        # QEMU drops total-time from a cancelled or failed record: the run lasted until our last poll.
+        total = samples[-1].t_s * 1000
     downtime = final.get("downtime")
     setup = final.get("setup-time")
     mbps = _ram(final).get("mbps")
@@ -171,6 +174,7 @@ class LabResult:
     boot_s: float | None = None
     wall_s: float | None = None
     qemu_version: str = ""
+    loopback_bps: float | None = None  # the relay's raw speed (QEMU's stop-and-copy runs uncapped at it)
     run_dir: str = ""
     samples: tuple[Sample, ...] = field(default=(), repr=False)
 
@@ -217,6 +221,7 @@ class LabResult:
             "boot_s": _round(self.boot_s, 1),
             "wall_s": _round(self.wall_s, 1),
             "qemu_version": self.qemu_version,
+            "loopback_bps": None if self.loopback_bps is None else round(self.loopback_bps),
             "run_dir": self.run_dir,
             "cut": None if self.cut is None else {key: getattr(self.cut, key) for key in self.cut.__dataclass_fields__},
         }

@@ -36,7 +36,7 @@ from livemig.core.vocabulary import Technique
 from livemig.lab.case import CutPhase, LabCase
 from livemig.lab.install import LabInstall
 from livemig.lab.qemu import RunPaths, migration_capabilities, migration_parameters, migration_uri, qemu_command
-from livemig.lab.relay import LOOPBACK, Relay
+from livemig.lab.relay import LOOPBACK, Relay, measure_throughput
 from livemig.lab.results import (
     CutReport,
     LabResult,
@@ -195,6 +195,7 @@ async def run_case(
     dst = _Qemu("destination", RunPaths(sockets / "dst.qmp", run_dir / "dst-serial.log"), run_dir / "dst-qemu.log")
     relay: Relay | None = None
     try:
+        loopback_bps = await measure_throughput()  # before QEMU starts: the link's raw speed, uncontended
         await _start(install, case, src, incoming=False)
         await _start(install, case, dst, incoming=True)
         await _connect(src)
@@ -235,6 +236,7 @@ async def run_case(
             boot_s=boot_s,
             wall_s=time.monotonic() - started,
             qemu_version=install.qemu_version,
+            loopback_bps=loopback_bps,
             run_dir=str(run_dir),
             samples=tuple(samples),
         )

@@ -100,3 +100,8 @@ def test_a_cancelled_run_has_no_downtime_and_keeps_the_error() -> None:
     assert summary.total_time_s == 60.016
     failed = summarize([Sample(3.0, {"status": "failed", "error-desc": "Unable to write to socket: Broken pipe"})])
     assert failed.error == "Unable to write to socket: Broken pipe"
+
+
+def test_a_run_without_total_time_lasted_until_the_last_poll() -> None:
+    samples = [Sample(0.0, {"status": "active"}), Sample(20.25, {"status": "cancelled"})]
+    assert summarize(samples).total_time_s == 20.25

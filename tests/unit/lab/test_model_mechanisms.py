@@ -1,0 +1,58 @@
+"""The two model mechanisms the lab calibration added (docs/model.md, qemu-calibration section): zero pages cost a
+marker in pass 0, and the stop-and-copy runs at the link's raw speed because QEMU lifts its rate cap there."""
+
+from __future__ import annotations
+
+import pytest
+
+from livemig.core.model import LinkProfile, MigrationSettings, VmProfile, predict
+from livemig.core.model.precopy import ZERO_PAGE_WIRE_BYTES, first_pass_wire_factor
+from livemig.core.vocabulary import Technique
+
+MIB = 2**20
+SETTINGS = MigrationSettings(completion_timeout_per_gib=0, progress_timeout_s=0, wall_clock_cap_s=120)
+LINK = LinkProfile(25e6)
+
+
+def _vm(zero_bytes: float = 0.0, rate_pages: float = 2000) -> VmProfile:
+    return VmProfile(256 * MIB, rate_pages * 4096, working_set_bytes=128 * MIB, zero_bytes=zero_bytes)
+
+
+def test_zero_pages_shrink_only_the_first_pass() -> None:
+    assert first_pass_wire_factor(_vm()) == 1.0
+    zero = 64 * MIB
+    factor = first_pass_wire_factor(_vm(zero))
+    assert factor == pytest.approx((192 * MIB + (64 * MIB / 4096) * ZERO_PAGE_WIRE_BYTES) / (256 * MIB))
+    full = predict(Technique.PRE_COPY, _vm(), LINK, SETTINGS, timeline=False)
+    sparse = predict(Technique.PRE_COPY, _vm(zero), LINK, SETTINGS, timeline=False)
+    assert sparse.outcome == full.outcome == "completed"
+    # Less on the wire and sooner: pass 0 is shorter, so fewer pages are dirtied behind it too.
+    saved = full.transferred_bytes - sparse.transferred_bytes
+    assert saved > zero * (1 - ZERO_PAGE_WIRE_BYTES / 4096) * 0.99
+    assert sparse.total_time_s < full.total_time_s - (zero / LINK.bandwidth_bps) * 0.99
+
+
+def test_zero_pages_not_yet_sent_cost_markers_in_post_copy_too() -> None:
+    full = predict(Technique.POST_COPY, _vm(rate_pages=40000), LINK, SETTINGS, timeline=False)
+    sparse = predict(Technique.POST_COPY, _vm(64 * MIB, rate_pages=40000), LINK, SETTINGS, timeline=False)
+    assert full.switch_time_s == sparse.switch_time_s == 1.0
+    assert sparse.transferred_bytes < full.transferred_bytes - 50 * MIB
+
+
+def test_stop_and_copy_runs_at_the_raw_link_speed_without_changing_when_it_stops() -> None:
+    capped = predict(Technique.PRE_COPY, _vm(), LINK, SETTINGS, timeline=False)
+    raw = predict(
+        Technique.PRE_COPY, _vm(), LinkProfile(25e6, switchover_bandwidth_bps=500e6), SETTINGS, timeline=False
+    )
+    # Same passes and bytes (the stop rule uses the capped rate, as QEMU's threshold does) ...
+    assert raw.rounds == capped.rounds
+    assert raw.transferred_bytes == pytest.approx(capped.transferred_bytes)
+    # ... but the last bytes go 20x faster, so the downtime is 20x shorter.
+    assert raw.downtime_s == pytest.approx(capped.downtime_s / 20, rel=1e-6)
+    assert raw.total_time_s == pytest.approx(capped.total_time_s - capped.downtime_s * 19 / 20, rel=1e-6)
+
+
+def test_a_switchover_speed_below_the_cap_never_slows_the_stop_and_copy() -> None:
+    capped = predict(Technique.PRE_COPY, _vm(), LINK, SETTINGS, timeline=False)
+    slower = predict(Technique.PRE_COPY, _vm(), LinkProfile(25e6, switchover_bandwidth_bps=1e6), SETTINGS)
+    assert slower.downtime_s == pytest.approx(capped.downtime_s)
