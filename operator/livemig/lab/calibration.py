@@ -14,7 +14,6 @@ import statistics
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from livemig.core.model import Prediction
@@ -206,7 +205,8 @@ def spread_lines(rows: Sequence[Row]) -> list[str]:
         syncs = [int(r.measured.get("dirty_syncs", 0)) for r in group]
         statuses = ", ".join(r.measured_status for r in group)
         lines.append(
-            f"| {name} | {len(group)} | {statuses} | {min(times):.1f}–{max(times):.1f} ({statistics.median(times):.1f}) "
+            f"| {name} | {len(group)} | {statuses} "
+            f"| {min(times):.1f}–{max(times):.1f} ({statistics.median(times):.1f}) "
             f"| {min(sizes) / 1e6:.0f}–{max(sizes) / 1e6:.0f} | {min(syncs)}–{max(syncs)} |"
         )
     return lines
