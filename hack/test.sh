@@ -6,7 +6,8 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 bash hack/setup.sh
 
-echo "== ruff"; .venv/bin/ruff check operator tests bench; .venv/bin/ruff format --check operator tests bench
+lint_paths=(); for d in operator tests bench hack examples; do [[ -d $d ]] && lint_paths+=("$d"); done
+echo "== ruff"; .venv/bin/ruff check "${lint_paths[@]}"; .venv/bin/ruff format --check "${lint_paths[@]}"
 echo "== mypy"; .venv/bin/mypy
 echo "== import contracts"; .venv/bin/lint-imports
 [[ -x hack/verify.sh ]] && { echo "== verify generated files"; bash hack/verify.sh; }
