@@ -96,9 +96,14 @@ class NodeState:
     ready: bool = True
     cpu_seconds: dict[str, float] = field(default_factory=lambda: {"idle": 0.0, "user": 0.0, "system": 0.0})
     psi: dict[str, float] = field(
-        default_factory=lambda: {"cpu_waiting": 0.0, "memory_waiting": 0.0, "memory_stalled": 0.0,
-                                 "io_waiting": 0.0, "io_stalled": 0.0}
-    )  # fmt: skip
+        default_factory=lambda: {
+            "cpu_waiting": 0.0,
+            "memory_waiting": 0.0,
+            "memory_stalled": 0.0,
+            "io_waiting": 0.0,
+            "io_stalled": 0.0,
+        }
+    )
 
 
 @dataclass
@@ -141,6 +146,7 @@ class MigrationState:
     bandwidth_bps: float = 0.0
     dirty_rate_bps: float = 0.0
     finalizer_removed: bool = False
+    max_throttle: float = 0.0
 
     @property
     def key(self) -> str:
@@ -334,9 +340,11 @@ class Simulation:
             return
         if vmi.migration_uid is not None and vmi.migration_uid != m.uid:
             self._fail(
-                m, now, "VMI is not eligible for migration because another migration job is in progress.",
+                m,
+                now,
+                "VMI is not eligible for migration because another migration job is in progress.",
                 outcome=Outcome.FAILED,
-            )  # fmt: skip
+            )
             return
         m.source_node = vmi.node
         vmi.migration_uid = m.uid
@@ -348,12 +356,22 @@ class Simulation:
                 continue
             if m.phase.before_handoff:
                 # Target pod deleted; the VMIM fails as "canceled".
-                self._fail(m, now, "Migration failed due to being canceled", outcome=Outcome.ABORTED,
-                           abort_reason=AbortReason.REQUESTED)  # fmt: skip
+                self._fail(
+                    m,
+                    now,
+                    "Migration failed due to being canceled",
+                    outcome=Outcome.ABORTED,
+                    abort_reason=AbortReason.REQUESTED,
+                )
             elif m.phase in (Phase.PREPARING_TARGET, Phase.TARGET_READY):
                 m.abort_status = "Succeeded"
-                self._fail(m, now, "Live migration has been aborted", outcome=Outcome.ABORTED,
-                           abort_reason=AbortReason.REQUESTED)  # fmt: skip
+                self._fail(
+                    m,
+                    now,
+                    "Live migration has been aborted",
+                    outcome=Outcome.ABORTED,
+                    abort_reason=AbortReason.REQUESTED,
+                )
             elif m.phase is Phase.RUNNING and m.backend is not None and m.abort_status is None:
                 vmi = self.vmis[m.vmi_key]
                 if m.mode == "PostCopy":
@@ -451,9 +469,11 @@ class Simulation:
         vmi = self.vmis[m.vmi_key]
         namespace = m.vmi_key.split("/", 1)[0]
         decision = decide_handoff_config(
-            self.config, sorted(self.policies.values(), key=lambda p: p.name), vmi.labels,
+            self.config,
+            sorted(self.policies.values(), key=lambda p: p.name),
+            vmi.labels,
             self.namespace_labels.get(namespace, {}),
-        )  # fmt: skip
+        )
         m.config = decision.config
         m.policy_name = decision.policy_name
         m.matched_policy = decision.matched_policy
@@ -545,6 +565,7 @@ class Simulation:
         if m.last is None:
             return
         vmi.throttle = float(m.last.throttle or 0.0)
+        m.max_throttle = max(m.max_throttle, vmi.throttle)
         mode = str(m.last.mode)
         vmi.paused = mode == "Paused"
         if mode != m.mode and not m.last.done:
@@ -654,7 +675,7 @@ class Simulation:
                 "transferred_bytes": last.transferred_bytes,
                 "remaining_bytes": last.remaining_bytes,
                 "rounds": last.rounds,
-                "max_throttle": last.throttle,
+                "max_throttle": max(m.max_throttle, last.throttle),
             }
         return {
             "vmim": m.key,
@@ -702,8 +723,12 @@ class Simulation:
                 continue
             if m.phase is Phase.RUNNING and m.mode == "PostCopy":
                 m.vm_lost = True  # the running state is split between the two nodes
-                self._fail(m, now, VM_LOST_REASON.replace("its migration link failed", f"node {name} failed"),
-                           outcome=Outcome.FAILED)  # fmt: skip
+                self._fail(
+                    m,
+                    now,
+                    VM_LOST_REASON.replace("its migration link failed", f"node {name} failed"),
+                    outcome=Outcome.FAILED,
+                )
             elif name == m.source_node:
                 self._fail(m, now, SOURCE_NODE_DOWN_REASON, outcome=Outcome.FAILED)
             else:

@@ -77,12 +77,14 @@ def test_example_scenarios_parse() -> None:
 
 
 def test_scenario_only_keys_are_parsed() -> None:
-    s = parse_scenario(scenario_doc(
-        simulation={"timeScale": 60, "seed": 7, "step": "500ms", "delays": {"targetReady": "3s", "jitter": 0}},
-        kubevirtPolicies=[{"metadata": {"name": "pc"}, "spec": {"selectors": {}, "allowPostCopy": True}}],
-        faults=[{"type": "slowLink", "node": "n1", "factor": 0.5}],
-        kubevirt={"parallelMigrationsPerCluster": 3},
-    ))  # fmt: skip
+    s = parse_scenario(
+        scenario_doc(
+            simulation={"timeScale": 60, "seed": 7, "step": "500ms", "delays": {"targetReady": "3s", "jitter": 0}},
+            kubevirtPolicies=[{"metadata": {"name": "pc"}, "spec": {"selectors": {}, "allowPostCopy": True}}],
+            faults=[{"type": "slowLink", "node": "n1", "factor": 0.5}],
+            kubevirt={"parallelMigrationsPerCluster": 3},
+        )
+    )
     assert s.simulation.time_scale == 60
     assert s.simulation.seed == 7
     assert s.simulation.step_s == 0.5
@@ -100,14 +102,23 @@ def test_scenario_only_keys_are_parsed() -> None:
 
 def test_scenario_errors_are_collected_with_paths() -> None:
     with pytest.raises(SpecErrors) as err:
-        parse_scenario(scenario_doc(
-            simulation={"timeScale": 0, "bogus": 1, "delays": {"jitter": 2}},
-            kubevirtPolicies=[{"metadata": {}, "spec": {}}, "x"],
-            faults=[{"type": "nodeFailure", "node": "nope"}, {"type": "meteor"}],
-        ))  # fmt: skip
+        parse_scenario(
+            scenario_doc(
+                simulation={"timeScale": 0, "bogus": 1, "delays": {"jitter": 2}},
+                kubevirtPolicies=[{"metadata": {}, "spec": {}}, "x"],
+                faults=[{"type": "nodeFailure", "node": "nope"}, {"type": "meteor"}],
+            )
+        )
     paths = {e.path for e in err.value.errors}
-    assert {"simulation.timeScale", "simulation.bogus", "simulation.delays.jitter", "kubevirtPolicies[0].metadata.name",
-            "kubevirtPolicies[1]", "faults[0].node", "faults[1].type"} <= paths  # fmt: skip
+    assert {
+        "simulation.timeScale",
+        "simulation.bogus",
+        "simulation.delays.jitter",
+        "kubevirtPolicies[0].metadata.name",
+        "kubevirtPolicies[1]",
+        "faults[0].node",
+        "faults[1].type",
+    } <= paths
 
 
 @pytest.mark.parametrize(
@@ -172,14 +183,40 @@ def test_scheduler_respects_selectors_taints_capacity_and_anti_affinity() -> Non
     assert pick_target_node(a, "n1", snap.nodes, placements, added_node_selector={"disk": "hdd"}) is None
     full = [Placement(b, "n2")] * 8  # 64Gi of the node's 64Gi
     assert unschedulable_reason(a, nodes["n2"], full) == "insufficient memory"
-    anti = parse_snapshot(scenario_doc(vmis=[
-        {"namespace": "ns", "name": "vm-a", "node": "n1", "vcpus": 2, "memory": "8Gi", "labels": {"app": "db"},
-         "usage": {"cpu": "1", "memory": "4Gi", "dirtyRate": "10Mi"},
-         "affinity": {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
-             {"labelSelector": {"matchLabels": {"app": "db"}}, "topologyKey": "kubernetes.io/hostname"}]}}},
-        {"namespace": "ns", "name": "vm-b", "node": "n2", "vcpus": 2, "memory": "8Gi", "labels": {"app": "db"},
-         "usage": {"cpu": "1", "memory": "4Gi", "dirtyRate": "10Mi"}},
-    ]))  # fmt: skip
+    anti = parse_snapshot(
+        scenario_doc(
+            vmis=[
+                {
+                    "namespace": "ns",
+                    "name": "vm-a",
+                    "node": "n1",
+                    "vcpus": 2,
+                    "memory": "8Gi",
+                    "labels": {"app": "db"},
+                    "usage": {"cpu": "1", "memory": "4Gi", "dirtyRate": "10Mi"},
+                    "affinity": {
+                        "podAntiAffinity": {
+                            "requiredDuringSchedulingIgnoredDuringExecution": [
+                                {
+                                    "labelSelector": {"matchLabels": {"app": "db"}},
+                                    "topologyKey": "kubernetes.io/hostname",
+                                }
+                            ]
+                        }
+                    },
+                },
+                {
+                    "namespace": "ns",
+                    "name": "vm-b",
+                    "node": "n2",
+                    "vcpus": 2,
+                    "memory": "8Gi",
+                    "labels": {"app": "db"},
+                    "usage": {"cpu": "1", "memory": "4Gi", "dirtyRate": "10Mi"},
+                },
+            ]
+        )
+    )
     a2, b2 = anti.vmis
     assert unschedulable_reason(a2, nodes["n2"], [Placement(b2, "n2")]) == "violates required pod anti-affinity"
 

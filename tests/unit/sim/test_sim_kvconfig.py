@@ -49,8 +49,12 @@ def test_bad_config_names_every_field() -> None:
 
 
 def test_config_round_trips_through_the_manifest() -> None:
-    cfg = MigrationConfiguration(parallel_migrations_per_cluster=3, bandwidth_per_migration_bps=64 * 2**20,
-                                 allow_post_copy=True, allow_workload_disruption=False)  # fmt: skip
+    cfg = MigrationConfiguration(
+        parallel_migrations_per_cluster=3,
+        bandwidth_per_migration_bps=64 * 2**20,
+        allow_post_copy=True,
+        allow_workload_disruption=False,
+    )
     assert parse_migration_configuration(cfg.to_manifest()) == cfg
 
 
@@ -119,11 +123,17 @@ def test_handoff_records_policy_only_if_it_sets_a_field_v18() -> None:
 
 
 def test_parse_policy_manifest() -> None:
-    p = parse_kv_migration_policy({
-        "metadata": {"name": "fast"},
-        "spec": {"selectors": {"virtualMachineInstanceSelector": {"app": "db"}}, "allowPostCopy": True,
-                 "bandwidthPerMigration": "64Mi", "completionTimeoutPerGiB": 1},
-    })  # fmt: skip
+    p = parse_kv_migration_policy(
+        {
+            "metadata": {"name": "fast"},
+            "spec": {
+                "selectors": {"virtualMachineInstanceSelector": {"app": "db"}},
+                "allowPostCopy": True,
+                "bandwidthPerMigration": "64Mi",
+                "completionTimeoutPerGiB": 1,
+            },
+        }
+    )
     assert p.vmi_selector == {"app": "db"}
     assert p.namespace_selector is None
     assert p.has_selectors
@@ -134,7 +144,13 @@ def test_parse_policy_manifest() -> None:
 
 def test_parse_policy_rejects_negative_numbers_and_bad_selectors() -> None:
     with pytest.raises(SpecErrors) as err:
-        parse_kv_migration_policy({"metadata": {"name": "x"}, "spec": {
-            "selectors": {"namespaceSelector": {"a": 1}}, "completionTimeoutPerGiB": -1}})  # fmt: skip
+        parse_kv_migration_policy(
+            {
+                "metadata": {"name": "x"},
+                "spec": {"selectors": {"namespaceSelector": {"a": 1}}, "completionTimeoutPerGiB": -1},
+            }
+        )
     assert {e.path for e in err.value.errors} == {
-        "migrationPolicy.spec.selectors.namespaceSelector", "migrationPolicy.spec.completionTimeoutPerGiB"}  # fmt: skip
+        "migrationPolicy.spec.selectors.namespaceSelector",
+        "migrationPolicy.spec.completionTimeoutPerGiB",
+    }

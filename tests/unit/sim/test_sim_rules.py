@@ -25,15 +25,22 @@ def test_success_path_order_and_failed_from_any_non_final() -> None:
 
 def test_is_running_is_kubevirts() -> None:
     assert {p for p in Phase if p.is_running} == {
-        Phase.SCHEDULING, Phase.SCHEDULED, Phase.PREPARING_TARGET, Phase.TARGET_READY, Phase.RUNNING}  # fmt: skip
+        Phase.SCHEDULING,
+        Phase.SCHEDULED,
+        Phase.PREPARING_TARGET,
+        Phase.TARGET_READY,
+        Phase.RUNNING,
+    }
 
 
 def test_phase_timestamp_only_at_first_entry() -> None:
     stamps = rules.add_phase_timestamp([], Phase.PENDING, "t1")
     stamps = rules.add_phase_timestamp(stamps, Phase.PENDING, "t2")
     stamps = rules.add_phase_timestamp(stamps, Phase.SCHEDULING, "t3")
-    assert stamps == [{"phase": "Pending", "phaseTransitionTimestamp": "t1"},
-                      {"phase": "Scheduling", "phaseTransitionTimestamp": "t3"}]  # fmt: skip
+    assert stamps == [
+        {"phase": "Pending", "phaseTransitionTimestamp": "t1"},
+        {"phase": "Scheduling", "phaseTransitionTimestamp": "t3"},
+    ]
 
 
 def _m(
@@ -65,8 +72,11 @@ def test_node_cap_is_per_source_node() -> None:
 
 
 def test_priority_orders_the_queue() -> None:
-    migs = [_m("user", "n1", prio="user-triggered", t=0), _m("crit", "n2", prio="system-critical", t=5),
-            _m("none", "n3", t=1)]  # fmt: skip
+    migs = [
+        _m("user", "n1", prio="user-triggered", t=0),
+        _m("crit", "n2", prio="system-critical", t=5),
+        _m("none", "n3", t=1),
+    ]
     assert [m.key for m in rules.admit_pending(migs, 2, 2)] == ["crit", "user"]
 
 
@@ -88,8 +98,10 @@ def test_gc_keeps_five_newest_per_vmi() -> None:
     assert rules.finalized_to_delete(items) == ["a0", "a1", "a2"]
 
 
-VMI = {"metadata": {"name": "vm"}, "status": {"phase": "Running", "conditions": [
-    {"type": "LiveMigratable", "status": "True"}]}}  # fmt: skip
+VMI = {
+    "metadata": {"name": "vm"},
+    "status": {"phase": "Running", "conditions": [{"type": "LiveMigratable", "status": "True"}]},
+}
 VMIM = {"metadata": {"name": "m", "namespace": "ns"}, "spec": {"vmiName": "vm"}}
 
 
@@ -103,14 +115,33 @@ def test_admission_accepts_a_first_migration() -> None:
         ({**VMIM, "spec": {}}, VMI, [], "vmiName is missing"),
         (VMIM, None, [], 'the VMI "ns/vm" does not exist'),
         (VMIM, {"status": {"phase": "Succeeded"}}, [], "Cannot migrate VMI in finalized state."),
-        (VMIM, {"status": {"phase": "Running", "conditions": [{"type": "LiveMigratable", "status": "False",
-         "reason": "DisksNotLiveMigratable", "message": "PVC x is not shared"}]}}, [],
-         "Cannot migrate VMI, Reason: DisksNotLiveMigratable, Message: PVC x is not shared"),
-        (VMIM, VMI, [{"metadata": {"uid": "u-1"}, "spec": {"vmiName": "vm"}, "status": {"phase": "Running"}}],
-         "in-flight migration detected. Active migration job (u-1) is currently already in progress for VMI vm."),
+        (
+            VMIM,
+            {
+                "status": {
+                    "phase": "Running",
+                    "conditions": [
+                        {
+                            "type": "LiveMigratable",
+                            "status": "False",
+                            "reason": "DisksNotLiveMigratable",
+                            "message": "PVC x is not shared",
+                        }
+                    ],
+                }
+            },
+            [],
+            "Cannot migrate VMI, Reason: DisksNotLiveMigratable, Message: PVC x is not shared",
+        ),
+        (
+            VMIM,
+            VMI,
+            [{"metadata": {"uid": "u-1"}, "spec": {"vmiName": "vm"}, "status": {"phase": "Running"}}],
+            "in-flight migration detected. Active migration job (u-1) is currently already in progress for VMI vm.",
+        ),
         ({**VMIM, "spec": {"vmiName": "vm", "priority": "system-critical"}}, VMI, [], "spec.priority is reserved"),
     ],
-)  # fmt: skip
+)
 def test_admission_rejections(vmim: dict, vmi: dict | None, others: list, message: str) -> None:
     denial = rules.admit_migration_create(vmim, vmi, others, "alice")
     assert denial is not None

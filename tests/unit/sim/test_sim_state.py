@@ -187,8 +187,16 @@ def test_second_migration_for_the_same_vmi_fails() -> None:
 def big_vm(
     name: str = "big", node: str = "n0", dirty: str = "1Gi", memory: str = "8Gi", **extra: Any
 ) -> dict[str, Any]:
-    return {"namespace": "ns", "name": name, "node": node, "vcpus": 4, "memory": memory, "labels": {"app": "db"},
-            "usage": {"cpu": "2", "memory": memory, "dirtyRate": dirty}, **extra}  # fmt: skip
+    return {
+        "namespace": "ns",
+        "name": name,
+        "node": node,
+        "vcpus": 4,
+        "memory": memory,
+        "labels": {"app": "db"},
+        "usage": {"cpu": "2", "memory": memory, "dirtyRate": dirty},
+        **extra,
+    }
 
 
 def test_completion_timeout_aborts_plain_pre_copy() -> None:
@@ -207,8 +215,14 @@ def test_completion_timeout_aborts_plain_pre_copy() -> None:
 
 
 def test_post_copy_switch_at_the_completion_timeout() -> None:
-    policy = {"metadata": {"name": "pc"}, "spec": {"selectors": {"virtualMachineInstanceSelector": {"app": "db"}},
-                                                     "allowPostCopy": True, "completionTimeoutPerGiB": 2}}  # fmt: skip
+    policy = {
+        "metadata": {"name": "pc"},
+        "spec": {
+            "selectors": {"virtualMachineInstanceSelector": {"app": "db"}},
+            "allowPostCopy": True,
+            "completionTimeoutPerGiB": 2,
+        },
+    }
     d = Driver(make_sim(vmis=[big_vm()], policies=[policy], link="1Gbit"))
     d.sim.on_vmim(vmim("m1", "big"), d.now)
     d.until(lambda: d.sim.migrations["ns/m1"].mode == "PostCopy" or d.sim.migrations["ns/m1"].phase.is_final)
@@ -253,8 +267,14 @@ def test_auto_converge_converges_where_plain_pre_copy_does_not() -> None:
     assert plain.sim.migrations["ns/m1"].outcome is Outcome.ABORTED
 
     policy = {"metadata": {"name": "ac"}, "spec": {"selectors": {}, "allowAutoConverge": True}}
-    ac = Driver(make_sim(vmis=[vm], kubevirt={"completionTimeoutPerGiB": 150, "progressTimeout": 150},
-                         policies=[policy], link="1Gbit"))  # fmt: skip
+    ac = Driver(
+        make_sim(
+            vmis=[vm],
+            kubevirt={"completionTimeoutPerGiB": 150, "progressTimeout": 150},
+            policies=[policy],
+            link="1Gbit",
+        )
+    )
     ac.sim.on_vmim(vmim("m1", "big"), ac.now)
     throttles: list[float] = []
     while not ac.sim.migrations["ns/m1"].phase.is_final:
@@ -346,8 +366,13 @@ def test_link_failure_in_post_copy_loses_the_vm() -> None:
 
 def test_node_failure_fails_its_vmis_and_migrations() -> None:
     fault = {"type": "nodeFailure", "node": "n1", "at": "3s"}
-    d = Driver(make_sim(vmis=[big_vm(dirty="100Mi", node="n1"), big_vm(name="other", node="n2", dirty="1Mi")],
-                        faults=[fault], link="1Gbit"))  # fmt: skip
+    d = Driver(
+        make_sim(
+            vmis=[big_vm(dirty="100Mi", node="n1"), big_vm(name="other", node="n2", dirty="1Mi")],
+            faults=[fault],
+            link="1Gbit",
+        )
+    )
     d.sim.on_vmim(vmim("m1", "big"), d.now)
     d.until(d.done("m1"), limit_s=30)
     assert d.final("m1") is Phase.FAILED
@@ -404,9 +429,12 @@ def test_unschedulable_target_times_out() -> None:
 
 def test_added_node_selector_restricts_the_target() -> None:
     d = Driver(make_sim())
-    d.sim.nodes["n3"].spec = d.sim.nodes["n3"].spec.__class__(**{
-        **{f: getattr(d.sim.nodes["n3"].spec, f) for f in d.sim.nodes["n3"].spec.__dataclass_fields__},
-        "labels": {"pool": "x"}})  # fmt: skip
+    d.sim.nodes["n3"].spec = d.sim.nodes["n3"].spec.__class__(
+        **{
+            **{f: getattr(d.sim.nodes["n3"].spec, f) for f in d.sim.nodes["n3"].spec.__dataclass_fields__},
+            "labels": {"pool": "x"},
+        }
+    )
     d.sim.on_vmim(vmim("m1", "vm0", addedNodeSelector={"pool": "x"}), d.now)
     d.until(d.done("m1"))
     assert d.sim.migrations["ns/m1"].target_node == "n3"

@@ -1,0 +1,670 @@
+"""The simulator's I/O: creates the scenario's objects, watches the API server, applies `Simulation`'s writes,
+serves the admission webhooks, the metrics and the control endpoint.
+
+Inputs come from watches (VMIMs, the KubeVirt CR, KubeVirt MigrationPolicies, Namespaces, VMIs), never from polling;
+the only timer is the simulation clock that advances the physics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import IO, Any
+
+from aiohttp import web
+from kubernetes.aio import client, config, watch
+from kubernetes.aio.client.exceptions import ApiException
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from livemig.core.errors import SpecError, SpecErrors
+from livemig.core.vocabulary import Outcome
+from livemig.sim import rules, webhook
+from livemig.sim.clock import Clock, RealClock
+from livemig.sim.exporter import SimulationCollector
+from livemig.sim.faults import fault_to_manifest, parse_fault
+from livemig.sim.kvconfig import (
+    MIGRATION_POLICY_GROUP,
+    MIGRATION_POLICY_PLURAL,
+    MIGRATION_POLICY_VERSION,
+    parse_kv_migration_policy,
+    parse_migration_configuration,
+)
+from livemig.sim.scenario import Scenario
+from livemig.sim.scheduler import cpu_request_cores
+from livemig.sim.state import (
+    NodeReady,
+    Simulation,
+    VmimDeletion,
+    VmimFinalizerRemoval,
+    VmimStatus,
+    VmiPatch,
+    VmiState,
+    Write,
+)
+
+log = logging.getLogger(__name__)
+
+KV_GROUP, KV_VERSION = "kubevirt.io", "v1"
+VMI_PLURAL, VMIM_PLURAL, KUBEVIRT_PLURAL = "virtualmachineinstances", "virtualmachineinstancemigrations", "kubevirts"
+KUBEVIRT_NAME = "kubevirt"
+MERGE = "application/merge-patch+json"
+MANAGED_BY = {"app.kubernetes.io/managed-by": "livemig-sim"}
+
+
+@dataclass(frozen=True, slots=True)
+class EngineOptions:
+    kubeconfig: Path
+    metrics_port: int = 0  # 0 = any free port
+    outcome_log: Path | None = None  # None = stdout
+    ready_file: Path | None = None  # JSON with the endpoints, written once the simulator is ready
+    wall_tick_s: float = 0.05
+    create_concurrency: int = 16
+
+
+class Engine:
+    def __init__(self, scenario: Scenario, options: EngineOptions, *, clock: Clock | None = None) -> None:
+        self.scenario = scenario
+        self.options = options
+        self._own_clock = clock is None
+        self.clock: Clock = clock or RealClock(scenario.simulation.time_scale)
+        self.sim = Simulation(scenario, epoch_s=time.time())
+        self.name = f"livemig-sim-{uuid.uuid4().hex[:8]}"
+        self._wake = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._ready = False
+        self._api: client.ApiClient | None = None
+        self._outcome_out: IO[str] | None = None
+        self._runners: list[web.AppRunner] = []
+        self.metrics_port = 0
+        self.webhook_port = 0
+        self.admission: webhook.AdmissionHandlers | None = None
+        self.registry = CollectorRegistry()
+        self.registry.register(SimulationCollector(self.sim, lambda: self.clock.now()))
+
+    # ------------------------------------------------------------------------------------------------- lifecycle
+
+    async def run(self) -> None:
+        """Set up, then simulate until `stop()` (or cancellation); always cleans up the webhook registrations."""
+        self._api = await config.new_client_from_config(  # type: ignore[no-untyped-call]
+            config_file=str(self.options.kubeconfig)
+        )
+        self._outcome_out = (
+            open(self.options.outcome_log, "a", encoding="utf-8")  # noqa: SIM115, ASYNC230 - at start-up; closed in finally
+            if self.options.outcome_log is not None
+            else None
+        )
+        try:
+            await self._start_servers()
+            await self._create_objects()
+            await self._register_webhooks()
+            if self._own_clock:
+                # Simulated time 0 is the moment the cluster is set up (creating 2,000 VMIs takes a while).
+                self.clock = RealClock(self.scenario.simulation.time_scale)
+                self.sim.epoch_s = time.time()
+            tasks = [
+                asyncio.create_task(self._watch_vmims(), name="watch-vmims"),
+                asyncio.create_task(self._watch_kubevirt(), name="watch-kubevirt"),
+                asyncio.create_task(self._watch_policies(), name="watch-policies"),
+                asyncio.create_task(self._watch_namespaces(), name="watch-namespaces"),
+                asyncio.create_task(self._watch_vmis(), name="watch-vmis"),
+                asyncio.create_task(self._loop(), name="simulate"),
+            ]
+            self._ready = True
+            self._write_ready_file()
+            log.info(
+                "simulator ready: metrics http://127.0.0.1:%d/metrics, webhook :%d",
+                self.metrics_port,
+                self.webhook_port,
+            )
+            try:
+                stop = asyncio.create_task(self._stop.wait())
+                done, _ = await asyncio.wait([*tasks, stop], return_when=asyncio.FIRST_COMPLETED)
+                for t in done:
+                    if t is not stop and t.exception() is not None:
+                        raise t.exception()  # type: ignore[misc]
+            finally:
+                for t in tasks:
+                    t.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+        finally:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._unregister_webhooks())
+            for runner in self._runners:
+                await runner.cleanup()
+            if self._outcome_out is not None:
+                self._outcome_out.close()
+            await self._api.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    @property
+    def api(self) -> client.ApiClient:
+        assert self._api is not None
+        return self._api
+
+    # ------------------------------------------------------------------------------------------------- servers
+
+    async def _start_servers(self) -> None:
+        app = web.Application()
+        app.router.add_get("/metrics", self._metrics)
+        app.router.add_get("/healthz", self._healthz)
+        app.router.add_get("/state", self._state)
+        app.router.add_get("/faults", self._list_faults)
+        app.router.add_post("/faults", self._post_fault)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", self.options.metrics_port)
+        await site.start()
+        self._runners.append(runner)
+        self.metrics_port = _bound_port(runner)
+
+        cert = webhook.make_serving_cert()
+        self._ca_pem = cert.ca_pem
+        self.admission = webhook.AdmissionHandlers(self._get_vmi, self._list_vmims_for_vmi)
+        hook = web.Application()
+        hook.router.add_post(webhook.VALIDATE_PATH, self.admission.validate)
+        hook.router.add_post(webhook.MUTATE_PATH, self.admission.mutate)
+        hook_runner = web.AppRunner(hook, access_log=None)
+        await hook_runner.setup()
+        await web.TCPSite(hook_runner, "127.0.0.1", 0, ssl_context=webhook.ssl_context(cert)).start()
+        self._runners.append(hook_runner)
+        self.webhook_port = _bound_port(hook_runner)
+
+    def _write_ready_file(self) -> None:
+        if self.options.ready_file is None:
+            return
+        info = {
+            "metrics": f"http://127.0.0.1:{self.metrics_port}/metrics",
+            "control": f"http://127.0.0.1:{self.metrics_port}",
+            "metricsPort": self.metrics_port,
+            "webhookPort": self.webhook_port,
+            "webhookConfiguration": self.name,
+            "epoch": self.sim.epoch_s,
+            "timeScale": self.clock.time_scale,
+        }
+        tmp = self.options.ready_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(info), encoding="utf-8")
+        tmp.replace(self.options.ready_file)
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        # Collected on the event loop: the collector reads the simulation's state, which only this loop mutates.
+        body = generate_latest(self.registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def _healthz(self, request: web.Request) -> web.Response:
+        return web.Response(text="ok" if self._ready else "starting", status=200 if self._ready else 503)
+
+    async def _state(self, request: web.Request) -> web.Response:
+        sim = self.sim
+        body = {
+            "now": self.clock.now(),
+            "timeScale": self.clock.time_scale,
+            "migrations": {
+                m.key: {
+                    "phase": m.phase.value,
+                    "source": m.source_node,
+                    "target": m.target_node,
+                    "mode": m.mode,
+                    "outcome": None if m.outcome is None else str(m.outcome),
+                    "reason": m.failure_reason,
+                }
+                for m in sim.migrations.values()
+            },
+            "vmisLost": sim.vmis_lost,
+            "faultsFired": sim.faults_fired,
+            "nodesNotReady": sorted(n for n, s in sim.nodes.items() if not s.ready),
+            "denials": list(self.admission.denials if self.admission else []),
+        }
+        return web.json_response(body)
+
+    async def _list_faults(self, request: web.Request) -> web.Response:
+        return web.json_response([fault_to_manifest(f) for f in self.sim.faults])
+
+    async def _post_fault(self, request: web.Request) -> web.Response:
+        try:
+            doc = await request.json()
+            fault = parse_fault(doc, "fault", now_s=self.clock.now())
+            names = self.sim.nodes
+            if fault.node is not None and fault.node not in names:
+                raise SpecError("fault.node", f"no node named {fault.node!r}")
+            if fault.vmi is not None and fault.vmi not in self.sim.vmis:
+                raise SpecError("fault.vmi", f"no VMI {fault.vmi!r}")
+        except (SpecError, SpecErrors, ValueError) as exc:
+            return web.json_response({"error": str(exc)}, status=400)
+        index = self.sim.add_fault(fault)
+        self._wake.set()
+        return web.json_response({"index": index, "fault": fault_to_manifest(fault)}, status=201)
+
+    # ------------------------------------------------------------------------------------------------- objects
+
+    async def _create_objects(self) -> None:
+        core: Any = client.CoreV1Api(self.api)
+        custom: Any = client.CustomObjectsApi(self.api)
+        snap = self.scenario.snapshot
+        namespaces = {*self.scenario.namespaces, self.scenario.simulation.kubevirt_namespace}
+        for name in sorted(namespaces):
+            labels = dict(self.sim.namespace_labels.get(name, {}))
+            await _create_or_patch(
+                partial(core.create_namespace, {"metadata": {"name": name, "labels": labels}}),
+                partial(core.patch_namespace, name, {"metadata": {"labels": labels}}, _content_type=MERGE),
+            )
+        sem = asyncio.Semaphore(self.options.create_concurrency)
+
+        async def node(n: Any) -> None:
+            async with sem:
+                manifest = node_manifest(n)
+                await _create_or_patch(
+                    lambda: core.create_node(manifest),
+                    lambda: core.patch_node(
+                        n.name, {"metadata": manifest["metadata"], "spec": manifest["spec"]}, _content_type=MERGE
+                    ),
+                )
+                await core.patch_node_status(
+                    n.name, {"status": node_status(n, True, self.sim.timestamp(0))}, _content_type=MERGE
+                )
+
+        async def vmi(v: VmiState) -> None:
+            async with sem:
+                manifest = vmi_manifest(v, self.sim.timestamp(0))
+                ns, name = v.key.split("/", 1)
+                await _create_or_patch(
+                    lambda: custom.create_namespaced_custom_object(KV_GROUP, KV_VERSION, ns, VMI_PLURAL, manifest),
+                    lambda: custom.patch_namespaced_custom_object(
+                        KV_GROUP,
+                        KV_VERSION,
+                        ns,
+                        VMI_PLURAL,
+                        name,
+                        {
+                            "metadata": {"labels": manifest["metadata"]["labels"]},
+                            "spec": manifest["spec"],
+                            "status": {**manifest["status"], "migrationState": None},
+                        },
+                    ),
+                )
+
+        await asyncio.gather(*(node(n) for n in snap.nodes))
+        await asyncio.gather(*(vmi(v) for v in self.sim.vmis.values()))
+        kv_ns = self.scenario.simulation.kubevirt_namespace
+        kv = {
+            "apiVersion": f"{KV_GROUP}/{KV_VERSION}",
+            "kind": "KubeVirt",
+            "metadata": {"name": KUBEVIRT_NAME, "namespace": kv_ns},
+            "spec": {"configuration": {"migrations": dict(self.scenario.kubevirt_manifest)}},
+        }
+        await _create_or_patch(
+            lambda: custom.create_namespaced_custom_object(KV_GROUP, KV_VERSION, kv_ns, KUBEVIRT_PLURAL, kv),
+            lambda: custom.patch_namespaced_custom_object(
+                KV_GROUP, KV_VERSION, kv_ns, KUBEVIRT_PLURAL, KUBEVIRT_NAME, {"spec": kv["spec"]}
+            ),
+        )
+        for manifest in self.scenario.policy_manifests:
+            name = manifest["metadata"]["name"]
+            group = (MIGRATION_POLICY_GROUP, MIGRATION_POLICY_VERSION, MIGRATION_POLICY_PLURAL)
+            await _create_or_patch(
+                partial(custom.create_cluster_custom_object, *group, manifest),
+                partial(custom.patch_cluster_custom_object, *group, name, {"spec": manifest["spec"]}),
+            )
+
+    async def _register_webhooks(self) -> None:
+        adm: Any = client.AdmissionregistrationV1Api(self.api)
+        mutating, validating = webhook.webhook_configurations(
+            self.name, self.webhook_port, self._ca_pem, self.scenario.namespaces
+        )
+        await adm.create_mutating_webhook_configuration(mutating)
+        await adm.create_validating_webhook_configuration(validating)
+
+    async def _unregister_webhooks(self) -> None:
+        adm: Any = client.AdmissionregistrationV1Api(self.api)
+        for delete in (adm.delete_validating_webhook_configuration, adm.delete_mutating_webhook_configuration):
+            with contextlib.suppress(ApiException):
+                await delete(self.name)
+
+    # lookups for the validating webhook (live, as KubeVirt's admitter does)
+
+    async def _get_vmi(self, namespace: str, name: str) -> Mapping[str, Any] | None:
+        custom: Any = client.CustomObjectsApi(self.api)
+        try:
+            obj = await custom.get_namespaced_custom_object(KV_GROUP, KV_VERSION, namespace, VMI_PLURAL, name)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return dict(obj) if isinstance(obj, dict) else None
+
+    async def _list_vmims_for_vmi(self, namespace: str, vmi: str) -> list[Mapping[str, Any]]:
+        custom: Any = client.CustomObjectsApi(self.api)
+        result = await custom.list_namespaced_custom_object(
+            KV_GROUP, KV_VERSION, namespace, VMIM_PLURAL, label_selector=f"{rules.VMI_NAME_LABEL}={vmi}"
+        )
+        return list(result.get("items") or [])
+
+    # ------------------------------------------------------------------------------------------------- watches
+
+    async def _watch(
+        self,
+        list_fn: Callable[..., Awaitable[Any]],
+        on_event: Callable[[str, Mapping[str, Any]], None],
+        on_relist: Callable[[list[Mapping[str, Any]]], None] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """List, then watch from the list's resourceVersion; relist after an expired version or a broken stream."""
+        while True:
+            try:
+                listing = await list_fn(**kwargs)
+                if not isinstance(listing, dict):
+                    listing = self.api.sanitize_for_serialization(listing)  # type: ignore[no-untyped-call]
+                items = list(listing.get("items") or [])
+                if on_relist is not None:
+                    on_relist(items)
+                for item in items:
+                    on_event("ADDED", item)
+                self._wake.set()
+                version = (listing.get("metadata") or {}).get("resourceVersion")
+                w: Any = watch.Watch()  # type: ignore[no-untyped-call]
+                try:
+                    async for event in w.stream(
+                        list_fn, resource_version=version, timeout_seconds=240, allow_watch_bookmarks=True, **kwargs
+                    ):
+                        if event["type"] in ("ADDED", "MODIFIED", "DELETED"):
+                            on_event(event["type"], event["raw_object"])
+                            self._wake.set()
+                finally:
+                    await w.close()
+            except asyncio.CancelledError:
+                raise
+            except ApiException as exc:
+                if exc.status != 410:
+                    log.warning(
+                        "watch %s failed (%s %s); relisting",
+                        getattr(list_fn, "__name__", list_fn),
+                        exc.status,
+                        exc.reason,
+                    )
+                    await asyncio.sleep(1.0)
+            except Exception:
+                log.exception("watch %s broke; relisting", getattr(list_fn, "__name__", list_fn))
+                await asyncio.sleep(1.0)
+
+    async def _watch_vmims(self) -> None:
+        custom: Any = client.CustomObjectsApi(self.api)
+        namespaces = set(self.scenario.namespaces)
+
+        def relist(items: list[Mapping[str, Any]]) -> None:
+            present = {f"{i['metadata']['namespace']}/{i['metadata']['name']}" for i in items}
+            for key in [k for k in self.sim.migrations if k not in present]:
+                ns, name = key.split("/", 1)
+                self.sim.on_vmim_gone(ns, name)
+
+        def on_event(kind: str, obj: Mapping[str, Any]) -> None:
+            meta = obj.get("metadata") or {}
+            if meta.get("namespace") not in namespaces:
+                return
+            if kind == "DELETED":
+                self.sim.on_vmim_gone(meta["namespace"], meta["name"])
+            else:
+                self.sim.on_vmim(obj, self.clock.now())
+
+        await self._watch(
+            custom.list_cluster_custom_object, on_event, relist, group=KV_GROUP, version=KV_VERSION, plural=VMIM_PLURAL
+        )
+
+    async def _watch_kubevirt(self) -> None:
+        custom: Any = client.CustomObjectsApi(self.api)
+
+        def on_event(kind: str, obj: Mapping[str, Any]) -> None:
+            if kind == "DELETED" or (obj.get("metadata") or {}).get("name") != KUBEVIRT_NAME:
+                return
+            migrations = ((obj.get("spec") or {}).get("configuration") or {}).get("migrations")
+            try:
+                self.sim.on_kubevirt_config(parse_migration_configuration(migrations, "spec.configuration.migrations"))
+            except SpecErrors as exc:
+                log.warning("ignoring the KubeVirt CR's migration configuration: %s", exc)
+
+        await self._watch(
+            custom.list_namespaced_custom_object,
+            on_event,
+            group=KV_GROUP,
+            version=KV_VERSION,
+            namespace=self.scenario.simulation.kubevirt_namespace,
+            plural=KUBEVIRT_PLURAL,
+        )
+
+    async def _watch_policies(self) -> None:
+        custom: Any = client.CustomObjectsApi(self.api)
+
+        def relist(items: list[Mapping[str, Any]]) -> None:
+            present = {i["metadata"]["name"] for i in items}
+            for name in [n for n in self.sim.policies if n not in present]:
+                self.sim.on_policy_gone(name)
+
+        def on_event(kind: str, obj: Mapping[str, Any]) -> None:
+            name = (obj.get("metadata") or {}).get("name", "")
+            if kind == "DELETED":
+                self.sim.on_policy_gone(name)
+                return
+            try:
+                self.sim.on_policy(parse_kv_migration_policy(obj, f"migrationpolicies/{name}"))
+            except SpecErrors as exc:
+                log.warning("ignoring KubeVirt MigrationPolicy %s: %s", name, exc)
+
+        await self._watch(
+            custom.list_cluster_custom_object,
+            on_event,
+            relist,
+            group=MIGRATION_POLICY_GROUP,
+            version=MIGRATION_POLICY_VERSION,
+            plural=MIGRATION_POLICY_PLURAL,
+        )
+
+    async def _watch_namespaces(self) -> None:
+        core: Any = client.CoreV1Api(self.api)
+        wanted = set(self.scenario.namespaces)
+
+        def on_event(kind: str, obj: Mapping[str, Any]) -> None:
+            meta = obj.get("metadata") or {}
+            if kind != "DELETED" and meta.get("name") in wanted:
+                self.sim.on_namespace_labels(meta["name"], meta.get("labels") or {})
+
+        await self._watch(core.list_namespace, on_event)
+
+    async def _watch_vmis(self) -> None:
+        custom: Any = client.CustomObjectsApi(self.api)
+
+        def on_event(kind: str, obj: Mapping[str, Any]) -> None:
+            meta = obj.get("metadata") or {}
+            if kind != "DELETED":
+                self.sim.on_vmi_labels(f"{meta.get('namespace')}/{meta.get('name')}", meta.get("labels") or {})
+
+        await self._watch(
+            custom.list_cluster_custom_object, on_event, group=KV_GROUP, version=KV_VERSION, plural=VMI_PLURAL
+        )
+
+    # ------------------------------------------------------------------------------------------------- simulate
+
+    async def _loop(self) -> None:
+        last_integrated = time.monotonic()
+        while True:
+            now = self.clock.now()
+            result = self.sim.tick(now)
+            await self._apply(result.writes)
+            for record in result.outcomes:
+                self._log_outcome(record)
+            if time.monotonic() - last_integrated >= 0.5:
+                self.sim.integrate(now)
+                last_integrated = time.monotonic()
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self.options.wall_tick_s)
+
+    def _log_outcome(self, record: Mapping[str, Any]) -> None:
+        line = json.dumps({**record, "epoch": self.sim.epoch_s}, sort_keys=True)
+        if self._outcome_out is not None:
+            self._outcome_out.write(line + "\n")
+            self._outcome_out.flush()
+        else:
+            print(line, flush=True)
+
+    async def _apply(self, writes: Iterable[Write]) -> None:
+        custom: Any = client.CustomObjectsApi(self.api)
+        core: Any = client.CoreV1Api(self.api)
+        for w in writes:
+            try:
+                if isinstance(w, VmimStatus):
+                    await custom.patch_namespaced_custom_object_status(
+                        KV_GROUP, KV_VERSION, w.namespace, VMIM_PLURAL, w.name, {"status": dict(w.status)}
+                    )
+                elif isinstance(w, VmiPatch):
+                    await custom.patch_namespaced_custom_object(
+                        KV_GROUP, KV_VERSION, w.namespace, VMI_PLURAL, w.name, dict(w.patch)
+                    )
+                elif isinstance(w, VmimFinalizerRemoval):
+                    await self._remove_finalizer(custom, w.namespace, w.name)
+                elif isinstance(w, VmimDeletion):
+                    await custom.delete_namespaced_custom_object(KV_GROUP, KV_VERSION, w.namespace, VMIM_PLURAL, w.name)
+                elif isinstance(w, NodeReady):
+                    n = self.scenario.snapshot.node(w.name)
+                    await core.patch_node_status(
+                        w.name,
+                        {"status": node_status(n, w.ready, self.sim.timestamp(self.clock.now()))},
+                        _content_type=MERGE,
+                    )
+            except ApiException as exc:
+                if exc.status == 404:
+                    continue  # the object is gone (deleted meanwhile): nothing left to write
+                log.warning("write %s failed: %s", type(w).__name__, exc)
+
+    async def _remove_finalizer(self, custom: Any, namespace: str, name: str) -> None:
+        for _ in range(5):
+            obj = await custom.get_namespaced_custom_object(KV_GROUP, KV_VERSION, namespace, VMIM_PLURAL, name)
+            meta = obj.get("metadata") or {}
+            finalizers = [f for f in meta.get("finalizers") or [] if f != rules.MIGRATION_FINALIZER]
+            if finalizers == list(meta.get("finalizers") or []):
+                return
+            try:
+                await custom.patch_namespaced_custom_object(
+                    KV_GROUP,
+                    KV_VERSION,
+                    namespace,
+                    VMIM_PLURAL,
+                    name,
+                    {"metadata": {"finalizers": finalizers, "resourceVersion": meta.get("resourceVersion")}},
+                )
+                return
+            except ApiException as exc:
+                if exc.status != 409:
+                    raise
+
+
+# ----------------------------------------------------------------------------------------------------- manifests
+
+
+def node_manifest(node: Any) -> dict[str, Any]:
+    labels = {"kubernetes.io/hostname": node.name, "kubevirt.io/schedulable": "true", **node.labels, **MANAGED_BY}
+    spec: dict[str, Any] = {
+        "taints": [{"key": t.key, "value": t.value, "effect": str(t.effect)} for t in node.taints],
+        "unschedulable": not node.schedulable,
+    }
+    return {"apiVersion": "v1", "kind": "Node", "metadata": {"name": node.name, "labels": labels}, "spec": spec}
+
+
+def node_status(node: Any, ready: bool, stamp: str) -> dict[str, Any]:
+    capacity = {"cpu": _cpu(node.cpu_cores), "memory": str(int(node.memory_bytes)), "pods": "250"}
+    return {
+        "capacity": capacity,
+        "allocatable": capacity,
+        "conditions": [
+            {
+                "type": "Ready",
+                "status": "True" if ready and node.healthy else "False",
+                "reason": "KubeletReady" if ready and node.healthy else "NodeStatusUnknown",
+                "message": "simulated by livemig-sim" if ready else "node failure injected by livemig-sim",
+                "lastHeartbeatTime": stamp,
+                "lastTransitionTime": stamp,
+            }
+        ],
+        "addresses": [{"type": "Hostname", "address": node.name}],
+    }
+
+
+def vmi_manifest(v: VmiState, stamp: str) -> dict[str, Any]:
+    spec_vmi = v.spec
+    namespace, name = v.key.split("/", 1)
+    conditions: list[dict[str, Any]] = [
+        {"type": "Ready", "status": "True", "lastProbeTime": None, "lastTransitionTime": stamp},
+    ]
+    if spec_vmi.live_migratable:
+        conditions.append(
+            {"type": "LiveMigratable", "status": "True", "lastProbeTime": None, "lastTransitionTime": None}
+        )
+    else:
+        conditions.append(
+            {
+                "type": "LiveMigratable",
+                "status": "False",
+                "lastProbeTime": None,
+                "lastTransitionTime": None,
+                "reason": "DisksNotLiveMigratable",
+                "message": f"PVC {name}-root is not shared, live migration requires that all PVCs must be shared "
+                "(using ReadWriteMany access mode)",
+            }
+        )
+    memory = str(int(spec_vmi.memory_bytes))
+    spec: dict[str, Any] = {
+        "domain": {
+            "cpu": {"sockets": 1, "cores": spec_vmi.vcpus, "threads": 1},
+            "memory": {"guest": memory},
+            "resources": {"requests": {"cpu": _cpu(cpu_request_cores(spec_vmi)), "memory": memory}},
+            "devices": {"interfaces": [{"name": "default", "masquerade": {}}]},
+        },
+        "networks": [{"name": "default", "pod": {}}],
+        "evictionStrategy": str(spec_vmi.eviction_strategy),
+    }
+    if spec_vmi.node_selector:
+        spec["nodeSelector"] = dict(spec_vmi.node_selector)
+    return {
+        "apiVersion": f"{KV_GROUP}/{KV_VERSION}",
+        "kind": "VirtualMachineInstance",
+        "metadata": {"name": name, "namespace": namespace, "labels": {**v.labels, **MANAGED_BY}},
+        "spec": spec,
+        "status": {
+            "phase": "Running",
+            "nodeName": v.node,
+            "migrationMethod": "LiveMigration",
+            "conditions": conditions,
+            "interfaces": [{"name": "default", "ipAddress": "10.244.0.2"}],
+        },
+    }
+
+
+def _cpu(cores: float) -> str:
+    return f"{round(cores * 1000)}m"
+
+
+async def _create_or_patch(create: Callable[[], Awaitable[Any]], patch: Callable[[], Awaitable[Any]]) -> None:
+    try:
+        await create()
+    except ApiException as exc:
+        if exc.status != 409:
+            raise
+        await patch()
+
+
+def _bound_port(runner: web.AppRunner) -> int:
+    for site in runner.sites:
+        server = getattr(site, "_server", None)
+        if server is not None and server.sockets:
+            return int(server.sockets[0].getsockname()[1])
+    raise RuntimeError("server has no bound socket")
+
+
+__all__ = ["Engine", "EngineOptions", "Outcome"]

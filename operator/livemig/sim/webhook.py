@@ -1,0 +1,209 @@
+"""KubeVirt's admission webhooks for VirtualMachineInstanceMigration, served by the simulator over TLS on loopback.
+
+- mutating (CREATE): adds label `kubevirt.io/vmi-name` and finalizer `kubevirt.io/migrationJobFinalize`, as
+  virt-api's MigrationCreateMutator does;
+- validating (CREATE, UPDATE): KubeVirt's MigrationCreateAdmitter / MigrationUpdateAdmitter (`rules.admit_*`).
+
+Both are registered with the API server (Mutating/ValidatingWebhookConfiguration, `url: https://127.0.0.1:PORT/...`,
+`caBundle` = the simulator's throw-away CA), limited to the scenario's namespaces, and removed on shutdown.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import ipaddress
+import json
+import logging
+import ssl
+import tempfile
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from livemig.sim import rules
+
+log = logging.getLogger(__name__)
+
+VALIDATE_PATH = "/validate-virtualmachineinstancemigrations"
+MUTATE_PATH = "/mutate-virtualmachineinstancemigrations"
+
+
+@dataclass(frozen=True, slots=True)
+class ServingCert:
+    ca_pem: bytes
+    cert_pem: bytes
+    key_pem: bytes
+
+
+def make_serving_cert(host: str = "127.0.0.1") -> ServingCert:
+    """A throw-away CA and a serving certificate for `host` (IP SAN), valid for a day."""
+    now = datetime.datetime.now(datetime.UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "livemig-sim-webhook-ca")])
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(host))]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    return ServingCert(
+        ca_pem=ca.public_bytes(serialization.Encoding.PEM),
+        cert_pem=cert.public_bytes(serialization.Encoding.PEM),
+        key_pem=key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ),
+    )
+
+
+def ssl_context(cert: ServingCert) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    with tempfile.TemporaryDirectory() as tmp:
+        cert_file, key_file = Path(tmp) / "tls.crt", Path(tmp) / "tls.key"
+        cert_file.write_bytes(cert.cert_pem)
+        key_file.write_bytes(cert.key_pem)
+        ctx.load_cert_chain(cert_file, key_file)
+    return ctx
+
+
+# Lookups the validating webhook needs, answered live from the API server (as KubeVirt's admitter does).
+GetVmi = Callable[[str, str], Awaitable[Mapping[str, Any] | None]]
+ListVmimsForVmi = Callable[[str, str], Awaitable[Sequence[Mapping[str, Any]]]]
+
+
+def _review_response(
+    uid: str, denial: rules.Denial | None, patch: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    response: dict[str, Any] = {"uid": uid, "allowed": denial is None}
+    if denial is not None:
+        status: dict[str, Any] = {
+            "status": "Failure",
+            "message": denial.message,
+            "code": denial.code,
+            "reason": "BadRequest",
+        }
+        if denial.field:
+            status["details"] = {
+                "causes": [{"type": "FieldValueInvalid", "message": denial.message, "field": denial.field}]
+            }
+        response["status"] = status
+    if patch is not None:
+        response["patchType"] = "JSONPatch"
+        response["patch"] = base64.b64encode(json.dumps(patch).encode()).decode()
+    return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": response}
+
+
+class AdmissionHandlers:
+    def __init__(self, get_vmi: GetVmi, list_vmims: ListVmimsForVmi) -> None:
+        self._get_vmi = get_vmi
+        self._list_vmims = list_vmims
+        self.denials: list[str] = []
+
+    async def validate(self, request: web.Request) -> web.Response:
+        review = await request.json()
+        req = review.get("request") or {}
+        uid = req.get("uid", "")
+        obj = req.get("object") or {}
+        denial: rules.Denial | None = None
+        try:
+            if req.get("operation") == "CREATE":
+                namespace = req.get("namespace") or (obj.get("metadata") or {}).get("namespace", "")
+                obj = {**obj, "metadata": {**(obj.get("metadata") or {}), "namespace": namespace}}
+                vmi_name = (obj.get("spec") or {}).get("vmiName") or ""
+                vmi = await self._get_vmi(namespace, vmi_name) if vmi_name else None
+                others = await self._list_vmims(namespace, vmi_name) if vmi_name else []
+                username = (req.get("userInfo") or {}).get("username", "")
+                denial = rules.admit_migration_create(obj, vmi, others, username)
+            elif req.get("operation") == "UPDATE":
+                denial = rules.admit_migration_update(obj, req.get("oldObject") or {})
+        except Exception as exc:  # an error is an answer too: KubeVirt returns it as the denial
+            log.exception("admission failed")
+            denial = rules.Denial(str(exc), code=500)
+        if denial is not None:
+            self.denials.append(denial.message)
+        return web.json_response(_review_response(uid, denial))
+
+    async def mutate(self, request: web.Request) -> web.Response:
+        review = await request.json()
+        req = review.get("request") or {}
+        patch = rules.mutate_migration_create(req.get("object") or {}) if req.get("operation") == "CREATE" else []
+        return web.json_response(_review_response(req.get("uid", ""), None, patch))
+
+
+def webhook_configurations(
+    name: str, port: int, ca_pem: bytes, namespaces: Sequence[str]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(MutatingWebhookConfiguration, ValidatingWebhookConfiguration) manifests for the simulator's webhooks."""
+    bundle = base64.b64encode(ca_pem).decode()
+    common: dict[str, Any] = {
+        "admissionReviewVersions": ["v1"],
+        "sideEffects": "None",
+        "failurePolicy": "Fail",
+        "timeoutSeconds": 10,
+        "namespaceSelector": {
+            "matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "In", "values": list(namespaces)}]
+        },
+    }
+    rule = {
+        "apiGroups": ["kubevirt.io"],
+        "apiVersions": ["v1"],
+        "resources": ["virtualmachineinstancemigrations"],
+        "scope": "Namespaced",
+    }
+    mutating = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "MutatingWebhookConfiguration",
+        "metadata": {"name": name, "labels": {"app.kubernetes.io/managed-by": "livemig-sim"}},
+        "webhooks": [
+            {
+                "name": "migration-mutator.livemig-sim.kubevirt.io",
+                "clientConfig": {"url": f"https://127.0.0.1:{port}{MUTATE_PATH}", "caBundle": bundle},
+                "rules": [{**rule, "operations": ["CREATE"]}],
+                "reinvocationPolicy": "Never",
+                **common,
+            }
+        ],
+    }
+    validating = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingWebhookConfiguration",
+        "metadata": {"name": name, "labels": {"app.kubernetes.io/managed-by": "livemig-sim"}},
+        "webhooks": [
+            {
+                "name": "migration-validator.livemig-sim.kubevirt.io",
+                "clientConfig": {"url": f"https://127.0.0.1:{port}{VALIDATE_PATH}", "caBundle": bundle},
+                "rules": [{**rule, "operations": ["CREATE", "UPDATE"]}],
+                **common,
+            }
+        ],
+    }
+    return mutating, validating
