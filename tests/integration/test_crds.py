@@ -57,6 +57,22 @@ def merge_patch(target: Any, patch: Any) -> Any:
     return result
 
 
+def apply_defaults(schema: dict[str, Any], value: Any) -> Any:
+    """Structural defaulting as tests/unit/core/policy/test_crd_consistency.py models it offline."""
+    if isinstance(value, dict) and schema.get("type") == "object":
+        properties = schema.get("properties", {})
+        for key, sub in properties.items():
+            if key not in value and "default" in sub:
+                value[key] = copy.deepcopy(sub["default"])
+        for key, item in value.items():
+            if key in properties:
+                apply_defaults(properties[key], item)
+    elif isinstance(value, list) and "items" in schema:
+        for item in value:
+            apply_defaults(schema["items"], item)
+    return value
+
+
 def create_dry_run(devcluster: DevCluster, obj: dict[str, Any], namespace: str | None = None) -> Any:
     """`kubectl create --dry-run=server --validate=strict` (fieldValidation=Strict), returning the process."""
     args = ["create", "--dry-run=server", "--validate=strict", "-o", "json", "-f", "-"]
@@ -122,6 +138,10 @@ def test_example_policy_applies_and_server_defaults_agree_with_the_parser(
     assert result.returncode == 0, result.stderr
     assert "Warning" not in result.stderr, result.stderr
     defaulted = json.loads(result.stdout)
+    # The offline model of the server's defaulting (used by the unit tests) is faithful.
+    crd = yaml.safe_load((REPO / "crds" / "livemig.io_migrationpolicies.yaml").read_text())
+    spec_schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    assert defaulted["spec"] == apply_defaults(spec_schema, copy.deepcopy(manifest["spec"]))
     # What the API server stored (with its defaults) is what the offline parser makes of the example.
     assert dataclasses.replace(parse_policy(defaulted), generation=None) == parse_policy(manifest)
 
