@@ -146,6 +146,30 @@ def test_example_policy_applies_and_server_defaults_agree_with_the_parser(
     assert dataclasses.replace(parse_policy(defaulted), generation=None) == parse_policy(manifest)
 
 
+# Documents under examples/ that are livemig file formats read by the CLI, not objects for the API server.
+FILE_FORMAT_KINDS = {("livemig.io/v1alpha1", "Scenario"), ("livemig.io/v1alpha1", "ClusterSnapshot")}
+
+
+def api_objects_in_examples() -> list[tuple[str, dict[str, Any]]]:
+    found = []
+    for path in sorted((REPO / "examples").rglob("*.y*ml")):
+        for index, doc in enumerate(yaml.safe_load_all(path.read_text())):
+            is_object = isinstance(doc, dict) and "apiVersion" in doc and "kind" in doc
+            if is_object and (doc["apiVersion"], doc["kind"]) not in FILE_FORMAT_KINDS:
+                found.append((f"{path.relative_to(REPO)}#{index}", doc))
+    return found
+
+
+def test_every_api_object_under_examples_applies_cleanly(
+    devcluster: DevCluster, livemig_crds: list[str], kubevirt_crds: list[str], namespace: str
+) -> None:
+    objects = api_objects_in_examples()
+    assert len(objects) >= len(POLICY_EXAMPLES)
+    for where, doc in objects:
+        result = create_dry_run(devcluster, doc, namespace)
+        assert result.returncode == 0, f"{where}: {result.stderr}"
+
+
 def test_base_of_the_invalid_cases_is_accepted(devcluster: DevCluster, livemig_crds: list[str]) -> None:
     result = create_dry_run(devcluster, CASES_DOC["base"])
     assert result.returncode == 0, result.stderr
