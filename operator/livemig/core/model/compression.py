@@ -11,16 +11,13 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from livemig.core.model.mechanics import Mechanics
 from livemig.core.model.params import CompressionParams, LinkProfile, VmProfile, XbzrleParams
 from livemig.core.model.precopy import precopy_mechanics
 
 
 def xbzrle_mechanics(vm: VmProfile, params: XbzrleParams) -> Mechanics:
-    return replace(
-        precopy_mechanics(vm),
+    return precopy_mechanics(vm)._replace(
         xbzrle_cache_bytes=params.cache_bytes,
         xbzrle_delta_ratio=params.delta_ratio,
         xbzrle_hot_set_bytes=vm.working_set_bytes,
@@ -33,8 +30,7 @@ def adaptive_compression_mechanics(vm: VmProfile, link: LinkProfile, params: Com
         return precopy_mechanics(vm)
     factor = 1.0 / params.ratio
     base = precopy_mechanics(vm)
-    return replace(
-        base,
+    return base._replace(
         first_wire_factor=factor * base.first_wire_factor,
         later_wire_factor=factor,
         first_rate_cap_bps=params.throughput_bps,

@@ -9,11 +9,12 @@ what pass 0 sends, what later passes send, at which wire cost and rate cap.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True, slots=True)
-class Mechanics:
+class Mechanics(NamedTuple):
+    """Immutable (a NamedTuple rather than a frozen dataclass: built for every prediction, it must be cheap)."""
+
     first_payload_bytes: float  # logical bytes of pass 0
     hot_cap_bytes: float  # most bytes dirty at once in the hot class (W, or M without a working set)
     cold_cap_bytes: float = 0.0  # the other M - W bytes

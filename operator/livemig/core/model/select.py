@@ -17,15 +17,17 @@ the source keeps the VM).  Ties keep the order pre-copy, auto-converge, post-cop
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from livemig.core.errors import SpecError
 from livemig.core.model.params import LinkProfile, MigrationSettings, VmProfile
 from livemig.core.model.predict import predict
 from livemig.core.model.results import Prediction
+from livemig.core.model.stepper import MigrationRun, actuation, mechanics_for
 from livemig.core.vocabulary import Objective, Outcome, Technique, TechniqueMode
 
 BALANCED_SLACK = 1.10  # Balanced accepts up to 10 % more total time for less guest impact
+_SUCCEEDED = frozenset(o for o in Outcome if o.succeeded)
 _PREFERENCE = (Technique.PRE_COPY, Technique.AUTO_CONVERGE, Technique.POST_COPY)
 _MODE_TECHNIQUE = {
     TechniqueMode.PRE_COPY: Technique.PRE_COPY,
@@ -99,13 +101,13 @@ def select_technique(
     if compare_all:
         predictions = {t: predict(t, vm, link, settings) for t in Technique}
     else:
-        predictions = {t: predict(t, vm, link, settings, timeline=False) for t in chosen_from}
+        predictions = _predict_candidates(chosen_from, vm, link, settings)
     budget = policy.downtime_budget_s
     max_degradation = policy.max_degradation
     feasible = [
         t
         for t in chosen_from
-        if predictions[t].outcome.succeeded
+        if predictions[t].outcome in _SUCCEEDED
         and predictions[t].downtime_s <= budget
         and predictions[t].degradation.max_slowdown <= max_degradation
     ]
@@ -113,7 +115,7 @@ def select_technique(
         chosen = _rank(feasible, predictions, policy.objective)
         why = _why_feasible(chosen, feasible, chosen_from, policy.objective)
     else:
-        succeeded = [t for t in chosen_from if predictions[t].outcome.succeeded]
+        succeeded = [t for t in chosen_from if predictions[t].outcome in _SUCCEEDED]
         if succeeded:
             chosen = min(succeeded, key=lambda t: (predictions[t].downtime_s, predictions[t].total_time_s))
             if all(predictions[t].downtime_s > budget for t in succeeded):
@@ -134,6 +136,42 @@ def select_technique(
         feasible=chosen in feasible,
         candidates=chosen_from,
     )
+
+
+def _predict_candidates(
+    chosen_from: tuple[Technique, ...], vm: VmProfile, link: LinkProfile, settings: MigrationSettings
+) -> dict[Technique, Prediction]:
+    """The candidates' predictions, re-using the pre-copy run where another technique provably runs identically:
+    auto-converge when no pass dirtied more than the trigger threshold of what it sent (the throttle never starts),
+    post-copy when pre-copy completed its stop-and-copy before the switch time (tests check both equalities)."""
+    predictions: dict[Technique, Prediction] = {}
+    if Technique.PRE_COPY not in chosen_from:
+        for t in chosen_from:
+            predictions[t] = predict(t, vm, link, settings, timeline=False)
+        return predictions
+    mechanics = mechanics_for(Technique.PRE_COPY, vm, link, settings)  # the same for all three
+    run = MigrationRun(Technique.PRE_COPY, vm, link, settings, mechanics=mechanics, record_timeline=False)
+    base = run.run_to_end()
+    predictions[Technique.PRE_COPY] = base
+    for t in chosen_from:
+        if t is Technique.PRE_COPY:
+            continue
+        if t is Technique.AUTO_CONVERGE and run.max_pass_dirty_ratio <= settings.throttle.trigger_threshold:
+            predictions[t] = replace(base, technique=t)
+            continue
+        act = actuation(t, vm, settings)
+        started = run.stop_and_copy_started_s
+        if (
+            t is Technique.POST_COPY
+            and base.outcome is Outcome.COMPLETED
+            and started is not None
+            and (started <= act.deadline_s_or_inf)
+        ):
+            predictions[t] = replace(base, technique=t)
+            continue
+        other = MigrationRun(t, vm, link, settings, actuation_override=act, mechanics=mechanics, record_timeline=False)
+        predictions[t] = other.run_to_end()
+    return predictions
 
 
 def _rank(feasible: list[Technique], predictions: Mapping[Technique, Prediction], objective: Objective) -> Technique:

@@ -13,8 +13,8 @@ distinct passes), not O(time).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from enum import StrEnum
+from typing import NamedTuple
 
 from livemig.core.model import autoconverge, postcopy
 from livemig.core.model.compression import adaptive_compression_mechanics, xbzrle_mechanics
@@ -30,6 +30,7 @@ from livemig.core.vocabulary import AbortReason, Outcome, Technique
 _INF = math.inf
 _STEADY_RTOL = 1e-9
 _SAWTOOTH_POINTS_MAX = 2000  # skipped passes drawn in the timeline at most
+_NO_DEGRADATION = Degradation()
 
 # Phases as small ints inside the loop (Phase enum values at the boundary).
 _PRE, _STOP, _POST, _DONE = 0, 1, 2, 3
@@ -45,14 +46,18 @@ class DeadlineAction(StrEnum):
     ABORT = "abort"
 
 
-@dataclass(frozen=True, slots=True)
-class Actuation:
-    """How KubeVirt is configured for one migration: throttle on/off, the completion deadline and its action."""
+class Actuation(NamedTuple):
+    """How KubeVirt is configured for one migration: throttle on/off, the completion deadline and its action.
+    (Immutable; a NamedTuple because one is built for every prediction.)"""
 
     auto_converge: bool
     deadline_s: float | None
     on_deadline: DeadlineAction
     progress_timeout_s: float | None
+
+    @property
+    def deadline_s_or_inf(self) -> float:
+        return self.deadline_s if self.deadline_s is not None else math.inf
 
 
 def kubevirt_actuation(vm: VmProfile, settings: MigrationSettings) -> Actuation:
@@ -130,6 +135,7 @@ class MigrationRun:
         "_bandwidth",
         "_blackout_done",
         "_cap_t",
+        "_copy_start_t",
         "_deadline_action",
         "_deadline_t",
         "_dirty_cold",
@@ -139,12 +145,16 @@ class MigrationRun:
         "_forced",
         "_gap_left",
         "_high_count",
+        "_is_qemu",
         "_last_progress_t",
+        "_limiter",
         "_limiter_rate",
+        "_max_pass_ratio",
         "_max_throttle",
         "_mech",
         "_outcome",
         "_pass_left",
+        "_pass_payload",
         "_pass_sent",
         "_pass_start_t",
         "_pass_wf",
@@ -187,10 +197,13 @@ class MigrationRun:
         settings: MigrationSettings,
         *,
         actuation_override: Actuation | None = None,
+        mechanics: Mechanics | None = None,
         record_timeline: bool = True,
     ) -> None:
+        """`actuation_override` / `mechanics` replace what `actuation()` / `mechanics_for()` would compute (the
+        simulator's literal KubeVirt configuration; the selector re-using one computation for several runs)."""
         act = actuation_override if actuation_override is not None else actuation(technique, vm, settings)
-        mech = mechanics_for(technique, vm, link, settings)
+        mech = mechanics if mechanics is not None else mechanics_for(technique, vm, link, settings)
         self._technique = technique
         self._vm = vm
         self._settings = settings
@@ -205,7 +218,11 @@ class MigrationRun:
         cap = settings.wall_clock_cap_s
         self._cap_t = min(cap, settings.horizon_s) if cap is not None else settings.horizon_s
         limiter = settings.xen.rate_limiter if settings.profile is Profile.XEN else None
+        self._limiter = limiter
         self._limiter_rate = limiter.start_bps if limiter is not None else _INF
+        self._is_qemu = settings.profile is Profile.QEMU
+        self._max_pass_ratio = 0.0
+        self._pass_payload = mech.first_payload_bytes
         self._t = 0.0
         self._phase = _PRE
         self._paused = False
@@ -233,6 +250,7 @@ class MigrationRun:
         self._stop_left = 0.0
         self._resume_left = 0.0
         self._stop_start_t = 0.0
+        self._copy_start_t: float | None = None
         self._forced = False
         self._blackout_done = False
         self._post_left = 0.0
@@ -260,6 +278,17 @@ class MigrationRun:
     @property
     def done(self) -> bool:
         return self._phase == _DONE
+
+    @property
+    def max_pass_dirty_ratio(self) -> float:
+        """Largest (bytes dirtied during a pass) / (bytes sent in it) so far: auto-converge's trigger compares the
+        same ratio, summed over >= 1 s periods, with its threshold (0.5), so below it the throttle never starts."""
+        return self._max_pass_ratio
+
+    @property
+    def stop_and_copy_started_s(self) -> float | None:
+        """When the guest was stopped for the final copy (None if that did not happen)."""
+        return self._copy_start_t
 
     def advance(
         self, dt_s: float, *, dirty_rate_bps: float | None = None, bandwidth_bps: float | None = None
@@ -359,14 +388,7 @@ class MigrationRun:
             rounds=self._rounds,
             outcome=outcome,
             abort_reason=self._abort_reason,
-            degradation=Degradation(
-                throttle_cpu_s=self._throttle_cpu_s,
-                fault_stall_s=self._stall_s,
-                max_slowdown=max(
-                    self._max_throttle,
-                    self._settings.post_copy.fault_stall_fraction if self._switch_t is not None else 0.0,
-                ),
-            ),
+            degradation=self._degradation(),
             risk_window_s=self._risk_window(),
             final_throttle=self._throttle,
             switch_time_s=self._switch_t,
@@ -375,6 +397,18 @@ class MigrationRun:
         )
 
     # ----------------------------------------------------------------------------------------------- internals
+
+    def _degradation(self) -> Degradation:
+        if self._throttle_cpu_s == 0.0 and self._switch_t is None and self._max_throttle == 0.0:
+            return _NO_DEGRADATION
+        return Degradation(
+            throttle_cpu_s=self._throttle_cpu_s,
+            fault_stall_s=self._stall_s,
+            max_slowdown=max(
+                self._max_throttle,
+                self._settings.post_copy.fault_stall_fraction if self._switch_t is not None else 0.0,
+            ),
+        )
 
     def _risk_window(self) -> float:
         return 0.0 if self._switch_t is None else self._t - self._switch_t
@@ -429,6 +463,7 @@ class MigrationRun:
         self._stop_left = (payload + self._mech.held_bytes) * wire_factor + self._vm.state_bytes
         self._resume_left = self._settings.resume_overhead_s
         self._stop_start_t = self._t
+        self._copy_start_t = self._t
         self._forced = forced
         self._phase = _STOP
         self._mark()
@@ -569,10 +604,14 @@ class MigrationRun:
                 self._period_dirty = 0.0
                 self._period_wire = 0.0
 
-        wire_factor = mech.later_wire_factor_for(payload)
+        wire_factor = mech.later_wire_factor_for(payload) if mech.xbzrle_cache_bytes > 0.0 else mech.later_wire_factor
         wire_rate = self._wire_rate()
-        limiter = settings.xen.rate_limiter if settings.profile is Profile.XEN else None
-        if settings.profile is Profile.QEMU:
+        if self._pass_sent > 0.0:
+            ratio = new_dirty / (self._pass_sent * self._pass_wf)
+            if ratio > self._max_pass_ratio:
+                self._max_pass_ratio = ratio
+        limiter = self._limiter
+        if self._is_qemu:
             stop = qemu_stop(payload, wire_rate, settings.downtime_limit_s)
         else:
             grew_at_max = (
@@ -600,21 +639,28 @@ class MigrationRun:
             self._limiter_rate = xen_next_rate(self._limiter_rate, new_dirty / pass_duration, limiter)
         self._prev_pass_sent = self._pass_sent
         self._pass_sent = 0.0
+        previous_payload = self._pass_payload
+        self._pass_payload = payload
         self._pass_left = payload
         self._pass_wf = wire_factor
         self._pass_start_t = t
         self._dirty_hot = self._dirty_cold = 0.0
         self._gap_left = settings.round_overhead_s
-        self._mark()
-        self._skip_identical_passes(t_stop)
+        if self._timeline is not None:
+            self._mark()
+        if payload >= previous_payload * (1.0 - _STEADY_RTOL):  # not shrinking: maybe a fixed point
+            self._skip_identical_passes(t_stop)
+        else:
+            self._skip_geometric_passes(t_stop)
 
     def _skip_identical_passes(self, t_stop: float) -> None:
         """If the pass just started will leave exactly the same dirty set (a fixed point: a capped or lambda = 1
         pre-copy that nothing will change), advance over whole identical passes up to just before the next event."""
         settings = self._settings
-        if settings.profile is not Profile.QEMU or self._paused:
+        if not self._is_qemu or self._paused:
             return
         if self._throttle_on and self._throttle < settings.throttle.maximum:
+            self._skip_capped_throttle_climb(t_stop)
             return
         mech = self._mech
         if mech.log_rate_bps is not None:
@@ -658,6 +704,154 @@ class MigrationRun:
         self._period_wire = 0.0
         if k > _SAWTOOTH_POINTS_MAX:
             self._mark()
+
+    def _skip_capped_throttle_climb(self, t_stop: float) -> None:
+        """Auto-converge while every pass is full (the dirty classes fill up before the pass ends): each pass is the
+        same, each is a throttle period of its own (>= min_period_s) that counts as high (dirtied = sent), so the
+        throttle rises every `periods_per_step` passes.  Jump over those passes while they stay full, exactly as the
+        loop would run them, stopping before the first pass that is not full or the next event."""
+        settings = self._settings
+        params = settings.throttle
+        mech = self._mech
+        if mech.log_rate_bps is not None or self._gap_left > 0.0 or self._period_dirty != 0.0:
+            return
+        if self._period_start_t != self._t:
+            return
+        payload = self._pass_left
+        wf = self._pass_wf
+        wire_rate = self._wire_rate()
+        send = wire_rate / wf
+        if mech.later_rate_cap_bps < send:
+            send = mech.later_rate_cap_bps
+        if send <= 0.0 or payload <= 0.0:
+            return
+        tau = payload / send
+        if tau < params.min_period_s or not autoconverge.period_is_high(payload, payload * wf, params):
+            return
+        hot_cap, cold_cap, share = mech.hot_cap_bytes, mech.cold_cap_bytes, mech.hot_share
+        full = (hot_cap if mech.resend_hot else 0.0) + cold_cap
+        if abs(full - payload) > _STEADY_RTOL * payload:
+            return  # not the full, capped pass
+        horizon = min(self._deadline_t, self._cap_t, t_stop)
+        if math.isinf(horizon):
+            return
+        rate = self._dirty_rate
+        throttle, count, passes, throttle_cpu = self._throttle, self._high_count, 0, 0.0
+        steps: list[tuple[float, float]] = []
+        t = self._t
+        while t + 2.0 * tau < horizon:
+            writes = rate * (1.0 - throttle) * tau
+            if writes * share < hot_cap or (cold_cap > 0.0 and writes * (1.0 - share) < cold_cap):
+                break  # this pass would not fill up: leave it to the loop
+            t += tau
+            passes += 1
+            throttle_cpu += throttle * tau
+            count += 1
+            if count >= params.periods_per_step:
+                count = 0
+                throttle = autoconverge.raised_throttle(throttle, params)
+                steps.append((t, throttle))
+        if passes < 1:
+            return
+        if self._timeline is not None:
+            held = mech.held_bytes
+            for i in range(1, passes + 1):
+                self._timeline.append((self._t + i * tau, held))
+                self._timeline.append((self._t + i * tau, payload + held))
+        self._rounds += passes
+        self._sent += passes * payload
+        self._wire += passes * payload * wf
+        self._throttle_cpu_s += throttle_cpu
+        self._t = t
+        self._throttle, self._high_count = throttle, count
+        self._throttle_steps.extend(steps)
+        if throttle > self._max_throttle:
+            self._max_throttle = throttle
+        self._pass_start_t = self._period_start_t = self._last_progress_t = t
+        self._prev_pass_sent = payload
+        ratio = 1.0 / wf
+        if ratio > self._max_pass_ratio:
+            self._max_pass_ratio = ratio
+
+    def _skip_geometric_passes(self, t_stop: float) -> None:
+        """In the uncapped regime every pass is the previous one times a = D(1-p)·w/R (papers.md §11: V_i = V·a^i):
+        jump over the whole passes that cannot meet the stop rule or reach the next event, in closed form, and leave
+        the last ones to the ordinary loop.  qemu profile, no per-pass gap, throttle unable to change."""
+        if not self._is_qemu or self._paused or self._gap_left > 0.0:
+            return
+        mech = self._mech
+        if mech.xbzrle_cache_bytes > 0.0 and mech.xbzrle_hot_set_bytes is None:
+            return  # the wire factor changes with the payload
+        payload = self._pass_left
+        wf = self._pass_wf
+        wire_rate = self._wire_rate()
+        send = wire_rate / wf
+        if mech.later_rate_cap_bps < send:
+            send = mech.later_rate_cap_bps
+        if send <= 0.0 or payload <= 0.0:
+            return
+        throttle = self._throttle
+        if mech.log_rate_bps is not None:
+            inflow_hot, inflow_cold = mech.log_rate_bps * (1.0 - throttle), 0.0
+        else:
+            writes = self._dirty_rate * (1.0 - throttle)
+            inflow_hot, inflow_cold = writes * mech.hot_share, writes * (1.0 - mech.hot_share)
+        # Uncapped from here on: this pass's dirtying stays below both caps (and later passes are shorter).
+        tau = payload / send
+        if mech.log_rate_bps is None and (
+            inflow_hot * tau >= mech.hot_cap_bytes or (inflow_cold > 0.0 and inflow_cold * tau >= mech.cold_cap_bytes)
+        ):
+            return
+        a = ((inflow_hot if mech.resend_hot or mech.log_rate_bps is not None else 0.0) + inflow_cold) / send
+        if not 0.0 < a < 1.0:
+            return
+        settings = self._settings
+        if (
+            self._throttle_on
+            and throttle < settings.throttle.maximum
+            and (inflow_hot + inflow_cold) / wire_rate > settings.throttle.trigger_threshold
+        ):
+            return  # the throttle may still rise
+        threshold = wire_rate * settings.downtime_limit_s  # qemu_stop's bound on the next payload
+        # Pass i (0 = the current one) carries payload·a^i; after it, the stop rule sees payload·a^(i+1).
+        if payload * a <= threshold:
+            return
+        first_stop = math.ceil(math.log(threshold / payload) / math.log(a)) - 1
+        horizon = min(self._deadline_t, self._cap_t, t_stop) - self._t
+        if math.isinf(horizon):
+            fit = first_stop
+        else:
+            # passes 0..j-1 end by t + payload(1 - a^j)/((1 - a)·send) < horizon
+            room = 1.0 - horizon * (1.0 - a) * send / payload
+            fit = first_stop if room <= 0.0 else math.floor(math.log(room) / math.log(a))
+        k = min(first_stop, fit) - 1
+        if k < 1:
+            return
+        shrink = a**k
+        moved = payload * (1.0 - shrink) / (1.0 - a)
+        span = moved / send
+        if self._timeline is not None and k <= _SAWTOOTH_POINTS_MAX:
+            held, t0, v = mech.held_bytes, self._t, payload
+            for _ in range(k):
+                t0 += v / send
+                v *= a
+                self._timeline.append((t0, held))
+                self._timeline.append((t0, v + held))
+        self._rounds += k
+        self._sent += moved
+        self._wire += moved * wf
+        self._throttle_cpu_s += throttle * span
+        self._t += span
+        self._prev_pass_sent = payload * shrink / a
+        self._pass_payload = self._pass_left = payload * shrink
+        self._pass_start_t = self._t
+        self._last_progress_t = self._t
+        self._period_start_t = self._t
+        self._period_dirty = 0.0
+        self._period_wire = 0.0
+        ratio = a / wf
+        if ratio > self._max_pass_ratio:
+            self._max_pass_ratio = ratio
 
     def _step_transfer(self, t_stop: float, *, post: bool) -> bool:
         """Stop-and-copy (guest stopped) or post-copy (state blackout, then pages pulled while the guest runs)."""

@@ -7,8 +7,6 @@ rho = L / min(R, replay): it converges only while rho < 1.  Downtime = the last 
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from livemig.core.model.mechanics import Mechanics
 from livemig.core.model.params import TraceReplayParams, VmProfile
 from livemig.core.model.precopy import precopy_mechanics
@@ -21,8 +19,7 @@ def log_rate_bps(vm: VmProfile, params: TraceReplayParams) -> float:
 
 
 def trace_replay_mechanics(vm: VmProfile, params: TraceReplayParams) -> Mechanics:
-    return replace(
-        precopy_mechanics(vm),
+    return precopy_mechanics(vm)._replace(
         log_rate_bps=log_rate_bps(vm, params),
         later_rate_cap_bps=params.replay_rate_bps,
     )

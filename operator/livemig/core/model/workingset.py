@@ -8,8 +8,6 @@ pre-copy (nothing to hold back).
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from livemig.core.model.mechanics import Mechanics
 from livemig.core.model.params import VmProfile
 from livemig.core.model.precopy import precopy_mechanics
@@ -20,4 +18,4 @@ def working_set_mechanics(vm: VmProfile) -> Mechanics:
     wss = vm.working_set_bytes
     if wss is None:
         return base
-    return replace(base, first_payload_bytes=vm.memory_bytes - wss, held_bytes=wss, resend_hot=False)
+    return base._replace(first_payload_bytes=vm.memory_bytes - wss, held_bytes=wss, resend_hot=False)

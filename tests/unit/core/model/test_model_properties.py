@@ -46,7 +46,8 @@ def test_more_bandwidth_is_never_slower_for_pre_copy(mem, bw, r, share, f, s) ->
 def test_more_dirtying_is_never_faster_for_pre_copy(mem, bw, r, share, f, s) -> None:  # type: ignore[no-untyped-def]
     calm = predict(Technique.PRE_COPY, make_vm(mem, r * bw, share), LinkProfile(bw), s, timeline=False)
     busy = predict(Technique.PRE_COPY, make_vm(mem, r * bw * f, share), LinkProfile(bw), s, timeline=False)
-    assume(calm.outcome.succeeded and busy.outcome.succeeded)
+    # Both converged by the size rule: Xen's caps (30 rounds, 3·M) can end a busier run sooner, as in libxc.
+    assume(calm.outcome is Outcome.COMPLETED and busy.outcome is Outcome.COMPLETED)
     assert busy.total_time_s >= calm.total_time_s * (1 - REL)
     assert busy.transferred_bytes >= calm.transferred_bytes * (1 - REL)
 
