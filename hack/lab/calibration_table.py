@@ -10,11 +10,13 @@ Without --write it prints the table.  The model's columns are re-predicted with 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 from pathlib import Path
 
 from livemig.lab.calibration import load_rows, render, write_between_markers
 from livemig.lab.install import LabInstall, LabNotInstalledError
+from livemig.lab.relay import measure_throughput
 
 COMMAND = (
     "livemig lab matrix --file examples/lab/matrix.yaml --out examples/lab/results.jsonl && "
@@ -29,7 +31,13 @@ def main() -> int:
     parser.add_argument("--write", type=Path, help="markdown file to update between the qemu-calibration markers")
     parser.add_argument("--notes", type=Path, help="markdown appended after the table (the calibration notes)")
     args = parser.parse_args()
-    rows = load_rows(args.results.read_text().splitlines())
+    lines = args.results.read_text().splitlines()
+    loopback = None
+    if any('"loopback_bps"' not in line for line in lines if line.strip()):
+        # Older records lack the per-run relay speed: measure this machine's once (documented in the table).
+        loopback = asyncio.run(measure_throughput(256 * 2**20))
+        print(f"loopback relay speed for records without one: {loopback / 1e6:.0f} MB/s", file=sys.stderr)
+    rows = load_rows(lines, loopback)
     if not rows:
         print(f"{args.results}: no measured runs", file=sys.stderr)
         return 1

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import signal
 import sys
 import time
 from pathlib import Path
@@ -77,13 +78,14 @@ def record(case: LabCase, result: LabResult, *, full: bool = False) -> dict[str,
     """The run's JSON object: the issue's keys, `predicted` from the model on the achieved dirty rate."""
     data = result.to_json()
     achieved = result.guest_dirty_pages_per_s or float(case.dirty_pages_per_s)
-    data["predicted"] = prediction_json(predict_case(case, achieved), full=full)
+    data["predicted"] = prediction_json(predict_case(case, achieved, result.loopback_bps), full=full)
     return data
 
 
 def _run(args: argparse.Namespace) -> int:
     case = _case_from_args(args)
     install = _install()
+    _stop_on_sigterm()
     result = asyncio.run(run_case(install, case, run_dir=args.run_dir))
     data = record(case, result)
     if args.json:
@@ -102,6 +104,7 @@ def _matrix(args: argparse.Namespace) -> int:
         raise SpecError("--file", f"not valid YAML: {exc}") from None
     cases = [c for c in parse_matrix(doc) if not args.only or any(o in c.label for o in args.only)]
     install = _install()
+    _stop_on_sigterm()
     runs = [(case, index) for case in cases for index in range(case.repeat)]
     started = time.monotonic()
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -129,6 +132,15 @@ def _matrix(args: argparse.Namespace) -> int:
         with args.out.open("a") as out:
             out.write(json.dumps(line) + "\n")
     return 0
+
+
+def _stop_on_sigterm() -> None:
+    """SIGTERM unwinds like Ctrl-C, so that run_case's clean-up stops both QEMU processes."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 def _install() -> LabInstall:

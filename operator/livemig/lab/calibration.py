@@ -86,7 +86,8 @@ def case_from_inputs(inputs: Mapping[str, Any]) -> LabCase:
     )
 
 
-def load_rows(lines: Iterable[str]) -> list[Row]:
+def load_rows(lines: Iterable[str], loopback_bps: float | None = None) -> list[Row]:
+    """Measured runs, re-predicted.  `loopback_bps` stands in for runs recorded without their own measurement."""
     rows = []
     for line in lines:
         if not line.strip():
@@ -99,7 +100,8 @@ def load_rows(lines: Iterable[str]) -> list[Row]:
             # Runs recorded before results.summarize filled it in: migrate_cancel went out at the cap.
             record["total_time_s"] = case.timeout_s
         achieved = record.get("guest_dirty_pages_per_s") or case.dirty_pages_per_s
-        rows.append(Row(record["case"], case, record, predict_case(case, float(achieved))))
+        raw = (record.get("details") or {}).get("loopback_bps") or loopback_bps
+        rows.append(Row(record["case"], case, record, predict_case(case, float(achieved), raw)))
     return rows
 
 

@@ -82,6 +82,7 @@ class MigrationSummary:
     max_dirty_pages_rate: int
     mbps: float | None
     error: str | None
+    first_pass_zero_pages: int | None = None  # ram.duplicate when pass 0 ended (the guest's untouched pages)
 
 
 def _ram(info: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -95,8 +96,11 @@ def summarize(samples: Iterable[Sample]) -> MigrationSummary:
     final: Mapping[str, Any] = samples[-1].src if samples else {}
     transferred = syncs = pc_bytes = pc_requests = throttle = dirty_rate = 0
     error = None
+    zero_pages: int | None = None
     for sample in samples:
         ram = _ram(sample.src)
+        if zero_pages is None and int(ram.get("dirty-sync-count", 0)) >= 2 and sample.src.get("status") == "active":
+            zero_pages = int(ram.get("duplicate", 0))
         transferred = max(transferred, int(ram.get("transferred", 0)))
         syncs = max(syncs, int(ram.get("dirty-sync-count", 0)))
         pc_bytes = max(pc_bytes, int(ram.get("postcopy-bytes", 0)))
@@ -126,6 +130,7 @@ def summarize(samples: Iterable[Sample]) -> MigrationSummary:
         max_dirty_pages_rate=dirty_rate,
         mbps=float(mbps) if mbps is not None else None,
         error=error,
+        first_pass_zero_pages=zero_pages,
     )
 
 
@@ -213,6 +218,7 @@ class LabResult:
             "postcopy_requests": s.postcopy_requests,
             "max_dirty_pages_rate": s.max_dirty_pages_rate,
             "mbps": s.mbps,
+            "first_pass_zero_pages": s.first_pass_zero_pages,
             "post_copy_switch_at_s": _round(self.post_copy_switch_at_s),
             "postcopy_phase_s": _round(self.postcopy_phase_s),
             "throttle_steps": list(self.throttle_steps),
