@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from livemig.core.cluster import Node, Vmi
+from livemig.core.cluster import HOSTNAME_LABEL, Node, Vmi
 
 CPU_ALLOCATION_RATIO = 10.0
 
@@ -40,11 +40,12 @@ def unschedulable_reason(
         return "node is not ready"
     if not node.schedulable:
         return "node is cordoned"
+    labels = {HOSTNAME_LABEL: node.name, **node.labels}
     for key, value in (added_node_selector or {}).items():
-        if node.labels.get(key) != value:
+        if labels.get(key) != value:
             return f"node does not match addedNodeSelector {key}={value}"
     for key, value in vmi.node_selector.items():
-        if node.labels.get(key) != value:
+        if labels.get(key) != value:
             return f"node does not match nodeSelector {key}={value}"
     if not vmi.affinity.allows_node(node):
         return "node does not match required node affinity"
