@@ -49,14 +49,16 @@ def test_faults_from_the_scenario_and_the_control_endpoint(
         assert create_vmim(devcluster, ns, "m-link-pre", "link-pre").returncode == 0
         wait_phase(devcluster, ns, "m-link-pre", "Failed")
         status = get(devcluster, ns, "vmi", "link-pre")["status"]
-        assert status["phase"] == "Running" and status["nodeName"] == f"{ns}-n0"
+        assert status["phase"] == "Running"
+        assert status["nodeName"] == f"{ns}-n0"
         assert status["migrationState"]["failed"] is True
 
         # link failure after the post-copy switch: the VM is lost
         assert create_vmim(devcluster, ns, "m-link-post", "link-post").returncode == 0
         wait_phase(devcluster, ns, "m-link-post", "Failed")
         status = get(devcluster, ns, "vmi", "link-post")["status"]
-        assert status["phase"] == "Failed" and status["migrationState"]["mode"] == "PostCopy"
+        assert status["phase"] == "Failed"
+        assert status["migrationState"]["mode"] == "PostCopy"
 
         # a target that refuses (posted now): the migration fails in PreparingTarget, the VM stays
         code, body = sim.post_fault({"type": "targetRefuses", "node": f"{ns}-n6"})
@@ -85,13 +87,15 @@ def test_faults_from_the_scenario_and_the_control_endpoint(
         devcluster.kubectl("delete", "migrationpolicy", f"{ns}-pc", "--ignore-not-found")
 
     records = {r["vmi"].split("/")[1]: r for r in sim.wait_outcomes(5)}
-    assert records["link-pre"]["outcome"] == "failed" and not records["link-pre"]["vmLost"]
+    assert records["link-pre"]["outcome"] == "failed"
+    assert not records["link-pre"]["vmLost"]
     assert records["link-post"]["vmLost"] is True
     assert records["refused"]["result"] == "Failed"
     assert records["slow"]["simulated"]["total_time_s"] > 5 * records["fast"]["simulated"]["total_time_s"]
     state = sim.get("/state")
     assert state["vmisLost"] == 3
-    assert state["faultsFired"]["linkFailure"] == 2 and state["faultsFired"]["targetRefuses"] == 1
+    assert state["faultsFired"]["linkFailure"] == 2
+    assert state["faultsFired"]["targetRefuses"] == 1
     assert state["faultsFired"]["nodeFailure"] == 1
     assert state["nodesNotReady"] == [f"{ns}-n3"]
     metrics = sim.get("/metrics")
@@ -103,9 +107,12 @@ def test_control_endpoint_rejects_bad_faults_naming_the_field(
 ) -> None:
     sim = run_sim(scenario(namespace, [vm("a", 0)]))
     code, body = sim.post_fault({"type": "slowLink", "node": f"{namespace}-n0", "factor": 3})
-    assert code == 400 and "fault.factor" in body["error"]
+    assert code == 400
+    assert "fault.factor" in body["error"]
     code, body = sim.post_fault({"type": "nodeFailure", "node": "elsewhere"})
-    assert code == 400 and "fault.node: no node named 'elsewhere'" in body["error"]
+    assert code == 400
+    assert "fault.node: no node named 'elsewhere'" in body["error"]
     code, body = sim.post_fault({"type": "earthquake"})
-    assert code == 400 and "fault.type" in body["error"]
+    assert code == 400
+    assert "fault.type" in body["error"]
     assert json.loads(json.dumps(sim.get("/faults"))) == []
