@@ -29,6 +29,7 @@ from livemig.core.vocabulary import AbortReason, Outcome, Technique
 
 _INF = math.inf
 _STEADY_RTOL = 1e-9
+_TIE_RTOL = 1e-12  # events closer than this (relative to the elapsed time) are simultaneous
 _SAWTOOTH_POINTS_MAX = 2000  # skipped passes drawn in the timeline at most
 _NO_DEGRADATION = Degradation()
 
@@ -446,9 +447,14 @@ class MigrationRun:
     def _switch(self) -> None:
         """Post-copy switch: the guest stops for its state, resumes on the target, the rest is pulled once."""
         mech = self._mech
+        # Switching during pass 0 (KubeVirt's usual case): a page dirtied since the start that the pass has not
+        # reached yet goes out once anyway, so only the dirtied pages in the part already sent are extra (writes
+        # spread uniformly over memory).  Later passes keep the plain sum, capped at memory below.
+        first = mech.first_payload_bytes
+        unsent_share = min(1.0, self._pass_left / first) if self._rounds == 0 and first > 0.0 else 0.0
         self._post_left = postcopy.post_copy_bytes(
             self._pass_left * self._pass_wf,
-            self._dirty_hot + self._dirty_cold,
+            (self._dirty_hot + self._dirty_cold) * (1.0 - unsent_share),
             mech.held_bytes,
             self._vm.memory_bytes * mech.first_wire_factor,  # zero pages cost a marker here too
         )
@@ -535,12 +541,14 @@ class MigrationRun:
             progress_due = self._last_progress_t + self._progress_timeout - t
             if progress_due < dt:
                 dt = progress_due
+        # A pass that ends at a deadline (to rounding) ends first, however time was cut into advance() calls.
+        tie = _TIE_RTOL * (t if t > 1.0 else 1.0)
         deadline_due = self._deadline_t - t
-        if deadline_due < dt:
+        if deadline_due < dt and not (event_pass_end and dt - deadline_due <= tie):
             dt = deadline_due
             event_pass_end = False
         cap_due = self._cap_t - t
-        if cap_due < dt:
+        if cap_due < dt and not (event_pass_end and dt - cap_due <= tie):
             dt = cap_due
             event_pass_end = False
         if dt < 0.0:

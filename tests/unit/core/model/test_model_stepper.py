@@ -65,6 +65,17 @@ def test_stepping_in_any_chunks_gives_the_prediction(technique, vm, settings, dt
     assert stepped.final_throttle == whole.final_throttle
 
 
+@pytest.mark.parametrize("dt", [0.1, 0.3, 0.7, 1.0])
+def test_a_pass_ending_exactly_at_the_switch_time_ends_first_whatever_the_chunks(dt: float) -> None:
+    # 1 s pass 0 (memory = bandwidth), idle guest, post-copy switch at ceil(0.13 GB) x 1 s = 1 s: pre-copy completes.
+    vm, link = VmProfile(132729656.0, 0.0), LinkProfile(132729656.0)
+    whole = predict(Technique.POST_COPY, vm, link)
+    run = MigrationRun(Technique.POST_COPY, vm, link, MigrationSettings())
+    run_in_steps(run, dt)
+    assert whole.outcome is Outcome.COMPLETED
+    assert run.prediction().outcome is Outcome.COMPLETED
+
+
 def test_completion_timeout_uses_decimal_gigabytes_rounded_up() -> None:
     # 8 GiB = 8.59 GB -> ceil = 9 -> 9 x 150 s = 1350 s (kubevirt.md §3.2).
     p = predict(Technique.PRE_COPY, VmProfile(8 * GIB, 3 * GBIT), LinkProfile(GBIT))
