@@ -40,6 +40,7 @@ from livemig.sim.kvconfig import (
 from livemig.sim.scenario import Scenario
 from livemig.sim.scheduler import cpu_request_cores
 from livemig.sim.state import (
+    Event,
     NodeReady,
     Simulation,
     VmimDeletion,
@@ -531,6 +532,10 @@ class Engine:
                     await self._remove_finalizer(custom, w.namespace, w.name)
                 elif isinstance(w, VmimDeletion):
                     await custom.delete_namespaced_custom_object(KV_GROUP, KV_VERSION, w.namespace, VMIM_PLURAL, w.name)
+                elif isinstance(w, Event):
+                    await core.create_namespaced_event(
+                        w.namespace, event_manifest(w, self.sim.timestamp(self.clock.now()))
+                    )
                 elif isinstance(w, NodeReady):
                     n = self.scenario.snapshot.node(w.name)
                     await core.patch_node_status(
@@ -566,6 +571,28 @@ class Engine:
 
 
 # ----------------------------------------------------------------------------------------------------- manifests
+
+
+def event_manifest(event: Event, stamp: str) -> dict[str, Any]:
+    involved: dict[str, Any] = {
+        "apiVersion": f"{KV_GROUP}/{KV_VERSION}",
+        "kind": event.kind,
+        "name": event.name,
+        "namespace": event.namespace,
+    }
+    if event.uid:
+        involved["uid"] = event.uid
+    return {
+        "metadata": {"generateName": f"{event.name}.", "namespace": event.namespace},
+        "involvedObject": involved,
+        "reason": event.reason,
+        "message": event.message,
+        "type": "Warning" if event.warning else "Normal",
+        "source": {"component": event.component},
+        "firstTimestamp": stamp,
+        "lastTimestamp": stamp,
+        "count": 1,
+    }
 
 
 def node_manifest(node: Any) -> dict[str, Any]:

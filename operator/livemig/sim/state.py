@@ -67,7 +67,21 @@ class NodeReady:
     ready: bool
 
 
-Write = VmimStatus | VmimFinalizerRemoval | VmimDeletion | VmiPatch | NodeReady
+@dataclass(frozen=True, slots=True)
+class Event:
+    """A Kubernetes Event with KubeVirt's reason (kubevirt.md §7.1) on a VMIM or a VMI."""
+
+    namespace: str
+    kind: str  # VirtualMachineInstanceMigration | VirtualMachineInstance
+    name: str
+    uid: str | None
+    reason: str
+    message: str
+    warning: bool = False
+    component: str = "virt-controller"
+
+
+Write = VmimStatus | VmimFinalizerRemoval | VmimDeletion | VmiPatch | NodeReady | Event
 
 
 # --- state -----------------------------------------------------------------------------------------------------------
@@ -216,6 +230,17 @@ class Simulation:
         if migration_state is not None:
             status["migrationState"] = dict(migration_state)
         self._writes.append(VmimStatus(m.namespace, m.name, status))
+
+    def _vmim_event(self, m: MigrationState, reason: str, message: str, *, warning: bool = False) -> None:
+        self._writes.append(
+            Event(m.namespace, "VirtualMachineInstanceMigration", m.name, m.uid, reason, message, warning)
+        )
+
+    def _vmi_event(self, m: MigrationState, reason: str, message: str, *, warning: bool = False) -> None:
+        namespace, name = m.vmi_key.split("/", 1)
+        self._writes.append(
+            Event(namespace, "VirtualMachineInstance", name, None, reason, message, warning, "virt-handler")
+        )
 
     def _vmi_patch(self, vmi: VmiState, patch: Mapping[str, Any]) -> None:
         namespace, name = vmi.key.split("/", 1)
@@ -380,6 +405,8 @@ class Simulation:
                     self._vmi_patch(vmi, {"status": {"migrationState": self._migration_state_manifest(m, now)}})
                     continue
                 m.abort_status = "Aborting"
+                self._vmim_event(m, "SuccessfulAbortMigration", f"Migration {m.name} aborting")
+                self._vmi_event(m, "Migrating", "VirtualMachineInstance is aborting migration.")
                 self._vmi_patch(vmi, {"status": {"migrationState": self._migration_state_manifest(m, now)}})
                 if m.backend.abort(AbortReason.REQUESTED):
                     m.last = m.backend.state()
@@ -405,6 +432,8 @@ class Simulation:
                 m.has_target_pod = True
                 m.pod_pending_since = now
                 self._set_phase(m, Phase.SCHEDULING, now)
+                pod = f"virt-launcher-{m.vmi_key.split('/', 1)[1]}-{m.uid[:5]}"
+                self._vmim_event(m, "SuccessfulCreate", f"Created migration target pod {m.namespace}/{pod}")
                 self._schedule_target(m, now)
                 self._vmim_status(m)
             elif m.requeue_at <= now:
@@ -478,6 +507,8 @@ class Simulation:
         m.policy_name = decision.policy_name
         m.matched_policy = decision.matched_policy
         self._set_phase(m, Phase.PREPARING_TARGET, now)
+        self._vmim_event(m, "SuccessfulHandOver", "Migration target pod is ready for preparation by virt-handler.")
+        self._vmi_event(m, "PreparingTarget", "VirtualMachineInstance Migration Target Prepared.")
         m.next_at = now + self._jitter(self.settings.delays.target_ready_s)
         vmi.labels[rules.TARGET_NODE_LABEL] = m.target_node or ""
         self._vmi_patch(
@@ -538,6 +569,7 @@ class Simulation:
         m.bandwidth_bps = bandwidth
         m.dirty_rate_bps = dirty
         self._set_phase(m, Phase.RUNNING, now)
+        self._vmi_event(m, "Migrating", "VirtualMachineInstance is migrating.")
         self._publish(m, now)
 
     def _step_running(self, m: MigrationState, now: float) -> None:
@@ -615,6 +647,8 @@ class Simulation:
             },
         )
         self._set_phase(m, Phase.SUCCEEDED, now)
+        self._vmim_event(m, "SuccessfulMigration", "Source node reported migration succeeded")
+        self._vmi_event(m, "Migrated", f"The VirtualMachineInstance migrated to node {m.target_node}.")
         self._finalize(m, now, ms)
 
     def _fail(
@@ -646,6 +680,11 @@ class Simulation:
                     status["reason"] = "MigrationLinkFailure"
                 self._vmi_patch(vmi, {"status": status})
         self._set_phase(m, Phase.FAILED, now)
+        self._vmim_event(m, "FailedMigration", reason, warning=True)
+        if ms is not None:  # after the hand-off the VMI reports it too
+            self._vmi_event(
+                m, "Migrated", f"VirtualMachineInstance migration uid {m.uid} failed. reason:{reason}", warning=True
+            )
         self._finalize(m, now, ms)
 
     def _finalize(self, m: MigrationState, now: float, migration_state: Mapping[str, Any] | None) -> None:
@@ -866,4 +905,4 @@ def summarize(migrations: Iterable[MigrationState]) -> dict[str, int]:
     return counts
 
 
-__all__: Sequence[str] = ("MigrationState", "NodeState", "Simulation", "TickResult", "VmiState", "Write")
+__all__: Sequence[str] = ("Event", "MigrationState", "NodeState", "Simulation", "TickResult", "VmiState", "Write")

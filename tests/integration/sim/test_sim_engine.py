@@ -118,6 +118,12 @@ def test_objects_phases_in_order_and_vmi_status(
     assert state["migrationUid"] == vmim["metadata"]["uid"]
     assert state["startTimestamp"] <= state["endTimestamp"]
     assert vmim["status"]["migrationState"]["targetNode"] == target
+    events = json.loads(
+        devcluster.kubectl(
+            "get", "events", "-n", ns, "--field-selector", "involvedObject.name=mig-1", "-o", "json"
+        ).stdout
+    )["items"]
+    assert {"SuccessfulCreate", "SuccessfulHandOver", "SuccessfulMigration"} <= {e["reason"] for e in events}
     (record,) = sim.wait_outcomes(1)
     assert record["vmim"] == f"{ns}/mig-1"
     assert record["result"] == "Succeeded"

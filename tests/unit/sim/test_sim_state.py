@@ -14,6 +14,7 @@ from livemig.sim.kvconfig import MigrationConfiguration
 from livemig.sim.rules import Phase
 from livemig.sim.scenario import parse_scenario
 from livemig.sim.state import (
+    Event,
     NodeReady,
     Simulation,
     VmimDeletion,
@@ -134,6 +135,15 @@ def test_phases_in_order_with_one_timestamp_each_and_vmi_moves() -> None:
     assert "endTimestamp" in ms
     assert ms["migrationUid"] == "uid-m1"
     assert any(isinstance(w, VmimFinalizerRemoval) and w.name == "m1" for w in d.writes)
+    reasons = [(w.kind, w.reason) for w in d.writes if isinstance(w, Event)]
+    assert reasons == [
+        ("VirtualMachineInstanceMigration", "SuccessfulCreate"),
+        ("VirtualMachineInstanceMigration", "SuccessfulHandOver"),
+        ("VirtualMachineInstance", "PreparingTarget"),
+        ("VirtualMachineInstance", "Migrating"),
+        ("VirtualMachineInstanceMigration", "SuccessfulMigration"),
+        ("VirtualMachineInstance", "Migrated"),
+    ]
     (record,) = d.outcomes
     assert record["result"] == "Succeeded"
     assert record["outcome"] == "completed"
