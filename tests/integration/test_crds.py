@@ -186,6 +186,15 @@ def test_invalid_policy_is_rejected_naming_the_field(
     assert case["field"] in result.stderr, result.stderr
 
 
+@pytest.mark.parametrize("case", CASES_DOC["valid"], ids=lambda case: case["name"])
+def test_valid_edge_case_is_accepted(devcluster: DevCluster, livemig_crds: list[str], case: dict[str, Any]) -> None:
+    manifest = merge_patch(CASES_DOC["base"], case["patch"])
+    manifest["metadata"]["name"] = case["name"]
+    result = create_dry_run(devcluster, manifest)
+    assert result.returncode == 0, result.stderr
+    assert dataclasses.replace(parse_policy(json.loads(result.stdout)), generation=None) == parse_policy(manifest)
+
+
 def test_policy_status_subresource_and_printer_columns(devcluster: DevCluster, livemig_crds: list[str]) -> None:
     manifest = merge_patch(CASES_DOC["base"], {"metadata": {"name": "status-check"}})
     devcluster.kubectl("create", "--validate=strict", "-f", "-", input=json.dumps(manifest))

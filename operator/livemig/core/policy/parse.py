@@ -55,7 +55,9 @@ DURATION_RE = re.compile(r"^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$")
 QUANTITY_RE = re.compile(
     r"^(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
 )
-DATE_TIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
+# RFC 3339 with upper-case T and Z: the API server's date-time format also takes lower case, but the CEL rule on the
+# window (timestamp()) does not, so the CRD rejects it in the end.
+DATE_TIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
 URL_RE = re.compile(r"^https?://[^\s]+$")
 DNS_SUBDOMAIN_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _SMALL_SUFFIX = {"n": 1e-9, "u": 1e-6, "m": 1e-3}
@@ -170,6 +172,8 @@ class _Reader:
         value = parent.get(key)
         if value is None:
             return default
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)  # JSON has one number type: the API server takes 3.0 for an integer field too
         if isinstance(value, bool) or not isinstance(value, int):
             self.fail(where, f"must be an integer, not {_kind(value)} {value!r}")
             return None
@@ -404,7 +408,7 @@ def _window(r: _Reader, parent: Mapping[str, Any], path: str) -> TimeWindow | bo
         )
         if text is not None:
             try:
-                times[key] = datetime.fromisoformat(text.replace("z", "Z")).timestamp()
+                times[key] = datetime.fromisoformat(text).timestamp()
             except ValueError:
                 r.fail(f"{where}.{key}", f"must be an RFC 3339 time like 2026-11-28T02:00:00Z, not {text!r}")
     if len(times) != 2:

@@ -51,3 +51,26 @@ def test_invalid_policy_is_rejected_naming_the_field(case: dict[str, Any]) -> No
     paths = [error.path for error in excinfo.value.errors]
     assert case["field"] in paths, f"expected an error at {case['field']}, got {excinfo.value}"
     assert str(excinfo.value).count(case["field"]) >= 1
+
+
+@pytest.mark.parametrize("case", CASES_DOC["valid"], ids=lambda case: case["name"])
+def test_valid_edge_case_is_accepted(case: dict[str, Any]) -> None:
+    parse_policy(merge_patch(CASES_DOC["base"], case["patch"]))
+
+
+def test_lower_case_rfc3339_is_rejected_like_the_crds_cel_rule_does() -> None:
+    manifest = merge_patch(
+        CASES_DOC["base"],
+        {
+            "spec": {
+                "purpose": "Maintenance",
+                "loadBalancing": None,
+                "maintenance": {
+                    "cordoned": True,
+                    "window": {"start": "2026-11-28t22:00:00z", "end": "2026-11-29T04:00:00Z"},
+                },
+            }
+        },
+    )
+    with pytest.raises(SpecErrors, match=r"spec\.maintenance\.window\.start: must be an RFC 3339 time"):
+        parse_policy(manifest)
