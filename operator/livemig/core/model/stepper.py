@@ -516,22 +516,24 @@ class MigrationRun:
             return False
 
         mech = self._mech
-        first = self._rounds == 0
-        in_gap = self._gap_left > 0.0
-        wire_rate = self._wire_rate()
+        gap_left = self._gap_left
+        in_gap = gap_left > 0.0
+        pass_wf = self._pass_wf
+        bandwidth = self._bandwidth
+        wire_rate = self._limiter_rate if self._limiter_rate < bandwidth else bandwidth  # = _wire_rate() in pre-copy
         if in_gap:
             send = 0.0
         else:
-            cap = mech.first_rate_cap_bps if first else mech.later_rate_cap_bps
-            send = wire_rate / self._pass_wf
+            cap = mech.first_rate_cap_bps if self._rounds == 0 else mech.later_rate_cap_bps
+            send = wire_rate / pass_wf
             if cap < send:
                 send = cap
         # Length of this segment: the first event ahead.
         dt = t_stop - t
         event_pass_end = False
         if in_gap:
-            if self._gap_left <= dt:
-                dt = self._gap_left
+            if gap_left <= dt:
+                dt = gap_left
         elif send > 0.0:
             dt_pass = self._pass_left / send
             if dt_pass <= dt:
@@ -557,11 +559,15 @@ class MigrationRun:
         # Integrate the segment (everything is linear inside it).
         throttle = self._throttle
         if in_gap:
-            self._gap_left = max(0.0, self._gap_left - dt)
+            self._gap_left = gap_left - dt if gap_left > dt else 0.0
         else:
             sent = send * dt
-            wire = sent * self._pass_wf
-            self._pass_left = 0.0 if event_pass_end else max(0.0, self._pass_left - sent)
+            wire = sent * pass_wf
+            if event_pass_end:
+                self._pass_left = 0.0
+            else:
+                left = self._pass_left - sent
+                self._pass_left = left if left > 0.0 else 0.0
             self._sent += sent
             self._wire += wire
             self._pass_sent += sent
@@ -569,17 +575,21 @@ class MigrationRun:
             if sent > 0.0:
                 self._last_progress_t = t + dt
         if not self._paused:
-            self._throttle_cpu_s += throttle * dt
-            if mech.log_rate_bps is not None:
-                self._dirty_hot += mech.log_rate_bps * (1.0 - throttle) * dt
+            if throttle:
+                self._throttle_cpu_s += throttle * dt
+            log_rate = mech.log_rate_bps
+            if log_rate is not None:
+                self._dirty_hot += log_rate * (1.0 - throttle) * dt
             else:
                 writes = self._dirty_rate * (1.0 - throttle) * dt
                 if writes > 0.0:
+                    hot_cap = mech.hot_cap_bytes
                     hot = self._dirty_hot + writes * mech.hot_share
-                    self._dirty_hot = hot if hot < mech.hot_cap_bytes else mech.hot_cap_bytes
-                    if mech.cold_cap_bytes > 0.0:
+                    self._dirty_hot = hot if hot < hot_cap else hot_cap
+                    cold_cap = mech.cold_cap_bytes
+                    if cold_cap > 0.0:
                         cold = self._dirty_cold + writes * (1.0 - mech.hot_share)
-                        self._dirty_cold = cold if cold < mech.cold_cap_bytes else mech.cold_cap_bytes
+                        self._dirty_cold = cold if cold < cold_cap else cold_cap
         self._t = t + dt
         if event_pass_end:
             self._end_of_pass(t_stop)
