@@ -107,6 +107,13 @@ def test_all_crds_are_established_with_the_expected_names(
         assert ("status" in version.get("subresources", {})) is status, name
 
 
+def test_crds_apply_without_warnings(devcluster: DevCluster, livemig_crds: list[str], kubevirt_crds: list[str]) -> None:
+    """No deprecation or CEL warnings; CEL rules over the cost budget would have failed the install outright."""
+    for path in [*sorted((REPO / "crds").glob("*.yaml")), *sorted((REPO / "hack" / "kubevirt-crds").glob("*.yaml"))]:
+        result = devcluster.kubectl("apply", "--server-side", "--dry-run=server", "-f", str(path))
+        assert "Warning" not in result.stderr, f"{path.name}: {result.stderr}"
+
+
 def test_kubectl_explain_documents_the_technique(devcluster: DevCluster, livemig_crds: list[str]) -> None:
     raw = devcluster.kubectl("explain", "migrationpolicies.livemig.io.spec.technique").stdout
     out = " ".join(raw.split())  # explain wraps descriptions
