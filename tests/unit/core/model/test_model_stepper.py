@@ -234,3 +234,26 @@ def test_zero_bandwidth_link_is_rejected() -> None:
     with pytest.raises(SpecError) as err:
         LinkProfile(0.0)
     assert err.value.path == "bandwidth_bps"
+
+
+@pytest.mark.parametrize(
+    ("technique", "config"),
+    [
+        (Technique.PRE_COPY, MigrationSettings()),
+        (Technique.AUTO_CONVERGE, MigrationSettings(allow_auto_converge=True)),
+        # livemig's post-copy policy: allowPostCopy with completionTimeoutPerGiB = post_copy_timeout_per_gib (1)
+        (Technique.POST_COPY, MigrationSettings(allow_post_copy=True, completion_timeout_per_gib=1)),
+    ],
+)
+@pytest.mark.parametrize("dirty", [0.2 * GBIT, 0.9 * GBIT, 3 * GBIT])
+def test_what_livemig_actuates_is_what_the_simulated_kubevirt_runs(technique, config, dirty) -> None:  # type: ignore[no-untyped-def]
+    # predict() models the technique as livemig actuates it; the simulator runs KubeVirt's configuration literally.
+    # With the configuration livemig writes for that technique, both must be the same migration.
+    vm, link = VmProfile(4 * GIB, dirty), LinkProfile(GBIT)
+    predicted = predict(technique, vm, link, MigrationSettings(), timeline=False)
+    simulated = MigrationRun.for_kubevirt_config(vm, link, config).run_to_end()
+    assert simulated.outcome == predicted.outcome
+    assert simulated.abort_reason == predicted.abort_reason
+    assert simulated.total_time_s == pytest.approx(predicted.total_time_s, rel=1e-12)
+    assert simulated.downtime_s == pytest.approx(predicted.downtime_s, rel=1e-12, abs=1e-12)
+    assert simulated.transferred_bytes == predicted.transferred_bytes
