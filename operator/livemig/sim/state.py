@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from livemig.core.cluster import Node, Vmi
+from livemig.core.errors import SpecError, SpecErrors
 from livemig.core.model import LinkProfile, RunState, VmProfile
 from livemig.core.vocabulary import AbortReason, Outcome, Technique
 from livemig.sim import rules
@@ -195,6 +196,14 @@ class Simulation:
         self.vmis: dict[str, VmiState] = {
             v.key: VmiState(v, v.node, {**v.labels, rules.NODE_NAME_LABEL: v.node}) for v in scenario.snapshot.vmis
         }
+        errors: list[SpecError] = []
+        for i, v in enumerate(scenario.snapshot.vmis):
+            try:
+                backend_factory(v.backend, f"vmis[{i}].backend")
+            except SpecError as exc:
+                errors.append(exc)
+        if errors:
+            raise SpecErrors(errors)
         self.migrations: dict[str, MigrationState] = {}
         self.faults: list[Fault] = list(scenario.faults)
         self.fired: set[int] = set()

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from livemig.core.errors import SpecErrors
 from livemig.core.vocabulary import Outcome
 from livemig.sim import rules
 from livemig.sim.faults import parse_fault
@@ -471,3 +472,10 @@ def test_same_seed_same_run() -> None:
         return [(o["vmim"], o["finishedAt"]) for o in d.outcomes]
 
     assert run() == run()
+
+
+def test_unavailable_backend_is_refused_at_start() -> None:
+    vm = big_vm(backend="qemu")
+    with pytest.raises(SpecErrors) as err:
+        make_sim(vmis=[vm])
+    assert err.value.errors[0].path == "vmis[0].backend"
