@@ -10,7 +10,7 @@ import signal
 import sys
 from pathlib import Path
 
-from livemig.core.errors import SpecError
+from livemig.core.errors import LivemigError, SpecError, SpecErrors
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -86,5 +86,11 @@ def _run(args: argparse.Namespace) -> int:
             loop.add_signal_handler(sig, engine.stop)
         await engine.run()
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except LivemigError as exc:
+        if isinstance(exc, SpecError | SpecErrors):
+            raise
+        print(f"livemig sim: error: {exc}", file=sys.stderr)
+        return 1
     return 0

@@ -24,7 +24,7 @@ from kubernetes.aio import client, config, watch
 from kubernetes.aio.client.exceptions import ApiException
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from livemig.core.errors import SpecError, SpecErrors
+from livemig.core.errors import LivemigError, SpecError, SpecErrors
 from livemig.core.vocabulary import Outcome
 from livemig.sim import rules, webhook
 from livemig.sim.clock import Clock, RealClock
@@ -103,6 +103,7 @@ class Engine:
             else None
         )
         try:
+            await self._require_crds()
             await self._start_servers()
             await self._create_objects()
             await self._register_webhooks()
@@ -246,6 +247,29 @@ class Engine:
         return web.json_response({"index": index, "fault": fault_to_manifest(fault)}, status=201)
 
     # ------------------------------------------------------------------------------------------------- objects
+
+    async def _require_crds(self, timeout_s: float = 30.0) -> None:
+        """The KubeVirt CRDs must be served (they may have been applied a moment ago: wait until established)."""
+        custom: Any = client.CustomObjectsApi(self.api)
+        wanted = [
+            (KV_GROUP, KV_VERSION, VMI_PLURAL),
+            (KV_GROUP, KV_VERSION, VMIM_PLURAL),
+            (KV_GROUP, KV_VERSION, KUBEVIRT_PLURAL),
+            (MIGRATION_POLICY_GROUP, MIGRATION_POLICY_VERSION, MIGRATION_POLICY_PLURAL),
+        ]
+        deadline = time.monotonic() + timeout_s
+        for group, version, plural in wanted:
+            while True:
+                try:
+                    await custom.list_cluster_custom_object(group, version, plural, limit=1)
+                    break
+                except ApiException as exc:
+                    if exc.status not in (404, 429, 503) or time.monotonic() > deadline:
+                        raise LivemigError(
+                            f"the API server does not serve {plural}.{group}/{version} ({exc.status} {exc.reason}); "
+                            "install KubeVirt's CRDs first: kubectl apply --server-side -f hack/kubevirt-crds/"
+                        ) from None
+                await asyncio.sleep(0.5)  # a just-applied CRD becomes established within a moment
 
     async def _create_objects(self) -> None:
         core: Any = client.CoreV1Api(self.api)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -255,3 +257,17 @@ def test_real_clock_scales() -> None:
     clock = RealClock(60)
     assert clock.time_scale == 60
     assert clock.now() >= 0
+
+
+@pytest.mark.parametrize("name", ["small", "large"])
+def test_example_scenarios_are_what_the_generator_writes(name: str) -> None:
+    path = EXAMPLES / f"{name}.yaml"
+    first = path.read_text().splitlines()[0]
+    args = first.split("generate.py ", 1)[1].split(";", 1)[0].split()
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / "generate.py"), *args, "--check", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
