@@ -205,6 +205,11 @@ class Simulation:
         if errors:
             raise SpecErrors(errors)
         self.migrations: dict[str, MigrationState] = {}
+        self._initial_vmis: dict[str, list[Vmi]] = {}
+        for v in scenario.snapshot.vmis:
+            self._initial_vmis.setdefault(v.node, []).append(v)
+        self.open: dict[str, MigrationState] = {}  # the unfinished ones (what the rules iterate over)
+        self._gc_needed = False
         self.faults: list[Fault] = list(scenario.faults)
         self.fired: set[int] = set()
         self.vmis_lost = 0
@@ -229,6 +234,9 @@ class Simulation:
             raise AssertionError(f"{m.key}: illegal transition {m.phase!r} -> {phase!r}")
         m.phase = phase
         m.timestamps = rules.add_phase_timestamp(m.timestamps, phase, self.timestamp(now))
+        if phase.is_final:
+            self.open.pop(m.key, None)
+            self._gc_needed = True
 
     def _vmim_status(self, m: MigrationState, migration_state: Mapping[str, Any] | None = None) -> None:
         status: dict[str, Any] = {
@@ -315,6 +323,10 @@ class Simulation:
                 m.final_at = now
                 m.finalizer_removed = rules.MIGRATION_FINALIZER not in (meta.get("finalizers") or [])
             self.migrations[key] = m
+            if m.phase.is_final:
+                self._gc_needed = True
+            else:
+                self.open[key] = m
         if meta.get("deletionTimestamp") and not m.deleting:
             m.deleting = True
             if m.phase.is_final:
@@ -325,6 +337,7 @@ class Simulation:
 
     def on_vmim_gone(self, namespace: str, name: str) -> None:
         self.migrations.pop(f"{namespace}/{name}", None)
+        self.open.pop(f"{namespace}/{name}", None)
 
     def on_kubevirt_config(self, config: MigrationConfiguration) -> None:
         self.config = config
@@ -351,12 +364,12 @@ class Simulation:
 
     def tick(self, now: float) -> TickResult:
         self._fire_faults(now)
-        for m in sorted(self.migrations.values(), key=lambda x: x.seq):
+        for m in sorted(self.open.values(), key=lambda x: x.seq):
             if m.phase is Phase.UNSET:
                 self._start_pending(m, now)
         self._handle_deletions(now)
         self._admit(now)
-        for m in sorted(self.migrations.values(), key=lambda x: x.seq):
+        for m in sorted(self.open.values(), key=lambda x: x.seq):
             if not m.phase.is_final:
                 self._advance(m, now)
         self._garbage_collect()
@@ -385,7 +398,7 @@ class Simulation:
         self._vmim_status(m, {"sourcePod": f"virt-launcher-{m.vmi_key.split('/', 1)[1]}-source"})
 
     def _handle_deletions(self, now: float) -> None:
-        for m in list(self.migrations.values()):
+        for m in list(self.open.values()):
             if not m.deleting or m.phase.is_final:
                 continue
             if m.phase.before_handoff:
@@ -423,8 +436,8 @@ class Simulation:
                     m.abort_status = "Failed"
 
     def _admit(self, now: float) -> None:
-        views = [m.view() for m in self.migrations.values() if not m.phase.is_final]
-        ready = {m.key for m in self.migrations.values() if m.requeue_at <= now and not m.deleting}
+        views = [m.view() for m in self.open.values()]
+        ready = {m.key for m in self.open.values() if m.requeue_at <= now and not m.deleting}
         candidates = [v for v in views if v.key in ready or v.has_target_pod or v.phase is not Phase.PENDING]
         admitted = {
             v.key
@@ -434,7 +447,7 @@ class Simulation:
                 self.config.parallel_outbound_migrations_per_node,
             )
         }
-        for m in self.migrations.values():
+        for m in list(self.open.values()):
             if m.phase is not Phase.PENDING or m.has_target_pod or m.deleting:
                 continue
             if m.key in admitted:
@@ -450,8 +463,8 @@ class Simulation:
 
     def _placements(self) -> list[Placement]:
         out = [Placement(v.spec, v.node) for v in self.vmis.values() if v.phase == "Running"]
-        for m in self.migrations.values():
-            if not m.phase.is_final and m.target_node is not None and m.vmi_key in self.vmis:
+        for m in self.open.values():
+            if m.target_node is not None and m.vmi_key in self.vmis:
                 out.append(Placement(self.vmis[m.vmi_key].spec, m.target_node))
         return out
 
@@ -539,7 +552,7 @@ class Simulation:
         apply on top."""
         assert m.target_node is not None
         active: dict[str, int] = {}
-        for other in self.migrations.values():
+        for other in self.open.values():
             if other.phase is Phase.RUNNING and other.target_node is not None:
                 for node in (other.source_node, other.target_node):
                     active[node] = active.get(node, 0) + 1
@@ -702,7 +715,7 @@ class Simulation:
         self.migration_totals["succeeded" if m.phase is Phase.SUCCEEDED else "failed"] += 1
         self._release_finalizer(m)
         # A finished migration wakes the Pending queue (KubeVirt re-enqueues the top-N pending).
-        for other in self.migrations.values():
+        for other in self.open.values():
             if other.phase is Phase.PENDING and not other.has_target_pod:
                 other.requeue_at = min(other.requeue_at, now)
         if m.source_node:
@@ -755,7 +768,7 @@ class Simulation:
             if fault.type is FaultType.NODE_FAILURE and fault.node in self.nodes:
                 self._fail_node(fault.node, now)
             elif fault.type is FaultType.LINK_FAILURE and fault.node is not None:
-                for m in self.migrations.values():
+                for m in list(self.open.values()):
                     if m.phase is Phase.RUNNING and fault.node in (m.source_node, m.target_node) and m.backend:
                         m.backend.fail_link()
                         m.last = m.backend.state()
@@ -766,7 +779,7 @@ class Simulation:
             return
         node.ready = False
         self._writes.append(NodeReady(name, False))
-        for m in list(self.migrations.values()):
+        for m in list(self.open.values()):
             if m.phase.is_final or name not in (m.source_node, m.target_node):
                 continue
             if m.phase is Phase.RUNNING and m.mode == "PostCopy":
@@ -791,6 +804,9 @@ class Simulation:
     # ---- garbage collection ----
 
     def _garbage_collect(self) -> None:
+        if not self._gc_needed:
+            return
+        self._gc_needed = False
         finalized = [
             rules.FinalizedView(m.name, m.vmi_key, m.final_at or 0.0, float(m.seq))
             for m in self.migrations.values()
@@ -823,7 +839,7 @@ class Simulation:
             if vmi.phase == "Running" and vmi.node in cpu:
                 cpu[vmi.node] += self.vmi_cpu_cores(vmi, now)
                 mem[vmi.node] += vmi.spec.usage.memory.value_at(now)
-        for m in self.migrations.values():
+        for m in self.open.values():
             if m.phase is Phase.RUNNING and m.target_node in cpu:
                 cpu[m.source_node] += self.settings.migration_cpu_source_cores
                 cpu[m.target_node] += self.settings.migration_cpu_target_cores
@@ -833,7 +849,7 @@ class Simulation:
         for name, node in self.nodes.items():
             usage = node.spec.usage
             if usage is not None and usage.cpu is not None:
-                baseline = sum(v.usage.cpu.value_at(now) for v in self.scenario.snapshot.vmis if v.node == name)
+                baseline = sum(v.usage.cpu.value_at(now) for v in self._initial_vmis.get(name, ()))
                 cpu[name] += max(0.0, usage.cpu.value_at(now) - baseline)
             if not node.ready:
                 cpu[name] = 0.0
@@ -849,7 +865,7 @@ class Simulation:
         dt = dt_sim / self.settings.time_scale
         demand = self.node_demand(now)
         migration_cpu: dict[str, float] = {}
-        for m in self.migrations.values():
+        for m in self.open.values():
             if m.phase is Phase.RUNNING and m.target_node is not None:
                 src, dst = self.settings.migration_cpu_source_cores, self.settings.migration_cpu_target_cores
                 migration_cpu[m.source_node] = migration_cpu.get(m.source_node, 0.0) + src

@@ -479,3 +479,19 @@ def test_unavailable_backend_is_refused_at_start() -> None:
     with pytest.raises(SpecErrors) as err:
         make_sim(vmis=[vm])
     assert err.value.errors[0].path == "vmis[0].backend"
+
+
+def test_measured_node_usage_beyond_its_vms_is_kept_as_base_load() -> None:
+    sim = make_sim()
+    node = sim.nodes["n0"]
+    doc_node = {"name": "n0", "cpu": "32", "memory": "256Gi", "usage": {"cpu": "10", "memory": "100Gi"}}
+    from livemig.core.cluster import parse_snapshot
+
+    snap = parse_snapshot(
+        {"apiVersion": "livemig.io/v1alpha1", "kind": "ClusterSnapshot", "nodes": [doc_node], "vmis": []}
+    )
+    node.spec = snap.nodes[0]
+    # n0 holds vm0 and vm4 (1 core each); the measured 10 cores leave 8 of other load
+    assert sim.node_demand(0.0)["n0"][0] == pytest.approx(10.0)
+    sim.vmis["ns/vm0"].node = "n1"
+    assert sim.node_demand(0.0)["n0"][0] == pytest.approx(9.0)
