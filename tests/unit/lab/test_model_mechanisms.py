@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from livemig.core.model import LinkProfile, MigrationSettings, VmProfile, predict
+from livemig.core.model import LinkProfile, MigrationSettings, VmProfile, XbzrleParams, predict
 from livemig.core.model.precopy import ZERO_PAGE_WIRE_BYTES, first_pass_wire_factor
 from livemig.core.vocabulary import Technique
 
@@ -68,3 +68,17 @@ def test_post_copy_switched_in_pass_zero_sends_the_union_of_unsent_and_dirtied_p
     # post-copy moves 900 + 50 x 10 % = 905 MB, not 950.
     assert prediction.transferred_bytes == pytest.approx(100e6 + 905e6)
     assert prediction.total_time_s == pytest.approx(1.0 + 9.05)
+
+
+def test_xbzrle_sends_its_cache_filling_pass_whole() -> None:
+    # A cache larger than the working set: every re-sent page hits, but only from pass 2 on (QEMU enables XBZRLE
+    # after the first round), so pass 1 re-sends the whole dirtied working set uncompressed.
+    settings = MigrationSettings(
+        completion_timeout_per_gib=0, progress_timeout_s=0, xbzrle=XbzrleParams(cache_bytes=256 * MIB, delta_ratio=300)
+    )
+    vm = VmProfile(256 * MIB, 40000 * 4096, working_set_bytes=128 * MIB)
+    xbzrle = predict(Technique.XBZRLE, vm, LINK, settings, timeline=False)
+    assert xbzrle.outcome == "completed"
+    assert xbzrle.rounds >= 3
+    # pass 0 (all memory) + pass 1 (the working set, whole) + compressed rest.
+    assert xbzrle.transferred_bytes == pytest.approx(256 * MIB + 128 * MIB, rel=0.05)

@@ -622,7 +622,14 @@ class MigrationRun:
                 self._period_dirty = 0.0
                 self._period_wire = 0.0
 
-        wire_factor = mech.later_wire_factor_for(payload) if mech.xbzrle_cache_bytes > 0.0 else mech.later_wire_factor
+        if mech.xbzrle_cache_bytes <= 0.0:
+            wire_factor = mech.later_wire_factor
+        elif self._rounds == 1:
+            # QEMU turns XBZRLE on only after the first round (ram.c find_dirty_block): pass 1 fills the cache, so
+            # every page of it misses and goes out whole; hits start with pass 2.
+            wire_factor = 1.0
+        else:
+            wire_factor = mech.later_wire_factor_for(payload)
         wire_rate = self._wire_rate()
         if self._pass_sent > 0.0:
             ratio = new_dirty / (self._pass_sent * self._pass_wf)
@@ -683,6 +690,8 @@ class MigrationRun:
         mech = self._mech
         if mech.log_rate_bps is not None:
             return
+        if mech.xbzrle_cache_bytes > 0.0 and self._rounds <= 1:
+            return  # XBZRLE's cache-filling pass: the next pass has another wire factor
         payload = self._pass_left
         send = self._wire_rate() / self._pass_wf
         if mech.later_rate_cap_bps < send:
@@ -798,8 +807,8 @@ class MigrationRun:
         if not self._is_qemu or self._paused or self._gap_left > 0.0:
             return
         mech = self._mech
-        if mech.xbzrle_cache_bytes > 0.0 and mech.xbzrle_hot_set_bytes is None:
-            return  # the wire factor changes with the payload
+        if mech.xbzrle_cache_bytes > 0.0 and (mech.xbzrle_hot_set_bytes is None or self._rounds <= 1):
+            return  # the wire factor changes with the payload, or after XBZRLE's cache-filling pass
         payload = self._pass_left
         wf = self._pass_wf
         wire_rate = self._wire_rate()
