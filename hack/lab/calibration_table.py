@@ -20,8 +20,8 @@ from livemig.lab.relay import measure_throughput
 
 COMMAND = (
     "livemig lab matrix --file examples/lab/matrix.yaml --out examples/lab/results.jsonl && "
-    "python hack/lab/calibration_table.py examples/lab/results.jsonl --notes examples/lab/calibration-notes.md "
-    "--write docs/model.md"
+    "python hack/lab/calibration_table.py examples/lab/results.jsonl --loopback-bps 480e6 "
+    "--notes examples/lab/calibration-notes.md --write docs/model.md"
 )
 
 
@@ -30,13 +30,15 @@ def main() -> int:
     parser.add_argument("results", type=Path)
     parser.add_argument("--write", type=Path, help="markdown file to update between the qemu-calibration markers")
     parser.add_argument("--notes", type=Path, help="markdown appended after the table (the calibration notes)")
+    parser.add_argument(
+        "--loopback-bps", type=float, help="the relay's raw speed in bytes/s (default: measure it now, 256 MiB)"
+    )
     args = parser.parse_args()
     lines = args.results.read_text().splitlines()
-    loopback = None
-    if any('"loopback_bps"' not in line for line in lines if line.strip()):
-        # Older records lack the per-run relay speed: measure this machine's once (documented in the table).
-        loopback = asyncio.run(measure_throughput(256 * 2**20))
-        print(f"loopback relay speed for records without one: {loopback / 1e6:.0f} MB/s", file=sys.stderr)
+    loopback = args.loopback_bps
+    if loopback is None:
+        loopback = asyncio.run(measure_throughput())
+        print(f"measured the relay's raw speed: {loopback / 1e6:.0f} MB/s (--loopback-bps fixes it)", file=sys.stderr)
     rows = load_rows(lines, loopback)
     if not rows:
         print(f"{args.results}: no measured runs", file=sys.stderr)
@@ -46,7 +48,9 @@ def main() -> int:
         kernel = LabInstall.load().kernel_version
     except LabNotInstalledError:
         kernel = "(lab not installed here)"
-    table = render(rows, command=COMMAND, qemu_version=", ".join(sorted(versions)), kernel=kernel)
+    table = render(
+        rows, command=COMMAND, qemu_version=", ".join(sorted(versions)), kernel=kernel, loopback_bps=loopback
+    )
     if args.notes:
         table += "\n" + args.notes.read_text()
     if args.write:

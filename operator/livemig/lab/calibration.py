@@ -87,7 +87,8 @@ def case_from_inputs(inputs: Mapping[str, Any]) -> LabCase:
 
 
 def load_rows(lines: Iterable[str], loopback_bps: float | None = None) -> list[Row]:
-    """Measured runs, re-predicted.  `loopback_bps` stands in for runs recorded without their own measurement."""
+    """Measured runs, re-predicted.  `loopback_bps`: the machine's relay speed (QEMU's uncapped stop-and-copy) for
+    every run, so that one noisy per-run measurement cannot move a row; None uses each run's own figure."""
     rows = []
     for line in lines:
         if not line.strip():
@@ -100,7 +101,7 @@ def load_rows(lines: Iterable[str], loopback_bps: float | None = None) -> list[R
             # Runs recorded before results.summarize filled it in: migrate_cancel went out at the cap.
             record["total_time_s"] = case.timeout_s
         achieved = record.get("guest_dirty_pages_per_s") or case.dirty_pages_per_s
-        raw = (record.get("details") or {}).get("loopback_bps") or loopback_bps
+        raw = loopback_bps or (record.get("details") or {}).get("loopback_bps")
         rows.append(Row(record["case"], case, record, predict_case(case, float(achieved), raw)))
     return rows
 
@@ -121,13 +122,16 @@ def _mark(ok: bool | None) -> str:
     return "–" if ok is None else ("yes" if ok else "**no**")
 
 
-def render(rows: Sequence[Row], *, command: str, qemu_version: str, kernel: str) -> str:
+def render(
+    rows: Sequence[Row], *, command: str, qemu_version: str, kernel: str, loopback_bps: float | None = None
+) -> str:
+    speed = "" if loopback_bps is None else f" and the relay's raw speed ({loopback_bps / 1e6:.0f} MB/s)"
     lines = [
         "### Model vs real QEMU (lab calibration)",
         "",
         f"Measured with QEMU {qemu_version} (TCG, 1 vCPU, loopback through the lab's relay), guest kernel {kernel};",
-        f"{len(rows)} runs.  Produced by `{command}`; the model's columns are re-predicted from each run's inputs",
-        "and the dirty rate the guest achieved (`guest p/s`), with the run's wall-clock cap as the model's cap.",
+        f"{len(rows)} runs.  Produced by `{command}`; the model's columns are re-predicted from each run's inputs,",
+        f"the dirty rate the guest achieved (`guest p/s`){speed}, with the run's wall-clock cap as the model's cap.",
         f"Targets: outcome right; total time within {TIME_TOLERANCE:.0%}; bytes within {BYTES_TOLERANCE:.0%};"
         f" downtime within {DOWNTIME_TOLERANCE:.0%} or {DOWNTIME_SLACK_S * 1000:.0f} ms.  Time and bytes of runs",
         "that did not converge are the figures at the cap.  `pc phase` = switch to completion (QEMU) vs the model's",

@@ -97,39 +97,58 @@ class Relay:
                 await asyncio.wait_for(self._server.wait_closed(), 2.0)
 
 
-async def measure_throughput(total_bytes: int = 128 * 2**20, *, chunk: int = CHUNK) -> float:
-    """Bytes/s that one stream carries through a `Relay` on loopback (an iperf of the lab's link).
+_SINK = """
+import socket, sys, time
+srv = socket.socket(); srv.bind(("127.0.0.1", 0)); srv.listen(1)
+print(srv.getsockname()[1], flush=True)
+conn, _ = srv.accept(); buf = bytearray(1 << 20); view = memoryview(buf); total = 0; first = None
+while True:
+    n = conn.recv_into(view)
+    if not n:
+        break
+    if first is None:
+        first = time.perf_counter()
+    total += n
+print(total, time.perf_counter() - first, flush=True)
+"""
+
+_SOURCE = """
+import socket, sys
+total = int(sys.argv[2]); block = b"Z" * (1 << 20)
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+sent = 0
+while sent < total:
+    s.sendall(block); sent += len(block)
+s.close()
+"""
+
+
+async def measure_throughput(total_bytes: int = 256 * 2**20) -> float:
+    """Bytes/s that one stream carries through a `Relay` on loopback between two other processes (as QEMU's
+    source and destination are): an iperf of the lab's link.
 
     QEMU lifts `max-bandwidth` for the stop-and-copy, so the lab's downtime is set by this speed, not by the cap.
     """
-    received = 0
-    done = asyncio.Event()
+    import sys
 
-    async def sink(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        nonlocal received
-        while data := await reader.read(CHUNK):
-            received += len(data)
-            if received >= total_bytes:
-                done.set()
-        writer.close()
-
-    server = await asyncio.start_server(sink, LOOPBACK, 0)
-    relay = Relay(server.sockets[0].getsockname()[1])
+    sink = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", _SINK, stdout=asyncio.subprocess.PIPE, stdin=asyncio.subprocess.DEVNULL
+    )
+    relay: Relay | None = None
     try:
-        port = await relay.start()
-        _, writer = await asyncio.open_connection(LOOPBACK, port)
-        block = b"\x5a" * chunk
-        loop = asyncio.get_running_loop()
-        start = loop.time()
-        sent = 0
-        while sent < total_bytes:
-            writer.write(block)
-            sent += len(block)
-            await writer.drain()
-        await asyncio.wait_for(done.wait(), 60)
-        elapsed = loop.time() - start
-        writer.close()
-        return received / elapsed
+        assert sink.stdout is not None
+        port = int((await asyncio.wait_for(sink.stdout.readline(), 10)).decode())
+        relay = Relay(port)
+        relay_port = await relay.start()
+        source = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", _SOURCE, str(relay_port), str(total_bytes), stdin=asyncio.subprocess.DEVNULL
+        )
+        await asyncio.wait_for(source.wait(), 60)
+        received, elapsed = (await asyncio.wait_for(sink.stdout.readline(), 60)).decode().split()
+        return int(received) / float(elapsed)
     finally:
-        await relay.close()
-        server.close()
+        if relay is not None:
+            await relay.close()
+        if sink.returncode is None:
+            sink.kill()
+        await sink.wait()
