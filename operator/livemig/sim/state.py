@@ -186,7 +186,7 @@ class Simulation:
         self.scenario = scenario
         self.epoch_s = epoch_s
         self.settings = scenario.simulation
-        self.rng = random.Random(self.settings.seed if seed is None else seed)
+        self.seed = self.settings.seed if seed is None else seed
         self.config: MigrationConfiguration = scenario.kubevirt
         self.policies: dict[str, KvMigrationPolicy] = {p.name: p for p in scenario.policies}
         self.namespace_labels: dict[str, dict[str, str]] = {
@@ -225,9 +225,13 @@ class Simulation:
     def timestamp(self, now: float) -> str:
         return datetime.fromtimestamp(self.epoch_s + now, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
-    def _jitter(self, seconds: float) -> float:
+    def _jitter(self, m: MigrationState, stage: str, seconds: float) -> float:
+        """A delay with seeded jitter, drawn per (seed, VMIM, stage): the same for a migration whatever else runs."""
         j = self.settings.delays.jitter
-        return seconds * (1 + self.rng.uniform(-j, j)) if j else seconds
+        if not j:
+            return seconds
+        rng = random.Random(f"{self.seed}:{m.key}:{stage}")
+        return seconds * (1 + rng.uniform(-j, j))
 
     def _set_phase(self, m: MigrationState, phase: Phase, now: float) -> None:
         if not rules.transition_allowed(m.phase, phase):
@@ -484,9 +488,18 @@ class Simulation:
             return
         m.pod_unschedulable = False
         m.target_node = target
-        m.next_at = now + self._jitter(self.settings.delays.target_pod_scheduled_s)
+        m.next_at = now + self._jitter(m, "pod", self.settings.delays.target_pod_scheduled_s)
 
     def _advance(self, m: MigrationState, now: float) -> None:
+        """Carry `m` through every step due by `now`, each at the simulated time it fell due (so a coarse tick
+        does not shift the timestamps or the start of the physics)."""
+        while not m.phase.is_final:
+            before = m.phase
+            self._advance_once(m, now)
+            if m.phase is before or m.phase is Phase.RUNNING and before is Phase.RUNNING:
+                return
+
+    def _advance_once(self, m: MigrationState, now: float) -> None:
         if m.phase is Phase.SCHEDULING:
             if m.target_node is None:
                 if rules.target_pod_timed_out(m.pod_pending_since, m.pod_unschedulable, now):
@@ -495,9 +508,10 @@ class Simulation:
                 self._schedule_target(m, now)
                 return
             if now >= m.next_at:
-                self._set_phase(m, Phase.SCHEDULED, now)
+                t = m.next_at
+                self._set_phase(m, Phase.SCHEDULED, t)
                 self._vmim_status(m)
-                self._handoff(m, now)
+                self._handoff(m, t)
             return
         if m.phase is Phase.PREPARING_TARGET:
             if target_refuses(self.faults, m.target_node or "", now):
@@ -505,13 +519,14 @@ class Simulation:
                 self._fail(m, now, TARGET_DOWN_REASON, outcome=Outcome.FAILED)
                 return
             if now >= m.next_at:
-                self._set_phase(m, Phase.TARGET_READY, now)
-                m.next_at = now + self._jitter(self.settings.delays.migration_start_s)
-                self._publish(m, now)
+                t = m.next_at
+                self._set_phase(m, Phase.TARGET_READY, t)
+                m.next_at = t + self._jitter(m, "start", self.settings.delays.migration_start_s)
+                self._publish(m, t)
             return
         if m.phase is Phase.TARGET_READY:
             if now >= m.next_at:
-                self._start_running(m, now)
+                self._start_running(m, m.next_at)
             return
         if m.phase is Phase.RUNNING:
             self._step_running(m, now)
@@ -531,7 +546,7 @@ class Simulation:
         self._set_phase(m, Phase.PREPARING_TARGET, now)
         self._vmim_event(m, "SuccessfulHandOver", "Migration target pod is ready for preparation by virt-handler.")
         self._vmi_event(m, "PreparingTarget", "VirtualMachineInstance Migration Target Prepared.")
-        m.next_at = now + self._jitter(self.settings.delays.target_ready_s)
+        m.next_at = now + self._jitter(m, "target", self.settings.delays.target_ready_s)
         vmi.labels[rules.TARGET_NODE_LABEL] = m.target_node or ""
         self._vmi_patch(
             vmi,

@@ -10,6 +10,7 @@ import pytest
 from livemig.core.errors import SpecErrors
 from livemig.core.vocabulary import Outcome
 from livemig.sim import rules
+from livemig.sim.clock import ManualClock
 from livemig.sim.faults import parse_fault
 from livemig.sim.kvconfig import MigrationConfiguration
 from livemig.sim.rules import Phase
@@ -30,6 +31,7 @@ GIB = 2**30
 
 def make_sim(
     *,
+    jitter: float = 0,
     nodes: int = 4,
     vmis: list[dict[str, Any]] | None = None,
     kubevirt: dict[str, Any] | None = None,
@@ -58,7 +60,7 @@ def make_sim(
         ],
         "kubevirtPolicies": policies or [],
         "faults": faults or [],
-        "simulation": {"delays": {"jitter": 0}},
+        "simulation": {"delays": {"jitter": jitter}, "seed": 3},
     }
     return Simulation(parse_scenario(doc), epoch_s=1.8e9, seed=1)
 
@@ -72,12 +74,16 @@ class Driver:
 
     def __init__(self, sim: Simulation, step: float = 1.0) -> None:
         self.sim = sim
-        self.now = 0.0
+        self.clock = ManualClock()
         self.step = step
         self.writes: list[Write] = []
         self.outcomes: list[dict[str, Any]] = []
         self.running_peaks: list[int] = []
         self.per_node_peaks: dict[str, int] = {}
+
+    @property
+    def now(self) -> float:
+        return self.clock.now()
 
     def tick(self) -> None:
         result = self.sim.tick(self.now)
@@ -90,7 +96,7 @@ class Driver:
         for node in self.sim.nodes:
             n = sum(1 for m in running if m.source_node == node)
             self.per_node_peaks[node] = max(self.per_node_peaks.get(node, 0), n)
-        self.now += self.step
+        self.clock.advance(self.step)
 
     def until(self, predicate: Callable[[], bool], limit_s: float = 20000.0) -> None:
         deadline = self.now + limit_s
@@ -463,9 +469,7 @@ def test_node_counters_follow_the_vms() -> None:
 
 def test_same_seed_same_run() -> None:
     def run() -> list[tuple[str, Any]]:
-        sim = make_sim()
-        sim.scenario.simulation.__class__  # noqa: B018
-        d = Driver(sim)
+        d = Driver(make_sim(jitter=0.3))
         for i in range(4):
             d.sim.on_vmim(vmim(f"m{i}", f"vm{i}"), d.now)
         d.until(d.done(*[f"m{i}" for i in range(4)]))
@@ -495,3 +499,18 @@ def test_measured_node_usage_beyond_its_vms_is_kept_as_base_load() -> None:
     assert sim.node_demand(0.0)["n0"][0] == pytest.approx(10.0)
     sim.vmis["ns/vm0"].node = "n1"
     assert sim.node_demand(0.0)["n0"][0] == pytest.approx(9.0)
+
+
+def test_the_tick_size_does_not_change_a_migration() -> None:
+    def run(step: float) -> tuple[list[dict[str, str]], dict[str, Any]]:
+        d = Driver(make_sim(jitter=0.3, vmis=[big_vm(dirty="50Mi")], link="1Gbit"), step=step)
+        d.sim.on_vmim(vmim("m1", "big"), d.now)
+        d.until(d.done("m1"))
+        return d.sim.migrations["ns/m1"].timestamps, d.outcomes[-1]
+
+    fine_stamps, fine = run(0.25)
+    coarse_stamps, coarse = run(7.0)
+    assert fine_stamps == coarse_stamps
+    assert coarse["startedAt"] == pytest.approx(fine["startedAt"])
+    assert coarse["finishedAt"] == pytest.approx(fine["finishedAt"], abs=1.0)
+    assert coarse["simulated"]["total_time_s"] == pytest.approx(fine["simulated"]["total_time_s"], rel=0.02)
