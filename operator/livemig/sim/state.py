@@ -496,7 +496,7 @@ class Simulation:
         while not m.phase.is_final:
             before = m.phase
             self._advance_once(m, now)
-            if m.phase is before or m.phase is Phase.RUNNING and before is Phase.RUNNING:
+            if m.phase is before or (m.phase is Phase.RUNNING and before is Phase.RUNNING):
                 return
 
     def _advance_once(self, m: MigrationState, now: float) -> None:
