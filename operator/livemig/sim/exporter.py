@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from livemig.sim.rules import Phase
-from livemig.sim.state import Simulation
+from livemig.sim.state import PHASE_BUCKETS_S, Simulation
 
 PER_CPU_LIMIT = 2048
 
@@ -236,6 +236,16 @@ class SimulationCollector(Collector):
                 f"kubevirt_vmi_migrations_in_{phase}_phase", f"Number of current {phase} migrations.", value=value
             )
         yield from (succeeded, failed, data_total, remaining, processed, dirty, transfer, start, end)
+        histogram = HistogramMetricFamily(
+            "kubevirt_vmi_migration_phase_transition_time_from_creation_seconds",
+            "Histogram of VM migration phase transitions duration from creation time in seconds.",
+            labels=["phase"],
+        )
+        bounds = [*(str(float(b)) for b in PHASE_BUCKETS_S), "+Inf"]
+        for phase, bucket_counts in sim.phase_histogram.buckets.items():
+            buckets = list(zip(bounds, map(float, bucket_counts), strict=True))
+            histogram.add_metric([phase], buckets, sim.phase_histogram.sums[phase])
+        yield histogram
 
     # ---- the simulator's own ----
 

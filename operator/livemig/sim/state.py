@@ -88,6 +88,26 @@ Write = VmimStatus | VmimFinalizerRemoval | VmimDeletion | VmiPatch | NodeReady 
 # --- state -----------------------------------------------------------------------------------------------------------
 
 
+PHASE_BUCKETS_S = (0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1200, 3600, 7200)
+
+
+class PhaseHistogram:
+    """kubevirt_vmi_migration_phase_transition_time_from_creation_seconds: simulated seconds from a VMIM's creation
+    to each phase it enters, by phase."""
+
+    def __init__(self) -> None:
+        self.buckets: dict[str, list[int]] = {}
+        self.sums: dict[str, float] = {}
+
+    def observe(self, phase: str, seconds: float) -> None:
+        counts = self.buckets.setdefault(phase, [0] * (len(PHASE_BUCKETS_S) + 1))
+        for i, bound in enumerate(PHASE_BUCKETS_S):
+            if seconds <= bound:
+                counts[i] += 1
+        counts[-1] += 1
+        self.sums[phase] = self.sums.get(phase, 0.0) + seconds
+
+
 @dataclass
 class VmiState:
     spec: Vmi
@@ -205,6 +225,7 @@ class Simulation:
         if errors:
             raise SpecErrors(errors)
         self.migrations: dict[str, MigrationState] = {}
+        self.phase_histogram = PhaseHistogram()
         self._initial_vmis: dict[str, list[Vmi]] = {}
         for v in scenario.snapshot.vmis:
             self._initial_vmis.setdefault(v.node, []).append(v)
@@ -238,6 +259,7 @@ class Simulation:
             raise AssertionError(f"{m.key}: illegal transition {m.phase!r} -> {phase!r}")
         m.phase = phase
         m.timestamps = rules.add_phase_timestamp(m.timestamps, phase, self.timestamp(now))
+        self.phase_histogram.observe(phase.value, now - m.created_at)
         if phase.is_final:
             self.open.pop(m.key, None)
             self._gc_needed = True

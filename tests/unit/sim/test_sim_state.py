@@ -514,3 +514,23 @@ def test_the_tick_size_does_not_change_a_migration() -> None:
     assert coarse["startedAt"] == pytest.approx(fine["startedAt"])
     assert coarse["finishedAt"] == pytest.approx(fine["finishedAt"], abs=1.0)
     assert coarse["simulated"]["total_time_s"] == pytest.approx(fine["simulated"]["total_time_s"], rel=0.02)
+
+
+def test_phase_histogram_and_exported_families() -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from livemig.sim.exporter import SimulationCollector
+
+    d = Driver(make_sim())
+    d.sim.on_vmim(vmim("m1", "vm0"), d.now)
+    d.until(d.done("m1"))
+    counts = d.sim.phase_histogram.buckets["Succeeded"]
+    assert counts[-1] == 1
+    registry = CollectorRegistry()
+    registry.register(SimulationCollector(d.sim, lambda: d.now))
+    text = generate_latest(registry).decode()
+    assert 'kubevirt_vmi_migration_phase_transition_time_from_creation_seconds_count{phase="Succeeded"} 1.0' in text
+    assert 'kubevirt_vmi_migration_succeeded{namespace="ns",vmi="vm0",vmim="m1"} 1.0' in text
+    assert "kubevirt_vmi_migrations_in_running_phase 0.0" in text
+    assert 'node_pressure_cpu_waiting_seconds_total{instance="n0",node="n0"}' in text
+    assert 'kubevirt_vmi_memory_available_bytes{name="vm0",namespace="ns",node="' in text
