@@ -182,6 +182,7 @@ class MigrationState:
     dirty_rate_bps: float = 0.0
     finalizer_removed: bool = False
     max_throttle: float = 0.0
+    created_epoch_s: float = 0.0  # metadata.creationTimestamp (whole seconds)
 
     @property
     def key(self) -> str:
@@ -342,6 +343,7 @@ class Simulation:
                 created_at=now,
                 priority=str(spec.get("priority") or ""),
                 added_node_selector=dict(spec.get("addedNodeSelector") or {}),
+                created_epoch_s=_epoch(meta.get("creationTimestamp")),
             )
             if phase_now in ("Succeeded", "Failed"):
                 # Finished before this simulator started (or seen again after a restart): keep it for GC only.
@@ -841,25 +843,21 @@ class Simulation:
     # ---- garbage collection ----
 
     def _garbage_collect(self) -> None:
+        """Keep the newest five finalized VMIMs per VMI (by creationTimestamp, as KubeVirt sorts them; ties by the
+        order the simulator saw them)."""
         if not self._gc_needed:
             return
         self._gc_needed = False
         finalized = [
-            rules.FinalizedView(m.name, m.vmi_key, m.final_at or 0.0, float(m.seq))
+            rules.FinalizedView(m.key, m.vmi_key, m.final_at or 0.0, m.created_epoch_s + m.seq * 1e-6)
             for m in self.migrations.values()
             if m.phase.is_final
         ]
-        for name_key in rules.finalized_to_delete(
-            [rules.FinalizedView(f"{self._ns(f.vmi)}/{f.name}", f.vmi, f.final_at, f.created_at) for f in finalized]
-        ):
-            m = self.migrations.get(name_key)
+        for key in rules.finalized_to_delete(finalized):
+            m = self.migrations.get(key)
             if m is not None and not m.deleting:
                 m.deleting = True
                 self._writes.append(VmimDeletion(m.namespace, m.name))
-
-    @staticmethod
-    def _ns(vmi_key: str) -> str:
-        return vmi_key.split("/", 1)[0]
 
     # ---- load, for the exporter ----
 
@@ -935,6 +933,16 @@ def node_pressure(node: Node, cpu_demand: float, memory_used: float) -> tuple[fl
     used = memory_used / node.memory_bytes if node.memory_bytes else 0.0
     mem = max(node.pressure.memory, min(1.0, max(0.0, (used - 0.9) / 0.1)))
     return min(1.0, cpu), mem, node.pressure.io
+
+
+def _epoch(stamp: object) -> float:
+    """RFC 3339 `2026-11-27T12:00:00Z` as Unix seconds (0 when absent or malformed)."""
+    if not isinstance(stamp, str):
+        return 0.0
+    try:
+        return datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
+    except ValueError:
+        return 0.0
 
 
 def _node_address(node: str) -> str:

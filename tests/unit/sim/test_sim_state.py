@@ -534,3 +534,15 @@ def test_phase_histogram_and_exported_families() -> None:
     assert "kubevirt_vmi_migrations_in_running_phase 0.0" in text
     assert 'node_pressure_cpu_waiting_seconds_total{instance="n0",node="n0"}' in text
     assert 'kubevirt_vmi_memory_available_bytes{name="vm0",namespace="ns",node="' in text
+
+
+def test_gc_orders_by_creation_timestamp_not_by_the_order_seen() -> None:
+    d = Driver(make_sim())
+    for i in reversed(range(7)):  # a relist may return them in any order
+        manifest = vmim(f"old-{i}", "vm0")
+        manifest["metadata"]["creationTimestamp"] = f"2026-11-27T12:00:0{i}Z"
+        manifest["metadata"]["finalizers"] = []
+        manifest["status"] = {"phase": "Succeeded"}
+        d.sim.on_vmim(manifest, d.now)
+    d.tick()
+    assert sorted(w.name for w in d.writes if isinstance(w, VmimDeletion)) == ["old-0", "old-1"]
