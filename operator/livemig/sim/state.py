@@ -720,6 +720,7 @@ class Simulation:
         *,
         outcome: Outcome,
         abort_reason: AbortReason | None = None,
+        lost_reason: str = "MigrationLinkFailure",
     ) -> None:
         m.failure_reason = reason
         m.outcome = outcome
@@ -738,7 +739,7 @@ class Simulation:
                     vmi.reason = reason
                     self.vmis_lost += 1
                     status["phase"] = "Failed"
-                    status["reason"] = "MigrationLinkFailure"
+                    status["reason"] = lost_reason
                 self._vmi_patch(vmi, {"status": status})
         self._set_phase(m, Phase.FAILED, now)
         self._vmim_event(m, "FailedMigration", reason, warning=True)
@@ -828,6 +829,7 @@ class Simulation:
                     now,
                     VM_LOST_REASON.replace("its migration link failed", f"node {name} failed"),
                     outcome=Outcome.FAILED,
+                    lost_reason="NodeUnresponsive",
                 )
             elif name == m.source_node:
                 self._fail(m, now, SOURCE_NODE_DOWN_REASON, outcome=Outcome.FAILED)
