@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 
 import pytest
 import yaml
@@ -29,6 +29,23 @@ KIND_READY_S = 600
 KUBEVIRT_OPERATOR_READY_S = 900
 KUBEVIRT_AVAILABLE_S = 1800
 VMI_READY_S = 900
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """On a failed e2e test, attach what the cluster looked like (VMIs, VMIMs, pods, recent events) to the report."""
+    report: pytest.TestReport = yield
+    kubectl = getattr(item, "funcargs", {}).get("kind_cluster")
+    if report.when == "call" and report.failed and isinstance(kubectl, Kubectl):
+        for title, args in (
+            ("objects", ("get", "vmi,vmim,pods", "-A", "-o", "wide")),
+            ("events", ("get", "events", "-A", "--sort-by=.lastTimestamp")),
+        ):
+            result = kubectl.run(*args, check=False, timeout_s=60)
+            report.sections.append((f"kind cluster {title}", result.stdout[-20000:] + result.stderr))
+    return report
 
 
 @pytest.fixture(scope="session")

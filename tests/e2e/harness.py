@@ -97,9 +97,10 @@ class Kubectl:
     """kubectl bound to one kubeconfig."""
 
     kubeconfig: Path
+    binary: str = "kubectl"
 
     def argv(self, *args: str) -> list[str]:
-        return ["kubectl", f"--kubeconfig={self.kubeconfig}", *args]
+        return [self.binary, f"--kubeconfig={self.kubeconfig}", *args]
 
     def run(
         self, *args: str, input: str | None = None, check: bool = True, timeout_s: float = 120
@@ -191,7 +192,7 @@ class PhaseWatch:
     def __init__(self, kubectl: Kubectl, namespace: str, name: str) -> None:
         self._argv = kubectl.argv(
             "get", "vmim", "-n", namespace, "--field-selector", f"metadata.name={name}", "--watch",
-            "-o", "jsonpath={.metadata.name}{\"\\t\"}{.status.phase}{\"\\n\"}",
+            "-o", 'jsonpath={.metadata.name}{" "}{.status.phase}{"\\n"}',  # kubectl -w pipes this through a tabwriter
         )  # fmt: skip
         self._lines: queue.Queue[str | None] = queue.Queue()
         self.phases: list[str] = []
@@ -222,7 +223,8 @@ class PhaseWatch:
                 continue
             if line is None:
                 raise AssertionError(f"the watch ended ({self._stderr()}); phases seen: {self.phases}")
-            phase = line.partition("\t")[2]
+            fields = line.split()  # "<name> <phase>", or just "<name>" before the first status write
+            phase = fields[1] if len(fields) > 1 else ""
             self.phases.append(phase)
             if phase in kv.FINAL_PHASES:
                 return phase

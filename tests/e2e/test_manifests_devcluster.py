@@ -1,10 +1,15 @@
-"""The objects the e2e suite creates pass the local API server's strict validation against the KubeVirt stand-in CRDs
-(hack/kubevirt-crds): catches a misspelt field at a modelled level without Docker.  The stand-ins are written from
-KubeVirt's types, not copied from KubeVirt, so this is a first check, not the real one (that is the e2e run).
+"""The e2e suite's pieces that work without Docker, on the local API server (devcluster) with the KubeVirt stand-in
+CRDs (hack/kubevirt-crds):
+
+- the objects it creates pass strict validation (a misspelt field at a modelled level is caught; the stand-ins are
+  written from KubeVirt's types, not copied from KubeVirt, so this is a first check, not the real one);
+- its kubectl helpers (create, wait on a jsonpath, the phase watch) work against a real API server, with the VMIM's
+  status written here by hand in KubeVirt's phase order (no KubeVirt runs here).
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -12,7 +17,16 @@ import yaml
 
 from livemig.devcluster import DevCluster
 
-from .harness import kubevirt_cr_for_emulation, kv_migration_policy_manifest, vmi_manifest, vmim_manifest
+from . import kubevirt_expectations as kv
+from .checks import observed_phase_problems
+from .harness import (
+    Kubectl,
+    PhaseWatch,
+    kubevirt_cr_for_emulation,
+    kv_migration_policy_manifest,
+    vmi_manifest,
+    vmim_manifest,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -58,3 +72,29 @@ def test_a_misspelt_field_is_caught(devcluster: DevCluster, namespace: str) -> N
     )
     assert result.returncode != 0
     assert "requets" in result.stderr
+
+
+@pytest.mark.usefixtures("kubevirt_crds")
+def test_phase_watch_follows_a_vmim_to_its_final_phase(devcluster: DevCluster, namespace: str) -> None:
+    k = Kubectl(devcluster.kubeconfig, binary=str(devcluster.bin_dir / "kubectl"))
+    with PhaseWatch(k, namespace, "watched") as watch:
+        k.create(vmim_manifest("watched", namespace, "cirros"))
+        k.create(vmim_manifest("other", namespace, "cirros"))  # not watched: the field selector keeps it out
+        for phase in kv.PHASES_TO_SUCCESS:
+            k.run("patch", "-n", namespace, "vmim", "watched", "--subresource=status", "--type=merge",
+                  "-p", json.dumps({"status": {"phase": phase}}))  # fmt: skip
+            k.wait("vmim/watched", condition=f"jsonpath={{.status.phase}}={phase}", timeout_s=30, namespace=namespace)
+        final = watch.wait_final(60)
+
+    assert final == "Succeeded"
+    assert observed_phase_problems(watch.phases) == []
+    assert k.get("-n", namespace, "vmim", "watched")["status"]["phase"] == "Succeeded"
+
+
+@pytest.mark.usefixtures("kubevirt_crds")
+def test_phase_watch_gives_up_at_its_deadline(devcluster: DevCluster, namespace: str) -> None:
+    k = Kubectl(devcluster.kubeconfig, binary=str(devcluster.bin_dir / "kubectl"))
+    with PhaseWatch(k, namespace, "stays-pending") as watch:
+        k.create(vmim_manifest("stays-pending", namespace, "cirros"))
+        with pytest.raises(AssertionError, match="no final phase within 2 s"):
+            watch.wait_final(2)
