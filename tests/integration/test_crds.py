@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -114,8 +115,19 @@ def test_crds_apply_without_warnings(devcluster: DevCluster, livemig_crds: list[
         assert "Warning" not in result.stderr, f"{path.name}: {result.stderr}"
 
 
+def _explain(devcluster: DevCluster, field: str, timeout_s: float = 60) -> str:
+    """`kubectl explain`, once the API server has published the CRD's OpenAPI schema (it lags Established)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        result = devcluster.kubectl("explain", field, check=False)
+        if result.returncode == 0 or time.monotonic() > deadline:
+            assert result.returncode == 0, result.stderr
+            return result.stdout
+        time.sleep(0.5)  # polling for the published schema, with a deadline
+
+
 def test_kubectl_explain_documents_the_technique(devcluster: DevCluster, livemig_crds: list[str]) -> None:
-    raw = devcluster.kubectl("explain", "migrationpolicies.livemig.io.spec.technique").stdout
+    raw = _explain(devcluster, "migrationpolicies.livemig.io.spec.technique")
     out = " ".join(raw.split())  # explain wraps descriptions
     for field in (
         "mode",
@@ -128,7 +140,7 @@ def test_kubectl_explain_documents_the_technique(devcluster: DevCluster, livemig
     ):
         assert field in out
     assert "KubeVirt MigrationPolicy" in out
-    mode = " ".join(devcluster.kubectl("explain", "migrationpolicies.livemig.io.spec.technique.mode").stdout.split())
+    mode = " ".join(_explain(devcluster, "migrationpolicies.livemig.io.spec.technique.mode").split())
     assert "Auto lets the model choose" in mode
     assert "AutoConverge" in mode
 
