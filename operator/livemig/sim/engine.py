@@ -117,6 +117,7 @@ class Engine:
                 asyncio.create_task(self._watch_policies(), name="watch-policies"),
                 asyncio.create_task(self._watch_namespaces(), name="watch-namespaces"),
                 asyncio.create_task(self._watch_vmis(), name="watch-vmis"),
+                asyncio.create_task(self._watch_nodes(), name="watch-nodes"),
                 asyncio.create_task(self._loop(), name="simulate"),
             ]
             self._ready = True
@@ -224,6 +225,8 @@ class Engine:
             "vmisLost": sim.vmis_lost,
             "faultsFired": sim.faults_fired,
             "nodesNotReady": sorted(n for n, s in sim.nodes.items() if not s.ready),
+            "nodesCordoned": sorted(n for n, s in sim.nodes.items() if not s.spec.schedulable),
+            "nodesTainted": sorted(n for n, s in sim.nodes.items() if s.spec.blocking_taints()),
             "denials": list(self.admission.denials if self.admission else []),
         }
         return web.json_response(body)
@@ -287,14 +290,15 @@ class Engine:
         async def node(n: Any) -> None:
             async with sem:
                 manifest = node_manifest(n)
-                await _create_or_patch(
-                    lambda: core.create_node(manifest),
-                    lambda: core.patch_node(
-                        n.name, {"metadata": manifest["metadata"], "spec": manifest["spec"]}, _content_type=MERGE
-                    ),
-                )
+                await _create_or_patch(partial(core.create_node, manifest), _noop)
                 await core.patch_node_status(
                     n.name, {"status": node_status(n, True, self.sim.timestamp(0))}, _content_type=MERGE
+                )
+                # The API server's TaintNodesByCondition admission gives a new Node the taint
+                # node.kubernetes.io/not-ready:NoSchedule; the node lifecycle controller (not running here) removes
+                # it once the node is Ready.  Write the scenario's labels, taints and cordon over it.
+                await core.patch_node(
+                    n.name, {"metadata": manifest["metadata"], "spec": manifest["spec"]}, _content_type=MERGE
                 )
 
         async def vmi(v: VmiState) -> None:
@@ -502,6 +506,19 @@ class Engine:
 
         await self._watch(core.list_namespace, on_event)
 
+    async def _watch_nodes(self) -> None:
+        core: Any = client.CoreV1Api(self.api)
+
+        def on_event(kind: str, obj: Mapping[str, Any]) -> None:
+            meta = obj.get("metadata") or {}
+            spec = obj.get("spec") or {}
+            if kind != "DELETED" and meta.get("name") in self.sim.nodes:
+                self.sim.on_node(
+                    meta["name"], meta.get("labels") or {}, spec.get("taints") or [], bool(spec.get("unschedulable"))
+                )
+
+        await self._watch(core.list_node, on_event)
+
     async def _watch_vmis(self) -> None:
         custom: Any = client.CustomObjectsApi(self.api)
 
@@ -699,6 +716,10 @@ def vmi_manifest(v: VmiState, stamp: str) -> dict[str, Any]:
 
 def _cpu(cores: float) -> str:
     return f"{round(cores * 1000)}m"
+
+
+async def _noop() -> None:
+    return None
 
 
 async def _create_or_patch(create: Callable[[], Awaitable[Any]], patch: Callable[[], Awaitable[Any]]) -> None:

@@ -11,11 +11,11 @@ from __future__ import annotations
 import random
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from livemig.core.cluster import Node, Vmi
+from livemig.core.cluster import Node, Taint, TaintEffect, Vmi
 from livemig.core.errors import SpecError, SpecErrors
 from livemig.core.model import LinkProfile, RunState, VmProfile
 from livemig.core.vocabulary import AbortReason, Outcome, Technique
@@ -378,6 +378,23 @@ class Simulation:
 
     def on_namespace_labels(self, name: str, labels: Mapping[str, str]) -> None:
         self.namespace_labels[name] = dict(labels)
+
+    def on_node(
+        self, name: str, labels: Mapping[str, str], taints: Sequence[Mapping[str, Any]], cordoned: bool
+    ) -> None:
+        """A Node changed in the API (cordon, taints, labels): the scheduler uses what the API says, as
+        kube-scheduler would.  Readiness stays the simulator's (there is no kubelet)."""
+        node = self.nodes.get(name)
+        if node is None:
+            return
+        parsed: list[Taint] = []
+        for t in taints:
+            try:
+                effect = TaintEffect(str(t.get("effect", "NoSchedule")))
+            except ValueError:
+                continue
+            parsed.append(Taint(str(t.get("key", "")), str(t.get("value", "") or ""), effect))
+        node.spec = replace(node.spec, labels=dict(labels), taints=tuple(parsed), schedulable=not cordoned)
 
     def on_vmi_labels(self, key: str, labels: Mapping[str, str]) -> None:
         vmi = self.vmis.get(key)

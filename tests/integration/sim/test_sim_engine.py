@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -351,3 +352,22 @@ def test_finalized_migrations_beyond_five_per_vmi_are_deleted(
         devcluster.kubectl("wait", "-n", ns, f"vmim/{name}", "--for=delete", "--timeout=60s")
     names = devcluster.kubectl("get", "vmim", "-n", ns, "-o", "jsonpath={.items[*].metadata.name}").stdout.split()
     assert sorted(names) == ["a-2", "a-3", "a-4", "a-5", "a-6", "b-0"]
+
+
+def test_cordon_and_taints_set_through_the_api_steer_the_target(
+    devcluster: DevCluster, namespace: str, run_sim: Callable[..., Any]
+) -> None:
+    ns = namespace
+    sim = run_sim(scenario(ns, [vm("vm-a", 0)]))
+    assert sim.get("/state")["nodesTainted"] == []
+    devcluster.kubectl("cordon", f"{ns}-n1")
+    devcluster.kubectl("taint", "node", f"{ns}-n2", "maintenance=now:NoSchedule")
+    # the simulator learns of node changes through its watch: wait until it has (watches are not ordered
+    # against each other, so the VMIM could otherwise be seen first)
+    deadline = time.monotonic() + 30
+    while (state := sim.get("/state"))["nodesCordoned"] != [f"{ns}-n1"] or state["nodesTainted"] != [f"{ns}-n2"]:
+        assert time.monotonic() < deadline, state
+        time.sleep(0.1)  # bounded poll of the control endpoint
+    assert create_vmim(devcluster, ns, "m-1", "vm-a").returncode == 0
+    wait_phase(devcluster, ns, "m-1", "Succeeded")
+    assert get(devcluster, ns, "vmi", "vm-a")["status"]["nodeName"] == f"{ns}-n3"

@@ -546,3 +546,12 @@ def test_gc_orders_by_creation_timestamp_not_by_the_order_seen() -> None:
         d.sim.on_vmim(manifest, d.now)
     d.tick()
     assert sorted(w.name for w in d.writes if isinstance(w, VmimDeletion)) == ["old-0", "old-1"]
+
+
+def test_cordon_and_taints_from_the_api_steer_the_target() -> None:
+    d = Driver(make_sim())
+    d.sim.on_node("n1", {}, [], cordoned=True)
+    d.sim.on_node("n2", {}, [{"key": "maintenance", "value": "x", "effect": "NoSchedule"}], cordoned=False)
+    d.sim.on_vmim(vmim("m1", "vm0"), d.now)
+    d.until(d.done("m1"))
+    assert d.sim.migrations["ns/m1"].target_node == "n3"
