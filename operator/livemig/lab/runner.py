@@ -23,6 +23,7 @@ import os
 import shutil
 import signal
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -33,7 +34,7 @@ from qemu.qmp import QMPClient
 
 from livemig.core.errors import LivemigError
 from livemig.core.vocabulary import Technique
-from livemig.lab.case import CutPhase, LabCase
+from livemig.lab.case import CutPhase, LabCase, LinkCut
 from livemig.lab.install import LabInstall
 from livemig.lab.qemu import RunPaths, migration_capabilities, migration_parameters, migration_uri, qemu_command
 from livemig.lab.relay import LOOPBACK, Relay, measure_throughput
@@ -64,6 +65,19 @@ _PR_SET_PDEATHSIG = 1
 
 class LabRunError(LivemigError):
     """The lab could not run the experiment (QEMU did not start, the guest did not boot, QMP failed)."""
+
+
+@dataclass
+class RunControl:
+    """Requests from another thread (the simulator's QEMU backend): cancel the migration, or cut its link.
+
+    `migrating` is set once `migrate` has been sent (the guest has booted and reached steady dirtying).
+    """
+
+    cancel: threading.Event = field(default_factory=threading.Event)
+    cut: threading.Event = field(default_factory=threading.Event)
+    migrating: threading.Event = field(default_factory=threading.Event)
+    cut_observe_s: float = 3.0
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
@@ -185,6 +199,7 @@ async def run_case(
     *,
     run_dir: Path | None = None,
     on_sample: Callable[[Sample], None] | None = None,
+    control: RunControl | None = None,
 ) -> LabResult:
     """Run one migration of `case` and return what QEMU and the guest reported; never leaves QEMU running."""
     started = time.monotonic()
@@ -213,7 +228,7 @@ async def run_case(
         relay = Relay(dst_port)
         relay_port = await relay.start()
 
-        result = await _migrate(case, src, dst, relay, relay_port, on_sample)
+        result = await _migrate(case, src, dst, relay, relay_port, on_sample, control or RunControl())
         samples, switch_at, cut = result
         summary = summarize(samples)
         status = _status(summary.final_status, cut)
@@ -266,13 +281,16 @@ async def _migrate(
     relay: Relay,
     relay_port: int,
     on_sample: Callable[[Sample], None] | None,
+    control: RunControl,
 ) -> tuple[list[Sample], float | None, CutReport | None]:
     loop = asyncio.get_running_loop()
     await _execute(src, "migrate", {"uri": migration_uri(relay_port)})
     t0 = loop.time()
+    control.migrating.set()
     samples: list[Sample] = []
     switch_at: float | None = None
     cancel_sent = False
+    cancel_at = 0.0
     next_poll = t0
     while True:
         now = loop.time() - t0
@@ -293,16 +311,24 @@ async def _migrate(
             await _execute(src, "migrate-start-postcopy")
             switch_at = loop.time() - t0
         cut = case.link_cut
+        if cut is None and control.cut.is_set():
+            phase = CutPhase.PRE_COPY if switch_at is None else CutPhase.POST_COPY
+            cut = LinkCut(0.0, phase, control.cut_observe_s)
         if cut is not None:
             origin = 0.0 if cut.phase is CutPhase.PRE_COPY else switch_at
             if origin is not None and now >= origin + cut.after_s:
                 await relay.cut()
-                report = await _watch_after_cut(case, src, dst, loop.time() - t0, t0, samples, on_sample)
+                report = await _watch_after_cut(cut, src, dst, loop.time() - t0, t0, samples, on_sample)
                 return samples, switch_at, report
+        if control.cancel.is_set() and not cancel_sent:
+            await _execute(src, "migrate_cancel")
+            cancel_sent = True
+            cancel_at = now
         if now >= case.timeout_s and not cancel_sent:
             await _execute(src, "migrate_cancel")
             cancel_sent = True
-        if cancel_sent and now >= case.timeout_s + CANCEL_DEADLINE_S:
+            cancel_at = now
+        if cancel_sent and now >= cancel_at + CANCEL_DEADLINE_S:
             raise LabRunError(f"migration did not stop within {CANCEL_DEADLINE_S:.0f} s of migrate_cancel")
         # Wake for the next poll, or earlier for the post-copy switch or a cut.
         next_poll += POLL_S
@@ -313,7 +339,7 @@ async def _migrate(
 
 
 async def _watch_after_cut(
-    case: LabCase,
+    cut: LinkCut,
     src: _Qemu,
     dst: _Qemu,
     cut_at: float,
@@ -322,7 +348,6 @@ async def _watch_after_cut(
     on_sample: Callable[[Sample], None] | None,
 ) -> CutReport:
     """After the cut: poll both sides for `observe_s`, timing pauses and counting guest progress on each side."""
-    assert case.link_cut is not None
     loop = asyncio.get_running_loop()
     src_base = len(parse_dirty_lines(src.serial_text()))
     dst_base = len(parse_dirty_lines(dst.serial_text()))
@@ -355,7 +380,7 @@ async def _watch_after_cut(
         if s_count > src_count or d_count > dst_count:
             last_progress = now
         src_count, dst_count = s_count, d_count
-        if now - cut_at >= case.link_cut.observe_s:
+        if now - cut_at >= cut.observe_s:
             break
         await asyncio.sleep(CUT_POLL_S)
     end = loop.time() - t0
@@ -364,7 +389,7 @@ async def _watch_after_cut(
         running = bool((await _execute(src, "query-status")).get("running"))
     return CutReport(
         cut_at_s=round(cut_at, 3),
-        phase=str(case.link_cut.phase),
+        phase=str(cut.phase),
         src_status=src_status,
         dst_status=dst_status or None,
         src_paused_after_s=None if src_paused is None else round(src_paused, 3),
@@ -382,8 +407,9 @@ async def _check_destination(dst: _Qemu) -> tuple[bool, float | None, tuple[str,
     """Alive = the destination VM runs and its guest prints fresh DIRTY lines, with no kernel error."""
     base = len(parse_dirty_lines(dst.serial_text()))
     try:
-        status = await _execute(dst, "query-status")
         lines = await _wait_dirtying(dst, ALIVE_REPORTS, ALIVE_DEADLINE_S, after=base)
+        # Asked after the fresh lines: right at `completed` the destination may still be switching to running.
+        status = await _execute(dst, "query-status")
     except LabRunError as exc:
         logger.warning("destination guest check failed: %s", exc)
         return False, None, tuple(guest_errors(dst.serial_text())) or (str(exc),)
