@@ -57,10 +57,13 @@ MIGRATION_FINALIZER: Final = "kubevirt.io/migrationJobFinalize"
 CREATE_WEBHOOK: Final = "migration-create-validator.kubevirt.io"
 
 
-def in_flight_denial(active_uid: str, vmi_name: str) -> str:
-    """The error kubectl prints when a VMIM is created while `active_uid` is unfinished for the same VMI."""
+def in_flight_denial(active_uid: str, vmi_name: str, *, webhook: str = CREATE_WEBHOOK) -> str:
+    """The error kubectl prints when a VMIM is created while `active_uid` is unfinished for the same VMI.
+
+    The API server words the prefix from the webhook's name; the rest is the admitter's message.
+    """
     return (
-        f'admission webhook "{CREATE_WEBHOOK}" denied the request: in-flight migration detected. '
+        f'admission webhook "{webhook}" denied the request: in-flight migration detected. '
         f"Active migration job ({active_uid}) is currently already in progress for VMI {vmi_name}."
     )
 
