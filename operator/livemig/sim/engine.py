@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import partial
@@ -77,7 +77,10 @@ class Engine:
         self._own_clock = clock is None
         self.clock: Clock = clock or RealClock(scenario.simulation.time_scale)
         self.sim = Simulation(scenario, epoch_s=time.time())
-        self.name = f"livemig-sim-{uuid.uuid4().hex[:8]}"
+        # One name per set of namespaces: a simulator restarted after a crash (SIGKILL leaves its webhook
+        # registrations behind, and their failurePolicy Fail would block VMIMs there) replaces them.
+        digest = hashlib.sha256(",".join(scenario.namespaces).encode()).hexdigest()[:10]
+        self.name = f"livemig-sim-{digest}"
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
         self._ready = False
@@ -349,8 +352,14 @@ class Engine:
         mutating, validating = webhook.webhook_configurations(
             self.name, self.webhook_port, self._ca_pem, self.scenario.namespaces
         )
-        await adm.create_mutating_webhook_configuration(mutating)
-        await adm.create_validating_webhook_configuration(validating)
+        await _create_or_patch(
+            partial(adm.create_mutating_webhook_configuration, mutating),
+            partial(adm.patch_mutating_webhook_configuration, self.name, mutating, _content_type=MERGE),
+        )
+        await _create_or_patch(
+            partial(adm.create_validating_webhook_configuration, validating),
+            partial(adm.patch_validating_webhook_configuration, self.name, validating, _content_type=MERGE),
+        )
 
     async def _unregister_webhooks(self) -> None:
         adm: Any = client.AdmissionregistrationV1Api(self.api)

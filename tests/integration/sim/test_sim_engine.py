@@ -371,3 +371,20 @@ def test_cordon_and_taints_set_through_the_api_steer_the_target(
     assert create_vmim(devcluster, ns, "m-1", "vm-a").returncode == 0
     wait_phase(devcluster, ns, "m-1", "Succeeded")
     assert get(devcluster, ns, "vmi", "vm-a")["status"]["nodeName"] == f"{ns}-n3"
+
+
+def test_a_restart_after_a_crash_replaces_the_stale_webhooks(
+    devcluster: DevCluster, namespace: str, run_sim: Callable[..., Any]
+) -> None:
+    ns = namespace
+    doc = scenario(ns, [vm("vm-a", 0)])
+    first = run_sim(doc, name="first")
+    first.process.kill()  # no clean-up: its webhook registrations stay behind, unreachable
+    first.process.wait(timeout=10)
+    blocked = create_vmim(devcluster, ns, "m-0", "vm-a")
+    assert blocked.returncode != 0
+    assert "failed calling webhook" in blocked.stderr
+    second = run_sim(doc, name="second")
+    assert second.ready["webhookConfiguration"] == first.ready["webhookConfiguration"]
+    assert create_vmim(devcluster, ns, "m-1", "vm-a").returncode == 0
+    wait_phase(devcluster, ns, "m-1", "Succeeded")
