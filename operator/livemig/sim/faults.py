@@ -5,7 +5,7 @@
 - `nodeFailure` (`node`, `at`): the node goes NotReady, its VMIs go Failed, migrations from or to it fail (a
   post-copy one loses its VM).
 - `slowLink` (`node`, `at`, `factor` or `bandwidth`, optional `duration`): migrations from or to the node get that
-  share of the link (or at most that rate).
+  share of the link (or at most that rate); `factor: 0` stalls them (KubeVirt's progress timeout then aborts).
 - `targetRefuses` (`node`, `at`, optional `duration`): the node's target virt-handler never gets ready, so
   migrations to it fail in PreparingTarget.
 """
@@ -35,7 +35,7 @@ class Fault:
     node: str | None = None
     vmi: str | None = None  # namespace/name
     after_migration_start_s: float | None = None
-    factor: float | None = None  # slowLink: share of the link left (0 < factor ≤ 1)
+    factor: float | None = None  # slowLink: share of the link left (0 ≤ factor ≤ 1; 0 = stalled)
     bandwidth_bps: float | None = None  # slowLink: a cap in bytes/s
     duration_s: float | None = None  # slowLink / targetRefuses: None = until the end
 
@@ -108,8 +108,8 @@ def parse_fault(doc: object, path: str, *, now_s: float = 0.0) -> Fault:
     if fault_type is FaultType.SLOW_LINK:
         if doc.get("factor") is not None:
             value = doc["factor"]
-            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 1:
-                errors.append(SpecError(f"{path}.factor", f"must be a number in (0, 1], not {value!r}"))
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+                errors.append(SpecError(f"{path}.factor", f"must be a number in [0, 1], not {value!r}"))
             else:
                 factor = float(value)
         if doc.get("bandwidth") is not None:

@@ -555,3 +555,16 @@ def test_cordon_and_taints_from_the_api_steer_the_target() -> None:
     d.sim.on_vmim(vmim("m1", "vm0"), d.now)
     d.until(d.done("m1"))
     assert d.sim.migrations["ns/m1"].target_node == "n3"
+
+
+def test_a_stalled_link_trips_the_progress_timeout() -> None:
+    fault = {"type": "slowLink", "node": "n0", "factor": 0, "at": "10s"}
+    d = Driver(make_sim(vmis=[big_vm(dirty="10Mi")], faults=[fault], kubevirt={"progressTimeout": 60}, link="1Gbit"))
+    d.sim.on_vmim(vmim("m1", "big"), d.now)
+    d.until(d.done("m1"))
+    m = d.sim.migrations["ns/m1"]
+    assert m.outcome is Outcome.ABORTED and m.abort_status == "Succeeded"
+    assert m.failure_reason == "Live migration stuck for 60 seconds and has been aborted"
+    assert m.last is not None
+    assert m.running_since is not None
+    assert m.last.elapsed_s == pytest.approx(10 - m.running_since + 60, abs=2)
