@@ -563,7 +563,8 @@ def test_a_stalled_link_trips_the_progress_timeout() -> None:
     d.sim.on_vmim(vmim("m1", "big"), d.now)
     d.until(d.done("m1"))
     m = d.sim.migrations["ns/m1"]
-    assert m.outcome is Outcome.ABORTED and m.abort_status == "Succeeded"
+    assert m.outcome is Outcome.ABORTED
+    assert m.abort_status == "Succeeded"
     assert m.failure_reason == "Live migration stuck for 60 seconds and has been aborted"
     assert m.last is not None
     assert m.running_since is not None
