@@ -11,13 +11,15 @@ otherwise the plan is rejected (hysteresis: no oscillation).
 
 from __future__ import annotations
 
+import bisect
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 from livemig.core.cluster import ClusterSnapshot, NodePressure, Vmi
 from livemig.core.planning.assemble import Decision, assemble, cost_for
 from livemig.core.planning.costs import CostModel
 from livemig.core.planning.framework import Plan, PlanStatus, Skipped
-from livemig.core.planning.limits import Limits
+from livemig.core.planning.limits import Job, Limits, SlotTracker, schedule
 from livemig.core.planning.placement import ClusterState, node_in_scope, unmovable_reason, vmi_in_scope
 from livemig.core.planning.spec import PlanningSpec, Thresholds
 from livemig.core.vocabulary import Purpose
@@ -65,63 +67,121 @@ def _within(loads: tuple[float, ...], t: Thresholds) -> bool:
     return all(lim is None or x <= lim + 1e-9 for x, lim in zip(loads, _limits(t), strict=True))
 
 
+_MAX_PHASES = 3
+
+
+@dataclass
+class _Pass:
+    """One balancing pass over a snapshot: the moves it decides and the state they lead to."""
+
+    snapshot: ClusterSnapshot
+    state: ClusterState
+    loads: _Loads
+    decisions: list[Decision]
+    skipped: list[Skipped]
+    hot: list[str]
+    unresolved: list[str]
+
+
 def plan_load_balancing(snapshot: ClusterSnapshot, spec: PlanningSpec, model: CostModel) -> Plan:
     if spec.purpose is not Purpose.LOAD_BALANCING:
         spec = replace(spec, purpose=Purpose.LOAD_BALANCING)
-    return _plan(snapshot, spec, model, check_end_state=True)
-
-
-def _plan(snapshot: ClusterSnapshot, spec: PlanningSpec, model: CostModel, *, check_end_state: bool) -> Plan:
     limits = Limits.effective(spec.limits, spec.technique, snapshot.kubevirt)
-    high, target = spec.balancing.high, spec.balancing.target
     scope_nodes = [n.name for n in snapshot.nodes if node_in_scope(spec, n)]
+    high = spec.balancing.high
+
+    # Pass after pass until the end state triggers nothing (a node relieved in one pass may receive in the next:
+    # the next phase starts when the previous one is done).  A VMI that would move twice, or no fixpoint within
+    # _MAX_PHASES passes, rejects the plan: its end state would itself trigger moves.
+    passes = [_pass(snapshot, spec, model, limits, scope_nodes)]
+    moved = {d.vmi.key for d in passes[0].decisions}
+    status: PlanStatus | None = None
+    rejection = ""
+    while passes[-1].decisions:
+        last = passes[-1]
+        following = _pass(_end_snapshot(last.snapshot, last.state, last.loads), spec, model, limits, scope_nodes)
+        if not following.decisions:
+            break
+        again = [d.vmi.key for d in following.decisions if d.vmi.key in moved]
+        if again or len(passes) == _MAX_PHASES:
+            status = PlanStatus.REJECTED
+            rejection = f"; rejected: its end state would trigger {len(following.decisions)} more move(s)"
+            if again:
+                rejection += f", moving {', '.join(again)} again"
+            break
+        passes.append(following)
+        moved |= {d.vmi.key for d in following.decisions}
+
+    decisions: list[Decision] = []
+    intervals: list[tuple[float, float]] = []
+    offset = 0.0
+    for p in passes:
+        jobs = [Job(d.source, d.target, d.bandwidth_bps, d.cost.total_time_s) for d in p.decisions]
+        phase = schedule(jobs, SlotTracker(limits, p.snapshot))
+        intervals.extend((start + offset, finish + offset) for start, finish in phase)
+        decisions.extend(p.decisions)
+        offset = max((f for _, f in intervals), default=offset)
+
+    first, final = passes[0], passes[-1]
+    before = ClusterState(snapshot, first.state.targets | set(first.hot))
+
+    def over_high(s: ClusterState) -> int:
+        loads = first.loads if s is before else final.loads
+        return sum(1 for n in scope_nodes if _over(loads.of(s, n), high))
+
+    skipped: list[Skipped] = []
+    seen: set[str] = set()
+    for p in passes:
+        for k in p.skipped:
+            if k.vmi not in seen:
+                seen.add(k.vmi)
+                skipped.append(k)
+    if not first.hot:
+        reason = "no node above the high threshold"
+    else:
+        still = [n for n in scope_nodes if _over(final.loads.of(final.state, n), high)]
+        reason = f"{len(first.hot) - len(still)} of {len(first.hot)} hot node(s) brought under the target"
+        if len(passes) > 1:
+            reason += f" in {len(passes)} phases"
+        if still:
+            reason += "; cannot relieve (no set of movable VMIs fits elsewhere under the target): " + ", ".join(still)
+    return assemble(
+        snapshot, spec, limits, decisions, skipped, scope_nodes, before, final.state,
+        reason=reason + rejection, status=status, over_threshold=over_high, intervals=intervals,
+    )  # fmt: skip
+
+
+def _pass(
+    snapshot: ClusterSnapshot, spec: PlanningSpec, model: CostModel, limits: Limits, scope_nodes: list[str]
+) -> _Pass:
+    high, target = spec.balancing.high, spec.balancing.target
     targets = [n for n in scope_nodes if snapshot.node(n).schedulable and snapshot.node(n).healthy]
-    before = ClusterState(snapshot, targets)
     state = ClusterState(snapshot, targets)
     loads = _Loads(
         {n.name: (n.pressure.cpu, n.pressure.memory, n.pressure.io) for n in snapshot.nodes},
         dict(state.cpu_used),
         dict(state.mem_used),
     )
-
-    def over_high(s: ClusterState) -> int:
-        return sum(1 for n in scope_nodes if _over(loads.of(s, n), high))
-
     hot = [n for n in scope_nodes if _over(loads.of(state, n), high)]
     hot.sort(key=lambda n: (-max(_excess(loads.of(state, n), target)), n))
     decisions: list[Decision] = []
     skipped: list[Skipped] = []
     unresolved: list[str] = []
-    # A node that gives VMIs away never receives any in the same plan (no churn through it).
+    # A node that gives VMIs away never receives any in the same pass (no churn through it).
     state.targets -= set(hot)
+    ranked = _Ranking(state)
     for node in hot:
-        chosen = _relieve(state, loads, node, target, spec, limits, model, snapshot, skipped)
+        chosen = _relieve(state, ranked, loads, node, target, spec, limits, model, snapshot, skipped)
         if chosen is None:
             unresolved.append(node)
-            continue
-        decisions.extend(chosen)
-
-    if not hot:
-        reason = "no node above the high threshold"
-    else:
-        reason = f"{len(hot) - len(unresolved)} of {len(hot)} hot node(s) brought under the target"
-        if unresolved:
-            reason += "; cannot relieve (no set of movable VMIs fits elsewhere under the target): "
-            reason += ", ".join(unresolved)
-    status: PlanStatus | None = None
-    if check_end_state and decisions:
-        again = _plan(_end_snapshot(snapshot, state, loads), spec, model, check_end_state=False)
-        if again.moves:
-            status = PlanStatus.REJECTED
-            reason += f"; rejected: its end state would trigger {len(again.moves)} more move(s)"
-    return assemble(
-        snapshot, spec, limits, decisions, skipped, scope_nodes, before, state,
-        reason=reason, status=status, over_threshold=over_high,
-    )  # fmt: skip
+        else:
+            decisions.extend(chosen)
+    return _Pass(snapshot, state, loads, decisions, skipped, hot, unresolved)
 
 
 def _relieve(
     state: ClusterState,
+    ranked: _Ranking,
     loads: _Loads,
     node: str,
     target: Thresholds,
@@ -144,8 +204,8 @@ def _relieve(
     options = [
         o
         for o in (
-            _greedy(state, loads, node, target, candidates, limits, model),
-            _single(state, loads, node, target, candidates, limits, model),
+            _greedy(state, ranked, loads, node, target, candidates, limits, model),
+            _single(state, ranked, loads, node, target, candidates, limits, model),
         )
         if o is not None
     ]
@@ -153,7 +213,7 @@ def _relieve(
         return None
     best = min(options, key=lambda ds: (sum(d.cost.transferred_bytes for d in ds), len(ds)))
     for d in best:
-        state.move(d.vmi, d.target)
+        _move(state, ranked, d.vmi, d.target)
     return best
 
 
@@ -167,7 +227,7 @@ def _relief(state: ClusterState, loads: _Loads, node: str, target: Thresholds, v
     return sum(min(e, a - b) for e, a, b in zip(_excess(now, target), now, after, strict=True) if e > 0)
 
 
-def _best_target(state: ClusterState, loads: _Loads, vmi: Vmi, target: Thresholds, ranked: list[str]) -> str | None:
+def _best_target(state: ClusterState, loads: _Loads, vmi: Vmi, target: Thresholds, ranked: _Ranking) -> str | None:
     for t in ranked:
         if state.blocking_reason(vmi, t) is not None:
             continue
@@ -176,8 +236,34 @@ def _best_target(state: ClusterState, loads: _Loads, vmi: Vmi, target: Threshold
     return None
 
 
-def _ranked_targets(state: ClusterState, loads: _Loads) -> list[str]:
-    return sorted(state.targets, key=lambda t: (max(loads.of(state, t)[:2]), t))
+class _Ranking:
+    """Targets ordered least loaded first (the larger of CPU and memory utilisation), kept in step with moves."""
+
+    def __init__(self, state: ClusterState) -> None:
+        self.state = state
+        self.key = {t: self._key(t) for t in state.targets}
+        self.order = sorted((k, t) for t, k in self.key.items())
+
+    def _key(self, node: str) -> float:
+        return max(self.state.cpu_util(node), self.state.mem_util(node))
+
+    def update(self, node: str) -> None:
+        if node not in self.key:
+            return
+        old = self.key[node]
+        del self.order[bisect.bisect_left(self.order, (old, node))]
+        self.key[node] = self._key(node)
+        bisect.insort(self.order, (self.key[node], node))
+
+    def __iter__(self) -> Iterator[str]:
+        return (t for _, t in list(self.order))
+
+
+def _move(state: ClusterState, ranking: _Ranking, vmi: Vmi, target: str) -> None:
+    source = state.location[vmi.key]
+    state.move(vmi, target)
+    ranking.update(source)
+    ranking.update(target)
 
 
 def _score(relief: float, d: Decision) -> float:
@@ -187,6 +273,7 @@ def _score(relief: float, d: Decision) -> float:
 
 def _greedy(
     state: ClusterState,
+    ranked: _Ranking,
     loads: _Loads,
     node: str,
     target: Thresholds,
@@ -196,21 +283,26 @@ def _greedy(
 ) -> list[Decision] | None:
     chosen: list[Decision] = []
     left = list(candidates)
+    # Each candidate's move (best target and its cost).  Targets only fill up here, so a candidate's best target
+    # changes only when that target receives a VMI, and a candidate with no target never gets one.
+    option: dict[str, Decision | None] = {}
     try:
         while _excess_total(state, loads, node, target) > 1e-9:
-            ranked = _ranked_targets(state, loads)
             best: tuple[float, Decision] | None = None
             for vmi in left:
                 relief = _relief(state, loads, node, target, vmi)
                 if relief <= 0:
                     continue
-                t = _best_target(state, loads, vmi, target, ranked)
-                if t is None:
+                if vmi.key not in option:
+                    t = _best_target(state, loads, vmi, target, ranked)
+                    found: Decision | None = None
+                    if t is not None:
+                        bw, cost = cost_for(model, limits, state, vmi, t)
+                        found = Decision(vmi, node, t, bw, cost, "") if cost.succeeded else None
+                    option[vmi.key] = found
+                d = option[vmi.key]
+                if d is None:
                     continue
-                bw, cost = cost_for(model, limits, state, vmi, t)
-                if not cost.succeeded:
-                    continue
-                d = Decision(vmi, node, t, bw, cost, "")
                 score = _score(relief, d)
                 if best is None or score > best[0]:
                     best = (score, d)
@@ -219,15 +311,18 @@ def _greedy(
             d = best[1]
             chosen.append(_with_reason(state, node, d))
             left.remove(d.vmi)
-            state.move(d.vmi, d.target)
+            _move(state, ranked, d.vmi, d.target)
+            for key in [k for k, o in option.items() if o is not None and o.target == d.target]:
+                del option[key]
         return chosen
     finally:
         for d in reversed(chosen):
-            state.move(d.vmi, node)
+            _move(state, ranked, d.vmi, node)
 
 
 def _single(
     state: ClusterState,
+    ranked: _Ranking,
     loads: _Loads,
     node: str,
     target: Thresholds,
@@ -235,15 +330,14 @@ def _single(
     limits: Limits,
     model: CostModel,
 ) -> list[Decision] | None:
-    ranked = _ranked_targets(state, loads)
     best: Decision | None = None
     for vmi in candidates:
         t = _best_target(state, loads, vmi, target, ranked)
         if t is None:
             continue
-        state.move(vmi, t)
+        _move(state, ranked, vmi, t)
         clears = _excess_total(state, loads, node, target) <= 1e-9
-        state.move(vmi, node)
+        _move(state, ranked, vmi, node)
         if not clears:
             continue
         bw, cost = cost_for(model, limits, state, vmi, t)

@@ -28,6 +28,7 @@ from livemig.core.planning.placement import ClusterState, node_in_scope, unmovab
 from livemig.core.planning.spec import PlanningSpec
 
 _EXTRA_NODES_TRIED = 6  # node counts tried above the lower bound before giving up on fewer nodes
+_COST_ROUNDS = 4  # re-plans after pinning nodes whose VMIs are predicted to fail
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,31 +51,30 @@ def plan_consolidation(snapshot: ClusterSnapshot, spec: PlanningSpec, model: Cos
     releasable: list[str] = []
     pinned: list[str] = []
     for name in active:
-        why = _pin_reason(snapshot, spec, limits, model, before, name, skipped)
+        why = _pin_reason(snapshot, spec, limits, before, name, skipped)
         (pinned if why else releasable).append(name)
 
     # Kept nodes need room for everything on the active nodes.
     total_cpu = sum(before.cpu_used[n] for n in active)
     total_mem = sum(before.mem_used[n] for n in active)
-    lower = max(len(pinned), _lower_bound(snapshot, active, total_cpu, total_mem, cap))
+    lower = _lower_bound(snapshot, active, total_cpu, total_mem, cap)
     best: _Packing | None = None
-    upper = min(len(active), lower + _EXTRA_NODES_TRIED)
-    if cfg.max_nodes is not None:
-        # Release at most max_nodes per plan: keep at least all but that many of the active nodes.
-        lower = max(lower, len(active) - cfg.max_nodes)
-        upper = max(upper, lower)
-    for m in range(lower, upper + 1):
-        attempts = []
-        for rank in (_by_resident_bytes, _by_capacity):
-            kept = _choose_kept(snapshot, before, pinned, releasable, m, rank)
-            if kept is None:
-                continue
-            packing = _pack(before, kept, [n for n in releasable if n not in kept], cap)
-            if packing is not None:
-                attempts.append(packing)
-        if attempts:
-            best = min(attempts, key=lambda p: (p.bytes_moved, p.released))
+    for _ in range(_COST_ROUNDS):
+        best = _search(snapshot, before, pinned, releasable, cap, lower, len(active), cfg.max_nodes)
+        if best is None:
             break
+        # Only now ask the model about the VMIs that would move; a VMI predicted to fail pins its node.
+        failing: set[str] = set()
+        for vmi, target in best.placements:
+            bw, cost = cost_for(model, limits, before, vmi, target)
+            if not cost.succeeded:
+                skipped.append(Skipped(vmi.key, vmi.node, f"migration predicted to fail ({cost.outcome})"))
+                failing.add(vmi.node)
+        if not failing:
+            break
+        pinned += sorted(failing)
+        releasable = [n for n in releasable if n not in failing]
+        best = None
 
     state = ClusterState(snapshot, active)
     decisions: list[Decision] = []
@@ -107,16 +107,59 @@ def plan_consolidation(snapshot: ClusterSnapshot, spec: PlanningSpec, model: Cos
     )  # fmt: skip
 
 
+def _search(
+    snapshot: ClusterSnapshot,
+    state: ClusterState,
+    pinned: Sequence[str],
+    releasable: Sequence[str],
+    cap: tuple[float, float],
+    lower: int,
+    active: int,
+    max_nodes: int | None,
+) -> _Packing | None:
+    """The packing with the fewest kept nodes (then the fewest bytes), trying node counts from the lower bound.
+
+    For each count, each ranking proposes the nodes to keep and the others are packed into them.
+    """
+    lower = max(lower, len(pinned))
+    upper = min(active, lower + _EXTRA_NODES_TRIED)
+    if max_nodes is not None:
+        # Release at most max_nodes per plan: keep at least all but that many of the active nodes.
+        lower = max(lower, active - max_nodes)
+        upper = max(upper, lower)
+    binding = _binding_resource(snapshot, state, [*pinned, *releasable], cap)
+    for m in range(lower, upper + 1):
+        attempts = []
+        for rank in _RANKINGS:
+            extra = m - len(pinned)
+            if extra < 0:
+                continue
+            ordered = sorted(releasable, key=lambda n, rank=rank: rank(snapshot, state, n, binding))  # type: ignore[misc]
+            packing, _ = _pack(state, [*pinned, *ordered[:extra]], ordered[extra:], cap)
+            if packing is not None:
+                attempts.append(packing)
+        if attempts:
+            return min(attempts, key=lambda p: (p.bytes_moved, p.released))
+    return None
+
+
+def _binding_resource(
+    snapshot: ClusterSnapshot, state: ClusterState, nodes: Sequence[str], cap: tuple[float, float]
+) -> int:
+    """0 when CPU is the scarcer resource under the headroom, 1 when memory is."""
+    cpu = sum(state.cpu_used[n] for n in nodes) / max(1e-9, sum(state.nodes[n].cpu_cores * cap[0] for n in nodes))
+    mem = sum(state.mem_used[n] for n in nodes) / max(1e-9, sum(state.nodes[n].memory_bytes * cap[1] for n in nodes))
+    return 0 if cpu >= mem else 1
+
+
 def _pin_reason(
     snapshot: ClusterSnapshot,
     spec: PlanningSpec,
     limits: Limits,
-    model: CostModel,
     state: ClusterState,
     name: str,
     skipped: list[Skipped],
 ) -> str | None:
-    node = state.nodes[name]
     cfg = spec.consolidation
     if (cfg.low_cpu is not None and state.cpu_util(name) >= cfg.low_cpu) or (
         cfg.low_memory is not None and state.mem_util(name) >= cfg.low_memory
@@ -129,11 +172,6 @@ def _pin_reason(
             why = "out of scope"
         else:
             why = unmovable_reason(vmi) or limits.blocked_reason(vmi, snapshot.time_s)
-            if why is None:
-                bw = limits.move_bandwidth_bps(node, node)
-                cost = model.cost(vmi, bw)
-                if not cost.succeeded:
-                    why = f"migration predicted to fail ({cost.outcome})"
             if why is not None:
                 skipped.append(Skipped(vmi.key, name, why))
         if why is not None:
@@ -166,72 +204,149 @@ def _resident_bytes(state: ClusterState, node: str) -> float:
     return sum(v.memory_bytes for v in state.vmis_on[node].values())
 
 
-def _by_resident_bytes(snapshot: ClusterSnapshot, state: ClusterState, node: str) -> tuple[float, ...]:
-    return (-_resident_bytes(state, node), node)  # type: ignore[return-value]
+RankKey = tuple[float, float, str]
 
 
-def _by_capacity(snapshot: ClusterSnapshot, state: ClusterState, node: str) -> tuple[float, ...]:
+def _by_resident_bytes(snapshot: ClusterSnapshot, state: ClusterState, node: str, binding: int) -> RankKey:
+    """Keep the nodes holding the most bytes: releasing them would cost the most."""
+    return (-_resident_bytes(state, node), 0.0, node)
+
+
+def _by_capacity(snapshot: ClusterSnapshot, state: ClusterState, node: str, binding: int) -> RankKey:
+    """Keep the largest nodes (fewest nodes for mixed sizes), then the fullest."""
     n = snapshot.node(node)
-    return (-(n.cpu_cores / 1000 + n.memory_bytes / 2**40), -_resident_bytes(state, node), node)  # type: ignore[return-value]
+    return (-(n.cpu_cores / 1000 + n.memory_bytes / 2**40), -_resident_bytes(state, node), node)
 
 
-def _choose_kept(
-    snapshot: ClusterSnapshot,
-    state: ClusterState,
-    pinned: Sequence[str],
-    releasable: Sequence[str],
-    m: int,
-    rank: object,
-) -> list[str] | None:
-    extra = m - len(pinned)
-    if extra < 0:
-        return None
-    ordered = sorted(releasable, key=lambda n: rank(snapshot, state, n))  # type: ignore[operator]
-    return [*pinned, *ordered[:extra]]
+def _by_binding_use(snapshot: ClusterSnapshot, state: ClusterState, node: str, binding: int) -> RankKey:
+    """Keep the nodes using most of the scarce resource: what moves then needs least of it."""
+    used = state.cpu_used[node] if binding == 0 else state.mem_used[node]
+    return (-used, -_resident_bytes(state, node), node)
+
+
+_RANKINGS = (_by_resident_bytes, _by_capacity, _by_binding_use)
+_MAX_FAILED = 8  # more VMIs than this fitting nowhere: this node count is hopeless, stop packing early
 
 
 def _pack(
     state: ClusterState, kept: Sequence[str], released: Sequence[str], cap: tuple[float, float]
-) -> _Packing | None:
-    """Best-fit decreasing of the released nodes' VMIs into the kept nodes (CPU room as the sort key)."""
+) -> tuple[_Packing | None, list[Vmi]]:
+    """Best-fit decreasing of the released nodes' VMIs into the kept nodes (CPU room as the sort key), with a
+    one-level repair: a VMI that fits nowhere may take the place of a smaller VMI placed earlier that fits
+    elsewhere (only VMIs that move anyway are shuffled, so no extra bytes).  Returns the packing, or None and
+    the VMIs that fit nowhere."""
     moving = [v for n in released for v in state.vmis_on[n].values()]
     if not moving:
-        return _Packing(tuple(kept), (), (), 0)
+        return _Packing(tuple(kept), tuple(released), (), 0), []
     nodes = state.nodes
-    cpu_room = {n: nodes[n].cpu_cores * cap[0] - state.cpu_used[n] for n in kept}
-    mem_room = {n: nodes[n].memory_bytes * cap[1] - state.mem_used[n] for n in kept}
     # Normalised size: the larger of the CPU and memory shares of an average kept node.
     avg_cpu = sum(nodes[n].cpu_cores for n in kept) / len(kept)
     avg_mem = sum(nodes[n].memory_bytes for n in kept) / len(kept)
     moving.sort(key=lambda v: (-max(v.cpu_cores / avg_cpu, v.memory_used_bytes / avg_mem), v.key))
-    keys = sorted((cpu_room[n], n) for n in kept)
-    placements: list[tuple[Vmi, str]] = []
-    kept_set = set(kept)
     saved_targets = state.targets
-    state.targets = kept_set
+    state.targets = set(kept)
+    packer = _Packer(state, kept, cap)
+    failed: list[Vmi] = []
     try:
         for vmi in moving:
-            i = bisect.bisect_left(keys, (vmi.cpu_cores - 1e-9, ""))
-            chosen: str | None = None
-            while i < len(keys):
-                _, n = keys[i]
-                if mem_room[n] >= vmi.memory_used_bytes - 1e-6 and _placeable(state, vmi, n):
-                    chosen = n
+            target = packer.find(vmi)
+            if target is not None:
+                packer.place(vmi, target)
+            elif not packer.repair(vmi):
+                failed.append(vmi)
+                if len(failed) > _MAX_FAILED:
                     break
-                i += 1
-            if chosen is None:
-                return None
-            del keys[i]
-            cpu_room[chosen] -= vmi.cpu_cores
-            mem_room[chosen] -= vmi.memory_used_bytes
-            bisect.insort(keys, (cpu_room[chosen], chosen))
-            state.move(vmi, chosen)
-            placements.append((vmi, chosen))
+        placements = tuple((v, packer.where[v.key]) for v in moving if v.key in packer.where)
     finally:
-        for vmi, _ in reversed(placements):
-            state.move(vmi, vmi.node)
+        packer.undo()
         state.targets = saved_targets
-    return _Packing(tuple(kept), tuple(released), tuple(placements), int(sum(v.memory_bytes for v, _ in placements)))
+    if failed:
+        return None, failed
+    return _Packing(tuple(kept), tuple(released), placements, int(sum(v.memory_bytes for v in moving))), []
+
+
+class _Packer:
+    """Room left on the kept nodes, sorted by CPU room, and the moving VMIs placed on each.
+
+    The shared `ClusterState` is only updated (and restored by `undo`) when some VMI has anti-affinity terms: the
+    other constraints do not depend on where the other VMIs are.
+    """
+
+    _REPAIR_NODES = 16
+
+    def __init__(self, state: ClusterState, kept: Sequence[str], cap: tuple[float, float]) -> None:
+        self.state = state
+        nodes = state.nodes
+        self.cpu_room = {n: nodes[n].cpu_cores * cap[0] - state.cpu_used[n] for n in kept}
+        self.mem_room = {n: nodes[n].memory_bytes * cap[1] - state.mem_used[n] for n in kept}
+        self.keys = sorted((self.cpu_room[n], n) for n in kept)
+        self.placed: dict[str, dict[str, Vmi]] = {n: {} for n in kept}
+        self.where: dict[str, str] = {}
+        self.track = bool(state.anti_keys)
+
+    def fits(self, vmi: Vmi, node: str) -> bool:
+        return (
+            self.cpu_room[node] >= vmi.cpu_cores - 1e-9
+            and self.mem_room[node] >= vmi.memory_used_bytes - 1e-6
+            and _placeable(self.state, vmi, node)
+        )
+
+    def find(self, vmi: Vmi, exclude: str | None = None) -> str | None:
+        """Best fit on CPU: the feasible node with the least CPU room that still holds the VMI."""
+        keys = self.keys
+        for i in range(bisect.bisect_left(keys, (vmi.cpu_cores - 1e-9, "")), len(keys)):
+            n = keys[i][1]
+            if n != exclude and self.fits(vmi, n):
+                return n
+        return None
+
+    def _update(self, node: str, d_cpu: float, d_mem: float) -> None:
+        del self.keys[bisect.bisect_left(self.keys, (self.cpu_room[node], node))]
+        self.cpu_room[node] += d_cpu
+        self.mem_room[node] += d_mem
+        bisect.insort(self.keys, (self.cpu_room[node], node))
+
+    def place(self, vmi: Vmi, node: str) -> None:
+        self._update(node, -vmi.cpu_cores, -vmi.memory_used_bytes)
+        self.placed[node][vmi.key] = vmi
+        self.where[vmi.key] = node
+        if self.track:
+            self.state.move(vmi, node)
+
+    def unplace(self, vmi: Vmi, node: str) -> None:
+        self._update(node, vmi.cpu_cores, vmi.memory_used_bytes)
+        del self.placed[node][vmi.key]
+        del self.where[vmi.key]
+        if self.track:
+            self.state.move(vmi, vmi.node)
+
+    def undo(self) -> None:
+        if self.track:
+            for node in self.placed.values():
+                for vmi in node.values():
+                    self.state.move(vmi, vmi.node)
+
+    def repair(self, vmi: Vmi) -> bool:
+        """Make room for `vmi` on a node by moving one smaller placed VMI to another node."""
+        for _, n in reversed(self.keys[-self._REPAIR_NODES :]):
+            if self.state.static_reason(vmi, self.state.nodes[n]) is not None:
+                continue
+            for other in sorted(self.placed[n].values(), key=lambda v: (v.cpu_cores, v.key)):
+                if (
+                    self.cpu_room[n] + other.cpu_cores < vmi.cpu_cores - 1e-9
+                    or self.mem_room[n] + other.memory_used_bytes < vmi.memory_used_bytes - 1e-6
+                ):
+                    continue
+                self.unplace(other, n)
+                if self.fits(vmi, n):
+                    self.place(vmi, n)
+                    elsewhere = self.find(other, exclude=n)
+                    if elsewhere is not None:
+                        self.place(other, elsewhere)
+                        return True
+                    self.unplace(vmi, n)
+                self.place(other, n)
+        return False
 
 
 def _placeable(state: ClusterState, vmi: Vmi, target: str) -> bool:

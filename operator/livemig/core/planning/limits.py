@@ -10,7 +10,7 @@ from __future__ import annotations
 import heapq
 import math
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from livemig.core.cluster import ClusterSnapshot, KubevirtMigrationConfig, Node, Vmi
@@ -152,77 +152,77 @@ def schedule(
         queues[job.source].append(i)
     for q in queues.values():
         q.reverse()  # pop() from the end = highest priority first
-    finishing: list[tuple[float, int]] = []
-    now = 0.0
-    pending = len(jobs)
     work: dict[str, float] = defaultdict(float)
     for job in jobs:
         work[job.source] += job.duration_s
-
     active: set[str] = set()
 
-    def started(i: int) -> None:
-        work[jobs[i].source] -= jobs[i].duration_s
-        active.add(jobs[i].source)
+    def key(src: str) -> tuple[float, int]:
+        head = queues[src][-1]
+        return (-work[src], head) if most_work_first else (float(head), 0)
 
-    def allowed(src: str) -> bool:
-        return max_sources is None or src in active or len(active) < max_sources
+    # Sources with queued jobs, in serving order.  A source's key changes only when one of its jobs starts, so the
+    # heap is updated then (stale entries are skipped by version).
+    version: dict[str, int] = defaultdict(int)
+    heap: list[tuple[tuple[float, int], str, int]] = []
 
-    def finished(i: int) -> None:
-        job = jobs[i]
-        tracker.finish(job.source, job.target, job.bandwidth_bps)
-        if not queues[job.source] and tracker.outbound[job.source] == 0:
-            active.discard(job.source)
+    def push(src: str) -> None:
+        if queues[src]:
+            version[src] += 1
+            heapq.heappush(heap, (key(src), src, version[src]))
 
-    def key(src: str, queue: list[int]) -> tuple[float, int]:
-        return (-work[src], queue[-1]) if most_work_first else (float(queue[-1]), 0)
-
+    for src in queues:
+        push(src)
+    finishing: list[tuple[float, int]] = []
+    now = 0.0
+    pending = len(jobs)
     while pending:
-        _start_ready(jobs, queues, tracker, now, starts, finishing, started, key, allowed)
+        examined: list[str] = []
+        while heap and tracker.running < tracker.limits.max_cluster:
+            _, src, ver = heapq.heappop(heap)
+            if ver != version[src]:
+                continue
+            examined.append(src)
+            if max_sources is not None and src not in active and len(active) >= max_sources:
+                continue
+            for i in _start_from(jobs, queues[src], tracker):
+                starts[i] = (now, now + jobs[i].duration_s)
+                heapq.heappush(finishing, (now + jobs[i].duration_s, i))
+                work[src] -= jobs[i].duration_s
+                active.add(src)
+        for src in examined:
+            push(src)
         if not finishing:
             raise RuntimeError("schedule stalled: a job needs more than a whole link or slot")  # pragma: no cover
-        now, done = heapq.heappop(finishing)
-        finished(done)
-        pending -= 1
+        now = finishing[0][0]
         while finishing and finishing[0][0] <= now:
-            _, other = heapq.heappop(finishing)
-            finished(other)
+            _, done = heapq.heappop(finishing)
+            job = jobs[done]
+            tracker.finish(job.source, job.target, job.bandwidth_bps)
+            if not queues[job.source] and tracker.outbound[job.source] == 0:
+                active.discard(job.source)
             pending -= 1
     return starts
 
 
-def _start_ready(
-    jobs: Sequence[Job],
-    queues: dict[str, list[int]],
-    tracker: SlotTracker,
-    now: float,
-    starts: list[tuple[float, float]],
-    finishing: list[tuple[float, int]],
-    on_start: Callable[[int], None],
-    key: Callable[[str, list[int]], tuple[float, int]],
-    allowed: Callable[[str], bool],
-) -> None:
-    order = sorted((key(src, q), src) for src, q in queues.items() if q)
-    for _, src in order:
-        if tracker.running >= tracker.limits.max_cluster:
-            return
-        if not allowed(src):
-            continue
-        queue = queues[src]
-        looked = 0
-        k = len(queue) - 1
-        while k >= 0 and looked < 8 and tracker.source_free(src):
-            i = queue[k]
-            job = jobs[i]
-            if tracker.can_start(job.source, job.target, job.bandwidth_bps):
-                tracker.start(job.source, job.target, job.bandwidth_bps)
-                starts[i] = (now, now + job.duration_s)
-                heapq.heappush(finishing, (now + job.duration_s, i))
-                on_start(i)
-                del queue[k]
-            else:
-                looked += 1  # look past at most a few blocked jobs of this source
-            k -= 1
+def _start_from(jobs: Sequence[Job], queue: list[int], tracker: SlotTracker) -> list[int]:
+    """Start what this source can now, in its order, looking past at most a few jobs whose target is busy."""
+    started: list[int] = []
+    looked = 0
+    k = len(queue) - 1
+    while k >= 0 and looked < 8 and tracker.running < tracker.limits.max_cluster:
+        i = queue[k]
+        job = jobs[i]
+        if not tracker.source_free(job.source):
+            break
+        if tracker.can_start(job.source, job.target, job.bandwidth_bps):
+            tracker.start(job.source, job.target, job.bandwidth_bps)
+            started.append(i)
+            del queue[k]
+        else:
+            looked += 1
+        k -= 1
+    return started
 
 
 def waves(intervals: Sequence[tuple[float, float]]) -> list[int]:

@@ -1,0 +1,597 @@
+"""Planner benchmarks on seeded random clusters: consolidation, balancing and drain against bounds and baselines.
+
+    .venv/bin/python bench/planners.py [--seeds-small 20] [--seeds-large 5] [--write]
+
+Instances: 50 nodes / 500 VMIs and 500 nodes / 5,000 VMIs, seeded.  Node sizes uniform (32 cores, 128 GiB) or mixed
+(16/64, 32/128, 64/256); VMIs from a flavour mix (1-16 cores, 2-64 GiB), CPU and memory use 35-95 % of the flavour,
+dirty rates log-uniform 1-300 MiB/s; 10 Gbit/s links; KubeVirt's default migration settings (5 per cluster, 2 per
+node, unlimited bandwidth).  Every figure comes from the real planners and the real performance model
+(`ModelCosts`, technique Auto with post-copy and auto-converge allowed); the baselines are implemented here.
+
+- consolidation: nodes used after the plan against the lower bound (per resource, the fewest nodes, largest first,
+  whose capacity × (1 − headroom) covers the demand), and bytes moved against first-fit decreasing (VMIs biggest
+  first into the nodes most loaded first, each node up to (1 − headroom); bytes = the model's prediction for every
+  VMI that changes node); headroom 10 % and 20 %.
+- balancing: ~10 % of the nodes at 85-97 % CPU, the rest at 30-78 %; high 80 %, target 70 %.  Highest CPU
+  utilisation after the plan and bytes moved, against a greedy baseline (move the biggest VMI of the hottest node to
+  the coldest node until no node is above 80 %).
+- drain: 10 % of the nodes drained at once.  Makespan against the physical lower bound (the larger of: each drained
+  node's memory over its link; all the memory over the bandwidth the cluster limit allows; the largest VMI over its
+  link) and against KubeVirt's default (all VMIs evicted at once: pre-copy, queued in eviction order under the
+  5/2 limits, migrations on a node sharing its link, the scheduler's least-allocated target), and against
+  longest-predicted-first with the same placement.
+- plan time: wall time of one planner call, model predictions included (cold cache), 500 nodes / 5,000 VMIs.
+
+Results go to docs/benchmarks.md between the planners markers (with --write) and plots to docs/img/planners-*.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import random
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from livemig.core.cluster import ClusterSnapshot, KubevirtMigrationConfig, Vmi, parse_snapshot
+from livemig.core.model import LinkProfile, MigrationSettings, VmProfile, predict
+from livemig.core.planning import (
+    BalancingSpec,
+    ConsolidationSpec,
+    MaintenanceSpec,
+    ModelCosts,
+    PlanningSpec,
+    TechniqueSpec,
+    Thresholds,
+    plan_consolidation,
+    plan_load_balancing,
+    plan_maintenance,
+)
+from livemig.core.planning.limits import Job, Limits, SlotTracker, schedule
+from livemig.core.vocabulary import Objective, Purpose, Technique
+
+ROOT = Path(__file__).resolve().parents[1]
+DOC = ROOT / "docs" / "benchmarks.md"
+IMG = ROOT / "docs" / "img"
+GI = 2**30
+MI = 2**20
+LINK = "10Gbit"
+FLAVOURS = [(1, 2), (1, 4), (2, 4), (2, 8), (4, 8), (4, 16), (8, 16), (8, 32), (16, 64)]  # cores, GiB
+FLAVOUR_WEIGHTS = [4, 4, 4, 3, 2, 2, 1, 1, 0.3]  # small VMs are the common case
+NODE_KINDS = {"uniform": [(32, 128)], "mixed": [(16, 64), (32, 128), (64, 256)]}
+SIZES = {"small": (50, 500), "large": (500, 5000)}
+TECHNIQUE = TechniqueSpec(allow_post_copy=True, allow_auto_converge=True, objective=Objective.BALANCED)
+
+
+# --------------------------------------------------------------------------------------------------- instances
+
+
+def instance(seed: int, nodes: int, vmis: int, kind: str, *, hot_fraction: float = 0.0) -> ClusterSnapshot:
+    """A seeded random cluster holding all `vmis` VMIs.  Each node gets a random fill level (hot nodes: 85-97 %
+    CPU); VMIs go first-fit onto shuffled nodes under their fill level, and when none has room, onto the node
+    with the most free room that stays under 90 % (78 % when there are hot nodes, so only the hot ones are hot)."""
+    rng = random.Random(seed)
+    shapes = [rng.choice(NODE_KINDS[kind]) for _ in range(nodes)]
+    node_docs = [
+        {"name": f"n{i:03d}", "cpu": c, "memory": f"{m}Gi", "linkBandwidth": LINK} for i, (c, m) in enumerate(shapes)
+    ]
+    hot = set(rng.sample(range(nodes), int(nodes * hot_fraction)))
+    if hot_fraction:
+        fill = [rng.uniform(0.85, 0.97) if i in hot else rng.uniform(0.35, 0.72) for i in range(nodes)]
+        ceiling = 0.78
+    else:
+        fill = [rng.uniform(0.2, 0.8) for _ in range(nodes)]
+        ceiling = 0.9
+    cpu_used = [0.0] * nodes
+    mem_used = [0.0] * nodes
+    vm_docs: list[dict[str, Any]] = []
+    hot_nodes = [i for i in range(nodes) if i in hot]
+    cool_nodes = [i for i in range(nodes) if i not in hot]
+    rng.shuffle(hot_nodes)
+    rng.shuffle(cool_nodes)
+    for j in range(vmis):
+        cores, gib = rng.choices(FLAVOURS, FLAVOUR_WEIGHTS)[0]
+        cpu = round(cores * rng.uniform(0.35, 0.95), 2)
+        mem = int(gib * GI * rng.uniform(0.35, 0.95))
+        dirty = int(MI * math.exp(rng.uniform(math.log(1), math.log(300))))
+        # Hot nodes fill up first; each group is visited from a random starting point.
+        a = rng.randrange(len(hot_nodes)) if hot_nodes else 0
+        b = rng.randrange(len(cool_nodes))
+        order = hot_nodes[a:] + hot_nodes[:a] + cool_nodes[b:] + cool_nodes[:b]
+
+        def room(i: int, level: float, cpu: float = cpu, mem: int = mem) -> bool:
+            c, m = shapes[i]
+            return cpu_used[i] + cpu <= c * level and mem_used[i] + mem <= m * GI * min(0.95, level + 0.1)
+
+        chosen = next((i for i in order if room(i, fill[i])), None)
+        if chosen is None:
+            fits = [i for i in order if i not in hot and room(i, ceiling)] or [
+                i for i in order if i not in hot and room(i, ceiling + 0.02)
+            ]
+            if not fits:
+                raise RuntimeError(f"instance {seed}: VMI {j} fits nowhere; lower the VMI count")
+            chosen = min(fits, key=lambda i: cpu_used[i] / shapes[i][0])
+        cpu_used[chosen] += cpu
+        mem_used[chosen] += mem
+        vm_docs.append(
+            {
+                "namespace": "bench",
+                "name": f"vm{j:05d}",
+                "node": f"n{chosen:03d}",
+                "vcpus": cores,
+                "memory": f"{gib}Gi",
+                "usage": {"cpu": cpu, "memory": mem, "dirtyRate": dirty},
+            }
+        )
+    return parse_snapshot(
+        {"apiVersion": "livemig.io/v1alpha1", "kind": "ClusterSnapshot", "nodes": node_docs, "vmis": vm_docs}
+    )
+
+
+def costs() -> ModelCosts:
+    return ModelCosts.for_spec(TECHNIQUE, KubevirtMigrationConfig())
+
+
+def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
+    t = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t
+
+
+# ------------------------------------------------------------------------------------------------ consolidation
+
+
+def lower_bound(snap: ClusterSnapshot, headroom: float) -> int:
+    cap = 1 - headroom
+    counts = []
+    for demand, sizes in (
+        (sum(v.cpu_cores for v in snap.vmis), [n.cpu_cores for n in snap.nodes]),
+        (sum(v.memory_used_bytes for v in snap.vmis), [n.memory_bytes for n in snap.nodes]),
+    ):
+        room, k = 0.0, 0
+        for s in sorted(sizes, reverse=True):
+            if room >= demand:
+                break
+            room += s * cap
+            k += 1
+        counts.append(k)
+    return max(counts)
+
+
+def ffd(snap: ClusterSnapshot, headroom: float, model: ModelCosts) -> tuple[int, int]:
+    """First-fit decreasing from scratch: (nodes used, bytes moved)."""
+    cap = 1 - headroom
+    load = {n.name: (snap.node_cpu_used_cores(n.name), snap.node_memory_used_bytes(n.name)) for n in snap.nodes}
+    nodes = sorted(
+        snap.nodes, key=lambda n: (-(load[n.name][0] / n.cpu_cores + load[n.name][1] / n.memory_bytes), n.name)
+    )
+    cpu = {n.name: 0.0 for n in nodes}
+    mem = {n.name: 0.0 for n in nodes}
+    moved = 0
+    avg_c = statistics.mean(n.cpu_cores for n in nodes)
+    avg_m = statistics.mean(n.memory_bytes for n in nodes)
+    for v in sorted(snap.vmis, key=lambda v: (-max(v.cpu_cores / avg_c, v.memory_used_bytes / avg_m), v.key)):
+        for n in nodes:
+            if (
+                cpu[n.name] + v.cpu_cores <= n.cpu_cores * cap
+                and mem[n.name] + v.memory_used_bytes <= n.memory_bytes * cap
+            ):
+                cpu[n.name] += v.cpu_cores
+                mem[n.name] += v.memory_used_bytes
+                if n.name != v.node:
+                    moved += model.cost(
+                        v, min(snap.node(v.node).link_bandwidth_bps, n.link_bandwidth_bps)
+                    ).transferred_bytes
+                break
+        else:
+            return -1, -1
+    return sum(1 for n in nodes if cpu[n.name] > 0), moved
+
+
+@dataclass
+class ConsolidationRow:
+    size: str
+    kind: str
+    headroom: float
+    seed: int
+    used_before: int
+    used_after: int
+    bound: int
+    ffd_nodes: int
+    bytes_moved: int
+    ffd_bytes: int
+    plan_s: float
+
+
+def bench_consolidation(seeds: dict[str, int]) -> list[ConsolidationRow]:
+    rows = []
+    for size, (n_nodes, n_vmis) in SIZES.items():
+        for kind in NODE_KINDS:
+            for headroom in (0.1, 0.2):
+                for seed in range(seeds[size]):
+                    snap = instance(1000 + seed, n_nodes, n_vmis, kind)
+                    spec = PlanningSpec(
+                        purpose=Purpose.CONSOLIDATION,
+                        technique=TECHNIQUE,
+                        consolidation=ConsolidationSpec(headroom_cpu=headroom, headroom_memory=headroom),
+                    )
+                    plan, secs = timed(lambda snap=snap, spec=spec: plan_consolidation(snap, spec, costs()))
+                    f_nodes, f_bytes = ffd(snap, headroom, costs())
+                    rows.append(
+                        ConsolidationRow(
+                            size, kind, headroom, seed,
+                            plan.efficacy.nodes_used_before, plan.efficacy.nodes_used_after,
+                            lower_bound(snap, headroom), f_nodes, plan.efficacy.bytes_moved, f_bytes, secs,
+                        )
+                    )  # fmt: skip
+                    print(f"consolidation {size} {kind} h={headroom} seed={seed}: {rows[-1]}", file=sys.stderr)
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------------- balancing
+
+
+def greedy_balance(snap: ClusterSnapshot, high: float, model: ModelCosts) -> tuple[float, int, int, bool]:
+    """Biggest VMI of the hottest node to the coldest node until no node is above `high`:
+    (max CPU utilisation after, bytes moved, moves, under threshold)."""
+    cpu = {n.name: snap.node_cpu_used_cores(n.name) for n in snap.nodes}
+    mem = {n.name: snap.node_memory_used_bytes(n.name) for n in snap.nodes}
+    cap = {n.name: n for n in snap.nodes}
+    on: dict[str, list[Vmi]] = {n.name: [] for n in snap.nodes}
+    for v in snap.vmis:
+        on[v.node].append(v)
+    moved_bytes = moves = 0
+    tried: set[str] = set()
+    for _ in range(10 * len(snap.vmis)):
+        hot = max(cpu, key=lambda n: cpu[n] / cap[n].cpu_cores)
+        if cpu[hot] / cap[hot].cpu_cores <= high:
+            break
+        cold = min(cpu, key=lambda n: cpu[n] / cap[n].cpu_cores)
+        candidates = [v for v in on[hot] if v.key not in tried]
+        if not candidates:
+            break
+        v = max(candidates, key=lambda v: (v.cpu_cores, v.key))
+        tried.add(v.key)
+        if cpu[cold] + v.cpu_cores > cap[cold].cpu_cores or mem[cold] + v.memory_used_bytes > cap[cold].memory_bytes:
+            continue
+        on[hot].remove(v)
+        on[cold].append(v)
+        cpu[hot] -= v.cpu_cores
+        cpu[cold] += v.cpu_cores
+        mem[hot] -= v.memory_used_bytes
+        mem[cold] += v.memory_used_bytes
+        moved_bytes += model.cost(v, cap[hot].link_bandwidth_bps).transferred_bytes
+        moves += 1
+    top = max(cpu[n] / cap[n].cpu_cores for n in cpu)
+    return top, moved_bytes, moves, top <= high + 1e-9
+
+
+@dataclass
+class BalanceRow:
+    size: str
+    seed: int
+    hot_before: int
+    max_before: float
+    max_after: float
+    hot_after: int
+    bytes_moved: int
+    moves: int
+    greedy_max: float
+    greedy_bytes: int
+    greedy_moves: int
+    greedy_under: bool
+    plan_s: float
+    status: str
+
+
+def bench_balancing(seeds: dict[str, int]) -> list[BalanceRow]:
+    rows = []
+    spec = PlanningSpec(
+        purpose=Purpose.LOAD_BALANCING,
+        technique=TECHNIQUE,
+        balancing=BalancingSpec(high=Thresholds(cpu=0.8), target=Thresholds(cpu=0.7)),
+    )
+    for size, (n_nodes, n_vmis) in SIZES.items():
+        for seed in range(seeds[size]):
+            snap = instance(2000 + seed, n_nodes, n_vmis, "uniform", hot_fraction=0.1)
+            plan, secs = timed(lambda snap=snap: plan_load_balancing(snap, spec, costs()))
+            g = greedy_balance(snap, 0.8, costs())
+            e = plan.efficacy
+            rows.append(
+                BalanceRow(
+                    size, seed, e.nodes_over_threshold_before, e.cpu_max_before, e.cpu_max_after,
+                    e.nodes_over_threshold_after, e.bytes_moved, e.moves, g[0], g[1], g[2], g[3], secs,
+                    str(plan.status),
+                )
+            )  # fmt: skip
+            print(f"balancing {size} seed={seed}: {rows[-1]}", file=sys.stderr)
+    return rows
+
+
+# -------------------------------------------------------------------------------------------------------- drain
+
+
+def drain_lower_bound(snap: ClusterSnapshot, drained: list[str], limits: Limits) -> float:
+    per_migration = {n: limits.move_bandwidth_bps(snap.node(n), snap.node(n)) for n in drained}
+    node_bw = {n: min(snap.node(n).link_bandwidth_bps, limits.max_per_node * per_migration[n]) for n in drained}
+    mem = {n: sum(v.memory_bytes for v in snap.vmis if v.node == n) for n in drained}
+    cluster_bw = min(sum(node_bw.values()), limits.max_cluster * max(per_migration.values()))
+    biggest = max((v.memory_bytes / per_migration[v.node] for v in snap.vmis if v.node in mem), default=0.0)
+    return max(max(mem[n] / node_bw[n] for n in drained), sum(mem.values()) / cluster_bw, biggest)
+
+
+def kubevirt_default_drain(snap: ClusterSnapshot, drained: list[str]) -> tuple[float, int, float]:
+    """All VMIs evicted at once; KubeVirt migrates them pre-copy, in eviction order, under its 5/2 limits; the
+    migrations of one node share its link; targets: the scheduler's least-allocated node.
+    Returns (makespan, failed migrations, total downtime)."""
+    kv = snap.kubevirt
+    settings = MigrationSettings(
+        completion_timeout_per_gib=kv.completion_timeout_per_gib, progress_timeout_s=kv.progress_timeout_s
+    )
+    limits = Limits.effective(PlanningSpec(purpose=Purpose.MAINTENANCE).limits, TechniqueSpec(), kv)
+    free_cpu = {n.name: n.cpu_cores - snap.node_cpu_used_cores(n.name) for n in snap.nodes if n.name not in drained}
+    queue = [v for n in drained for v in snap.vmis if v.node == n]
+    share = {n: snap.node(n).link_bandwidth_bps / limits.max_per_node for n in drained}
+    jobs: list[Job] = []
+    failed = 0
+    downtime = 0.0
+    cache: dict[tuple[float, float, float], Any] = {}
+    for v in queue:
+        target = max(free_cpu, key=lambda n: (free_cpu[n], n))
+        free_cpu[target] -= v.cpu_cores
+        bw = share[v.node]
+        key = (v.memory_bytes, v.dirty_rate_bps, bw)
+        if key not in cache:
+            cache[key] = predict(
+                Technique.PRE_COPY, VmProfile(v.memory_bytes, v.dirty_rate_bps), LinkProfile(bw), settings
+            )
+        p = cache[key]
+        failed += not p.outcome.succeeded
+        downtime += p.downtime_s if p.outcome.succeeded else 0.0
+        # Links are shared, not reserved: let the tracker see each migration as using its share only.
+        jobs.append(Job(v.node, target, bw, p.total_time_s))
+    intervals = schedule(jobs, SlotTracker(replace(limits, bandwidth_cap_bps=0), snap))
+    return max((f for _, f in intervals), default=0.0), failed, downtime
+
+
+@dataclass
+class DrainRow:
+    size: str
+    seed: int
+    drained: int
+    vmis: int
+    makespan: float
+    bound: float
+    lpt: float
+    kubevirt: float
+    kubevirt_failed: int
+    downtime: float
+    kubevirt_downtime: float
+    skipped: int
+    plan_s: float
+
+
+def bench_drain(seeds: dict[str, int]) -> list[DrainRow]:
+    rows = []
+    for size, (n_nodes, n_vmis) in SIZES.items():
+        for seed in range(seeds[size]):
+            snap = instance(3000 + seed, n_nodes, n_vmis, "uniform")
+            rng = random.Random(seed)
+            drained = sorted(rng.sample([n.name for n in snap.nodes], n_nodes // 10))
+            spec = PlanningSpec(
+                purpose=Purpose.MAINTENANCE, technique=TECHNIQUE, maintenance=MaintenanceSpec(node_names=tuple(drained))
+            )
+            plan, secs = timed(lambda snap=snap, spec=spec: plan_maintenance(snap, spec, costs()))
+            limits = Limits.effective(spec.limits, spec.technique, snap.kubevirt)
+            # Longest-predicted-first over the whole cluster, same placement and predictions.
+            by_lpt = sorted(plan.moves, key=lambda m: (-m.predicted_time_s, m.vmi))
+            lpt = schedule(
+                [Job(m.source, m.target, m.bandwidth_bps, m.predicted_time_s) for m in by_lpt],
+                SlotTracker(limits, snap),
+            )
+            kv = kubevirt_default_drain(snap, drained)
+            rows.append(
+                DrainRow(
+                    size, seed, len(drained), len(plan.moves), plan.efficacy.makespan_s,
+                    drain_lower_bound(snap, drained, limits), max(f for _, f in lpt), kv[0], kv[1],
+                    plan.efficacy.total_downtime_s, kv[2], len(plan.skipped), secs,
+                )
+            )  # fmt: skip
+            print(f"drain {size} seed={seed}: {rows[-1]}", file=sys.stderr)
+    return rows
+
+
+# -------------------------------------------------------------------------------------------------------- report
+
+
+mean = statistics.mean
+
+
+def report(cons: list[ConsolidationRow], bal: list[BalanceRow], drain: list[DrainRow], command: str) -> str:
+    out = [
+        "## Planners",
+        "",
+        f"Command: `{command}` (seeded; machine: 2 shared cores).  Instances and baselines: see `bench/planners.py`.",
+        "Targets (issue 5): consolidation ≤ lower bound + 1 node on ≥ 95 % of instances with fewer bytes than FFD;",
+        "balancing under the threshold with fewer bytes than the greedy baseline; drain ≤ 1.15 × the lower bound;",
+        "plan time under 1 s for 500 nodes / 5,000 VMIs.",
+        "",
+        "### Consolidation",
+        "",
+        "| instances | nodes | headroom | n | used before | used after (mean) | lower bound (mean) | ≤ LB+1 | "
+        "FFD nodes (mean) | bytes moved / FFD bytes (median) | fewer bytes than FFD | plan time (median, max) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    groups: dict[tuple[str, str, float], list[ConsolidationRow]] = {}
+    for r in cons:
+        groups.setdefault((r.size, r.kind, r.headroom), []).append(r)
+    for (size, kind, h), rs in groups.items():
+        nodes, vmis = SIZES[size]
+        within = sum(r.used_after <= r.bound + 1 for r in rs)
+        fewer = sum(r.bytes_moved < r.ffd_bytes for r in rs)
+        ratio = statistics.median(r.bytes_moved / r.ffd_bytes if r.ffd_bytes > 0 else math.nan for r in rs)
+        out.append(
+            f"| {nodes}/{vmis} | {kind} | {h:.0%} | {len(rs)} | {statistics.mean(r.used_before for r in rs):.1f} | "
+            f"{statistics.mean(r.used_after for r in rs):.1f} | {statistics.mean(r.bound for r in rs):.1f} | "
+            f"{within}/{len(rs)} ({within / len(rs):.0%}) | {statistics.mean(r.ffd_nodes for r in rs):.1f} | "
+            f"{ratio:.2f} | {fewer}/{len(rs)} | {statistics.median(r.plan_s for r in rs):.2f} s, "
+            f"{max(r.plan_s for r in rs):.2f} s |"
+        )
+    total = len(cons)
+    within_all = sum(r.used_after <= r.bound + 1 for r in cons)
+    out += [
+        "",
+        f"All instances: {within_all}/{total} ({within_all / max(1, total):.0%}) within lower bound + 1; "
+        f"{sum(r.bytes_moved < r.ffd_bytes for r in cons)}/{total} with fewer bytes than FFD.",
+        "",
+        "![consolidation](img/planners-consolidation.png)",
+        "",
+        "### Balancing (high 80 %, target 70 %, ~10 % hot nodes)",
+        "",
+        "| instances | n | hot nodes before (mean) | max CPU before | max CPU after: livemig / greedy | "
+        "under 80 %: livemig / greedy | bytes moved: livemig / greedy (mean GiB) | fewer bytes than greedy | "
+        "moves: livemig / greedy | plan time (median, max) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for size in SIZES:
+        rs = [r for r in bal if r.size == size]
+        if not rs:
+            continue
+        nodes, vmis = SIZES[size]
+        under = sum(r.hot_after == 0 and r.status == "Ready" for r in rs)
+        g_under = sum(r.greedy_under for r in rs)
+        fewer = sum(r.bytes_moved < r.greedy_bytes for r in rs)
+        out.append(
+            f"| {nodes}/{vmis} | {len(rs)} | {statistics.mean(r.hot_before for r in rs):.1f} | "
+            f"{statistics.mean(r.max_before for r in rs):.1%} | {statistics.mean(r.max_after for r in rs):.1%} / "
+            f"{statistics.mean(r.greedy_max for r in rs):.1%} | {under}/{len(rs)} / {g_under}/{len(rs)} | "
+            f"{mean(r.bytes_moved for r in rs) / GI:.0f} / {mean(r.greedy_bytes for r in rs) / GI:.0f} | "
+            f"{fewer}/{len(rs)} | {mean(r.moves for r in rs):.1f} / {mean(r.greedy_moves for r in rs):.1f} | "
+            f"{statistics.median(r.plan_s for r in rs):.2f} s, {max(r.plan_s for r in rs):.2f} s |"
+        )
+    out += [
+        "",
+        "![balancing](img/planners-balancing.png)",
+        "",
+        "### Drain (10 % of the nodes at once, KubeVirt limits 5 per cluster / 2 per node)",
+        "",
+        "| instances | n | VMIs moved (mean) | makespan / lower bound (mean, max) | ≤ 1.15 × LB | "
+        "longest-first / LB (mean) | KubeVirt default / LB (mean) | KubeVirt failed migrations (mean) | "
+        "downtime total: livemig / KubeVirt (mean s) | plan time (median, max) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for size in SIZES:
+        rs = [r for r in drain if r.size == size]
+        if not rs:
+            continue
+        nodes, vmis = SIZES[size]
+        ratios = [r.makespan / r.bound for r in rs]
+        ok = sum(x <= 1.15 for x in ratios)
+        out.append(
+            f"| {nodes}/{vmis} | {len(rs)} | {statistics.mean(r.vmis for r in rs):.0f} | "
+            f"{statistics.mean(ratios):.3f}, {max(ratios):.3f} | {ok}/{len(rs)} | "
+            f"{mean(r.lpt / r.bound for r in rs):.3f} | {mean(r.kubevirt / r.bound for r in rs):.3f} | "
+            f"{statistics.mean(r.kubevirt_failed for r in rs):.1f} | {statistics.mean(r.downtime for r in rs):.1f} / "
+            f"{statistics.mean(r.kubevirt_downtime for r in rs):.1f} | "
+            f"{statistics.median(r.plan_s for r in rs):.2f} s, {max(r.plan_s for r in rs):.2f} s |"
+        )
+    out += ["", "![drain](img/planners-drain.png)", ""]
+    return "\n".join(out)
+
+
+def plots(cons: list[ConsolidationRow], bal: list[BalanceRow], drain: list[DrainRow]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    IMG.mkdir(parents=True, exist_ok=True)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    groups: dict[str, list[ConsolidationRow]] = {}
+    for r in cons:
+        groups.setdefault(f"{SIZES[r.size][0]}n {r.kind}\nh={r.headroom:.0%}", []).append(r)
+    labels = list(groups)
+    x = range(len(labels))
+    axes[0].bar([i - 0.2 for i in x], [statistics.mean(r.used_after - r.bound for r in groups[k]) for k in labels],
+                width=0.4, label="livemig")  # fmt: skip
+    axes[0].bar([i + 0.2 for i in x], [statistics.mean(r.ffd_nodes - r.bound for r in groups[k]) for k in labels],
+                width=0.4, label="FFD")  # fmt: skip
+    axes[0].set_xticks(list(x), labels, fontsize=7)
+    axes[0].set_ylabel("nodes used − lower bound (mean)")
+    axes[0].legend()
+    axes[1].bar(list(x), [statistics.median(r.bytes_moved / max(1, r.ffd_bytes) for r in groups[k]) for k in labels])
+    axes[1].set_xticks(list(x), labels, fontsize=7)
+    axes[1].set_ylabel("bytes moved / FFD bytes (median)")
+    fig.tight_layout()
+    fig.savefig(IMG / "planners-consolidation.png", dpi=110)
+    plt.close(fig)
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    axes[0].scatter([r.greedy_bytes / GI for r in bal], [r.bytes_moved / GI for r in bal])
+    lim = max([r.greedy_bytes / GI for r in bal] + [1])
+    axes[0].plot([0, lim], [0, lim], "k--", lw=0.8)
+    axes[0].set_xlabel("greedy baseline: GiB moved")
+    axes[0].set_ylabel("livemig: GiB moved")
+    axes[1].scatter([r.greedy_max for r in bal], [r.max_after for r in bal])
+    axes[1].axhline(0.8, color="r", lw=0.8)
+    axes[1].axvline(0.8, color="r", lw=0.8)
+    axes[1].set_xlabel("greedy: max CPU after")
+    axes[1].set_ylabel("livemig: max CPU after")
+    fig.tight_layout()
+    fig.savefig(IMG / "planners-balancing.png", dpi=110)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    idx = range(len(drain))
+    ax.plot(list(idx), [r.makespan / r.bound for r in drain], "o", label="livemig")
+    ax.plot(list(idx), [r.lpt / r.bound for r in drain], "s", label="longest-first")
+    ax.plot(list(idx), [r.kubevirt / r.bound for r in drain], "^", label="KubeVirt default")
+    ax.axhline(1.15, color="r", lw=0.8, label="1.15 × bound")
+    ax.set_xlabel("instance")
+    ax.set_ylabel("makespan / lower bound")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(IMG / "planners-drain.png", dpi=110)
+    plt.close(fig)
+
+
+def write_section(text: str) -> None:
+    begin, end = "<!-- planners:begin -->", "<!-- planners:end -->"
+    doc = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
+    if begin in doc and end in doc:
+        head, rest = doc.split(begin, 1)
+        _, tail = rest.split(end, 1)
+        doc = f"{head}{begin}\n{text}\n{end}{tail}"
+    else:
+        doc = doc.rstrip("\n") + f"\n\n{begin}\n{text}\n{end}\n"
+    DOC.write_text(doc)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds-small", type=int, default=20, help="instances per configuration, 50 nodes")
+    parser.add_argument("--seeds-large", type=int, default=5, help="instances per configuration, 500 nodes")
+    parser.add_argument("--only", choices=["consolidation", "balancing", "drain"], action="append")
+    parser.add_argument("--write", action="store_true", help="write docs/benchmarks.md and docs/img/planners-*.png")
+    args = parser.parse_args()
+    seeds = {"small": args.seeds_small, "large": args.seeds_large}
+    only = set(args.only or ["consolidation", "balancing", "drain"])
+    cons = bench_consolidation(seeds) if "consolidation" in only else []
+    bal = bench_balancing(seeds) if "balancing" in only else []
+    drain = bench_drain(seeds) if "drain" in only else []
+    command = ".venv/bin/python bench/planners.py " + " ".join(sys.argv[1:])
+    text = report(cons, bal, drain, command.strip())
+    print(text)
+    if args.write:
+        plots(cons, bal, drain)
+        write_section(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
