@@ -41,7 +41,21 @@ _FLAGS = (
 )
 
 
+def _register_sim_backend() -> None:
+    """Offer `backend: qemu` to the simulator when the lab is set up (the CLI is the composition root: sim and lab
+    do not import each other).  Without the lab the simulator says qemu is not available here."""
+    try:
+        LabInstall.load()
+    except LivemigError:
+        return
+    from livemig.lab.simbackend import QemuMigrationBackend
+    from livemig.sim.backend import register_backend
+
+    register_backend("qemu", QemuMigrationBackend)
+
+
 def register(subparsers: Any) -> None:
+    _register_sim_backend()
     lab = subparsers.add_parser("lab", help="real QEMU live migrations on loopback (docs/lab.md)", description=__doc__)
     commands = lab.add_subparsers(dest="lab_command", metavar="LAB_COMMAND")
     commands.required = True
