@@ -48,6 +48,24 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     run.add_argument("--ready-file", type=Path, default=None, help="write the endpoints as JSON here when ready")
     run.add_argument("-v", "--verbose", action="store_true", help="log at debug level")
     run.set_defaults(handler=_run)
+    check = actions.add_parser("check", help="validate a scenario file (no cluster needed) and summarize it")
+    check.add_argument("--scenario", type=Path, required=True, help="scenario file (YAML or JSON)")
+    check.set_defaults(handler=_check)
+
+
+def _check(args: argparse.Namespace) -> int:
+    from livemig.sim.scenario import load_scenario
+    from livemig.sim.state import Simulation
+
+    scenario = load_scenario(args.scenario)
+    Simulation(scenario, epoch_s=0.0)  # also refuses backends that are not available here
+    snap = scenario.snapshot
+    print(
+        f"{args.scenario}: {len(snap.nodes)} nodes, {len(snap.vmis)} VMIs in {len(scenario.namespaces)} namespaces, "
+        f"{len(scenario.policies)} KubeVirt MigrationPolicies, {len(scenario.faults)} faults, "
+        f"time scale {scenario.simulation.time_scale:g}x"
+    )
+    return 0
 
 
 def _run(args: argparse.Namespace) -> int:
