@@ -6,12 +6,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
-import sys
 import threading
-import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +17,7 @@ import yaml
 
 from livemig.devcluster import DevCluster
 from livemig.devcluster.prometheus import Prometheus, PrometheusError, prometheus_binary
+from livemig.sim.process import SimulatorError, SimulatorProcess
 
 
 @pytest.fixture(scope="session")
@@ -41,106 +38,23 @@ def prometheus_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prom
         prom.stop()
 
 
-class SimProcess:
-    """A running `livemig sim run` and its endpoints."""
-
-    def __init__(self, process: subprocess.Popen[bytes], ready: dict[str, Any], outcome_log: Path, log: Path) -> None:
-        self.process = process
-        self.ready = ready
-        self.outcome_log = outcome_log
-        self.log = log
-
-    @property
-    def control(self) -> str:
-        return str(self.ready["control"])
-
-    @property
-    def target(self) -> str:
-        return f"127.0.0.1:{self.ready['metricsPort']}"
-
-    def get(self, path: str) -> Any:
-        with urllib.request.urlopen(f"{self.control}{path}", timeout=10) as response:
-            if path == "/metrics":
-                return response.read().decode()
-            return json.load(response)
-
-    def post_fault(self, fault: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-        request = urllib.request.Request(
-            f"{self.control}/faults",
-            data=json.dumps(fault).encode(),
-            method="POST",
-            headers={"Content-Type": "application/json"},
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=10) as response:
-                return int(response.status), json.load(response)
-        except urllib.error.HTTPError as exc:
-            return int(exc.code), json.loads(exc.read())
-
-    def outcomes(self) -> list[dict[str, Any]]:
-        if not self.outcome_log.exists():
-            return []
-        return [json.loads(line) for line in self.outcome_log.read_text().splitlines() if line.strip()]
-
-    def wait_outcomes(self, n: int, timeout_s: float = 60) -> list[dict[str, Any]]:
-        """Wait (deadline-bounded) until the outcome log holds `n` records."""
-        deadline = time.monotonic() + timeout_s
-        while len(records := self.outcomes()) < n:
-            assert self.process.poll() is None, f"simulator exited:\n{self.log.read_text()[-3000:]}"
-            assert time.monotonic() < deadline, f"only {len(records)} of {n} outcomes after {timeout_s}s"
-            time.sleep(0.1)  # the outcome log is a file: a bounded poll of it
-        return records
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-
-
 @pytest.fixture
-def run_sim(devcluster: DevCluster, kubevirt_crds: list[str], tmp_path: Path) -> Iterator[Callable[..., SimProcess]]:
+def run_sim(
+    devcluster: DevCluster, kubevirt_crds: list[str], tmp_path: Path
+) -> Iterator[Callable[..., SimulatorProcess]]:
     """Start `livemig sim run` on a scenario dict; stopped (SIGTERM, webhooks unregistered) after the test."""
-    started: list[SimProcess] = []
+    started: list[SimulatorProcess] = []
 
-    def start(scenario: dict[str, Any], *, time_scale: float = 60.0, name: str = "sim") -> SimProcess:
+    def start(scenario: dict[str, Any], *, time_scale: float = 60.0, name: str = "sim") -> SimulatorProcess:
         scenario_file = tmp_path / f"{name}.yaml"
         scenario_file.write_text(yaml.safe_dump(scenario))
-        ready_file = tmp_path / f"{name}.ready.json"
-        outcome_log = tmp_path / f"{name}.outcomes.jsonl"
-        log = tmp_path / f"{name}.log"
-        command = [
-            sys.executable,
-            "-m",
-            "livemig",
-            "sim",
-            "run",
-            "--scenario",
-            str(scenario_file),
-            "--kubeconfig",
-            str(devcluster.kubeconfig),
-            "--time-scale",
-            str(time_scale),
-            "--outcome-log",
-            str(outcome_log),
-            "--ready-file",
-            str(ready_file),
-        ]
-        with open(log, "wb") as out:
-            process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 90
-        while not ready_file.exists():
-            if process.poll() is not None:
-                pytest.fail(f"simulator exited with {process.returncode}:\n{log.read_text()[-3000:]}")
-            if time.monotonic() > deadline:
-                process.kill()
-                pytest.fail(f"simulator not ready in 90 s:\n{log.read_text()[-3000:]}")
-            time.sleep(0.1)  # the ready file appears when set-up is done
-        sim = SimProcess(process, json.loads(ready_file.read_text()), outcome_log, log)
+        sim = SimulatorProcess(scenario_file, devcluster.kubeconfig, work_dir=tmp_path, time_scale=time_scale,
+                               name=name)  # fmt: skip
         started.append(sim)
+        try:
+            sim.start(timeout_s=90)
+        except SimulatorError as exc:
+            pytest.fail(str(exc))
         return sim
 
     yield start

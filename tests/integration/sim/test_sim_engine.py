@@ -359,13 +359,13 @@ def test_cordon_and_taints_set_through_the_api_steer_the_target(
 ) -> None:
     ns = namespace
     sim = run_sim(scenario(ns, [vm("vm-a", 0)]))
-    assert sim.get("/state")["nodesTainted"] == []
+    assert sim.state()["nodesTainted"] == []
     devcluster.kubectl("cordon", f"{ns}-n1")
     devcluster.kubectl("taint", "node", f"{ns}-n2", "maintenance=now:NoSchedule")
     # the simulator learns of node changes through its watch: wait until it has (watches are not ordered
     # against each other, so the VMIM could otherwise be seen first)
     deadline = time.monotonic() + 30
-    while (state := sim.get("/state"))["nodesCordoned"] != [f"{ns}-n1"] or state["nodesTainted"] != [f"{ns}-n2"]:
+    while (state := sim.state())["nodesCordoned"] != [f"{ns}-n1"] or state["nodesTainted"] != [f"{ns}-n2"]:
         assert time.monotonic() < deadline, state
         time.sleep(0.1)  # bounded poll of the control endpoint
     assert create_vmim(devcluster, ns, "m-1", "vm-a").returncode == 0

@@ -92,13 +92,13 @@ def test_faults_from_the_scenario_and_the_control_endpoint(
     assert records["link-post"]["vmLost"] is True
     assert records["refused"]["result"] == "Failed"
     assert records["slow"]["simulated"]["total_time_s"] > 5 * records["fast"]["simulated"]["total_time_s"]
-    state = sim.get("/state")
+    state = sim.state()
     assert state["vmisLost"] == 3
     assert state["faultsFired"]["linkFailure"] == 2
     assert state["faultsFired"]["targetRefuses"] == 1
     assert state["faultsFired"]["nodeFailure"] == 1
     assert state["nodesNotReady"] == [f"{ns}-n3"]
-    metrics = sim.get("/metrics")
+    metrics = sim.metrics()
     assert "livemig_sim_vmis_lost_total 3.0" in metrics
 
 
@@ -115,4 +115,4 @@ def test_control_endpoint_rejects_bad_faults_naming_the_field(
     code, body = sim.post_fault({"type": "earthquake"})
     assert code == 400
     assert "fault.type" in body["error"]
-    assert json.loads(json.dumps(sim.get("/faults"))) == []
+    assert json.loads(json.dumps(sim.faults())) == []
