@@ -306,7 +306,7 @@ class Engine:
 
         async def vmi(v: VmiState) -> None:
             async with sem:
-                manifest = vmi_manifest(v, self.sim.timestamp(0))
+                manifest = vmi_manifest(v, self.sim.timestamp(0), self.scenario.vmi_documents.get(v.key, {}))
                 ns, name = v.key.split("/", 1)
                 await _create_or_patch(
                     lambda: custom.create_namespaced_custom_object(KV_GROUP, KV_VERSION, ns, VMI_PLURAL, manifest),
@@ -673,7 +673,9 @@ def node_status(node: Any, ready: bool, stamp: str) -> dict[str, Any]:
     }
 
 
-def vmi_manifest(v: VmiState, stamp: str) -> dict[str, Any]:
+def vmi_manifest(v: VmiState, stamp: str, document: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The VMI as virt-handler keeps it; `document` is the scenario's entry, whose Kubernetes-shaped scheduling
+    fields (affinity, tolerations) are copied verbatim."""
     spec_vmi = v.spec
     namespace, name = v.key.split("/", 1)
     conditions: list[dict[str, Any]] = [
@@ -708,6 +710,9 @@ def vmi_manifest(v: VmiState, stamp: str) -> dict[str, Any]:
     }
     if spec_vmi.node_selector:
         spec["nodeSelector"] = dict(spec_vmi.node_selector)
+    for key in ("affinity", "tolerations"):
+        if document and document.get(key):
+            spec[key] = document[key]
     return {
         "apiVersion": f"{KV_GROUP}/{KV_VERSION}",
         "kind": "VirtualMachineInstance",

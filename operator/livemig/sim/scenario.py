@@ -69,6 +69,9 @@ class Scenario:
     policy_manifests: tuple[Mapping[str, Any], ...]
     faults: tuple[Fault, ...]
     simulation: SimulationSettings
+    # The scenario's own VMI entries (namespace/name -> mapping), for the Kubernetes-shaped fields the simulator
+    # copies into the VMI objects verbatim (affinity, tolerations, nodeSelector).
+    vmi_documents: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     @property
     def namespaces(self) -> tuple[str, ...]:
@@ -234,7 +237,11 @@ def parse_scenario(doc: Mapping[str, Any]) -> Scenario:
                 errors.append(SpecError(f"faults[{i}].vmi", f"no VMI {f.vmi!r} in the scenario"))
     if errors or snapshot is None:
         raise SpecErrors(errors)
+    listed = doc.get("vmis")
+    raw_vmis: list[Any] = listed if isinstance(listed, list) else []
+    vmi_documents = {f"{v.get('namespace')}/{v.get('name')}": v for v in raw_vmis if isinstance(v, Mapping)}
     return Scenario(
+        vmi_documents=vmi_documents,
         snapshot=snapshot,
         kubevirt=kubevirt,
         kubevirt_manifest=kubevirt.to_manifest(),

@@ -44,8 +44,9 @@ def scenario(
             "labels": v.get("labels", {"app": "web"}),
             "usage": {"cpu": "1", "memory": v["memory"], "dirtyRate": v["dirty"]},
         }
-        if "liveMigratable" in v:
-            doc["liveMigratable"] = v["liveMigratable"]
+        for key in ("liveMigratable", "affinity", "tolerations", "nodeSelector"):
+            if key in v:
+                doc[key] = v[key]
         vmi_docs.append(doc)
     return {
         "apiVersion": "livemig.io/v1alpha1",
@@ -358,7 +359,23 @@ def test_cordon_and_taints_set_through_the_api_steer_the_target(
     devcluster: DevCluster, namespace: str, run_sim: Callable[..., Any]
 ) -> None:
     ns = namespace
-    sim = run_sim(scenario(ns, [vm("vm-a", 0)]))
+    anti = {
+        "podAntiAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": [
+                {"labelSelector": {"matchLabels": {"app": "web"}}, "topologyKey": "kubernetes.io/hostname"}
+            ]
+        }
+    }
+    toleration = [{"key": "maintenance", "operator": "Equal", "value": "now", "effect": "NoSchedule"}]
+    vms = [
+        vm("vm-a", 0, affinity=anti),
+        vm("vm-b", 3, tolerations=toleration),
+        vm("filler", 4, memory="64Gi", labels={"app": "batch"}),  # makes n4 the most allocated node
+    ]
+    sim = run_sim(scenario(ns, vms, nodes=5))
+    spec = get(devcluster, ns, "vmi", "vm-a")["spec"]
+    assert spec["affinity"] == anti
+    assert get(devcluster, ns, "vmi", "vm-b")["spec"]["tolerations"] == toleration
     assert sim.state()["nodesTainted"] == []
     devcluster.kubectl("cordon", f"{ns}-n1")
     devcluster.kubectl("taint", "node", f"{ns}-n2", "maintenance=now:NoSchedule")
@@ -370,7 +387,8 @@ def test_cordon_and_taints_set_through_the_api_steer_the_target(
         time.sleep(0.1)  # bounded poll of the control endpoint
     assert create_vmim(devcluster, ns, "m-1", "vm-a").returncode == 0
     wait_phase(devcluster, ns, "m-1", "Succeeded")
-    assert get(devcluster, ns, "vmi", "vm-a")["status"]["nodeName"] == f"{ns}-n3"
+    # n1 cordoned, n2 tainted, n3 (least allocated) holds vm-b (app=web, anti-affinity): n4 is the only place left
+    assert get(devcluster, ns, "vmi", "vm-a")["status"]["nodeName"] == f"{ns}-n4"
 
 
 def test_a_restart_after_a_crash_replaces_the_stale_webhooks(
