@@ -92,7 +92,8 @@ def record(case: LabCase, result: LabResult, *, full: bool = False) -> dict[str,
     """The run's JSON object: the issue's keys, `predicted` from the model on the achieved dirty rate."""
     data = result.to_json()
     achieved = result.guest_dirty_pages_per_s or float(case.dirty_pages_per_s)
-    data["predicted"] = prediction_json(predict_case(case, achieved, result.loopback_bps), full=full)
+    prediction = predict_case(case, achieved, result.loopback_bps, result.guest_cpu_busy)
+    data["predicted"] = prediction_json(prediction, full=full)
     return data
 
 

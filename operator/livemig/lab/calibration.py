@@ -102,7 +102,8 @@ def load_rows(lines: Iterable[str], loopback_bps: float | None = None) -> list[R
             record["total_time_s"] = case.timeout_s
         achieved = record.get("guest_dirty_pages_per_s") or case.dirty_pages_per_s
         raw = loopback_bps or (record.get("details") or {}).get("loopback_bps")
-        rows.append(Row(record["case"], case, record, predict_case(case, float(achieved), raw)))
+        busy = (record.get("details") or {}).get("guest_cpu_busy")
+        rows.append(Row(record["case"], case, record, predict_case(case, float(achieved), raw, busy)))
     return rows
 
 

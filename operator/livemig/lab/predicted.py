@@ -21,6 +21,9 @@ from livemig.lab.case import LabCase, Pattern
 # image (like its kernel size), the same for every case; the model's zero_bytes = M - W - B.
 GUEST_NONZERO_BASE_BYTES = 65.4e6
 
+# The guest's busy share is measured in jiffies (4 ms at HZ=250): below this it is not a usable figure.
+MIN_CPU_BUSY = 0.01
+
 # XBZRLE's encoding of one changed run: a few bytes of run-length headers around the changed bytes (QEMU
 # migration/xbzrle.c: uleb128 zero-run + uleb128 length + data).  8 changed bytes -> ~13 wire bytes (315:1 measured).
 XBZRLE_RUN_OVERHEAD_BYTES = 5
@@ -38,8 +41,11 @@ def guest_zero_bytes(case: LabCase) -> float:
     return max(0.0, case.memory_bytes - case.working_set_bytes - GUEST_NONZERO_BASE_BYTES)
 
 
-def model_inputs(case: LabCase, achieved_pages_per_s: float, loopback_bps: float | None = None) -> ModelInputs:
-    """`loopback_bps`: the relay's measured raw speed, at which QEMU sends the stop-and-copy (cap lifted)."""
+def model_inputs(
+    case: LabCase, achieved_pages_per_s: float, loopback_bps: float | None = None, cpu_busy: float | None = None
+) -> ModelInputs:
+    """`loopback_bps`: the relay's measured raw speed, at which QEMU sends the stop-and-copy (cap lifted);
+    `cpu_busy`: the guest's measured vCPU busy share before the migration (None: a CPU-bound writer)."""
     working_set = float(case.working_set_bytes)
     hot_fraction = 1.0
     if case.pattern is Pattern.HOT_COLD:
@@ -52,6 +58,7 @@ def model_inputs(case: LabCase, achieved_pages_per_s: float, loopback_bps: float
         working_set_bytes=working_set,
         hot_write_fraction=hot_fraction,
         zero_bytes=guest_zero_bytes(case),
+        cpu_utilization=1.0 if cpu_busy is None else min(1.0, max(MIN_CPU_BUSY, cpu_busy)),
     )
     delta_ratio = PAGE_SIZE / min(PAGE_SIZE, case.bytes_per_page + XBZRLE_RUN_OVERHEAD_BYTES)
     settings = MigrationSettings(
@@ -69,8 +76,10 @@ def model_inputs(case: LabCase, achieved_pages_per_s: float, loopback_bps: float
     return ModelInputs(vm, link, settings)
 
 
-def predict_case(case: LabCase, achieved_pages_per_s: float, loopback_bps: float | None = None) -> Prediction:
-    inputs = model_inputs(case, achieved_pages_per_s, loopback_bps)
+def predict_case(
+    case: LabCase, achieved_pages_per_s: float, loopback_bps: float | None = None, cpu_busy: float | None = None
+) -> Prediction:
+    inputs = model_inputs(case, achieved_pages_per_s, loopback_bps, cpu_busy)
     return predict(case.technique, inputs.vm, inputs.link, inputs.settings, timeline=False)
 
 

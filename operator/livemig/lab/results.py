@@ -11,6 +11,7 @@ from typing import Any
 from livemig.core.vocabulary import Outcome
 
 _DIRTY = re.compile(r"^DIRTY t=(?P<t>[0-9.]+) pages=(?P<pages>\d+) rate=(?P<rate>[0-9.]+)")
+_BUSY = re.compile(r" busy=(?P<busy>-?[0-9.]+)")
 # What a dead or dying guest kernel prints on the console.
 GUEST_ERROR_MARKERS = ("BUG:", "Kernel panic", "Oops", "general protection fault", "list_add corruption")
 
@@ -34,6 +35,7 @@ class DirtyReport:
     guest_t_s: float
     pages: int
     rate: float
+    busy: float | None = None  # share of the vCPU not idle in the period (None: not reported)
 
 
 def parse_dirty_lines(text: str) -> list[DirtyReport]:
@@ -41,12 +43,20 @@ def parse_dirty_lines(text: str) -> list[DirtyReport]:
     for line in text.splitlines():
         match = _DIRTY.match(line.strip())
         if match:
-            reports.append(DirtyReport(float(match["t"]), int(match["pages"]), float(match["rate"])))
+            busy = _BUSY.search(line)
+            share = float(busy["busy"]) if busy and float(busy["busy"]) >= 0 else None
+            reports.append(DirtyReport(float(match["t"]), int(match["pages"]), float(match["rate"]), share))
     return reports
 
 
 def guest_errors(text: str) -> list[str]:
     return [line.strip() for line in text.splitlines() if any(marker in line for marker in GUEST_ERROR_MARKERS)]
+
+
+def steady_busy(reports: Sequence[DirtyReport], *, skip: int = 1) -> float | None:
+    """Mean vCPU busy share over the reports after the first `skip` (None when the guest does not report it)."""
+    usable = [r.busy for r in (list(reports[skip:]) or list(reports)) if r.busy is not None]
+    return sum(usable) / len(usable) if usable else None
 
 
 def steady_rate(reports: Sequence[DirtyReport], *, skip: int = 1) -> float | None:
@@ -180,6 +190,7 @@ class LabResult:
     wall_s: float | None = None
     qemu_version: str = ""
     loopback_bps: float | None = None  # the relay's raw speed (QEMU's stop-and-copy runs uncapped at it)
+    guest_cpu_busy: float | None = None  # the guest's vCPU busy share before the migration (the writer's need)
     run_dir: str = ""
     samples: tuple[Sample, ...] = field(default=(), repr=False)
 
@@ -228,6 +239,7 @@ class LabResult:
             "wall_s": _round(self.wall_s, 1),
             "qemu_version": self.qemu_version,
             "loopback_bps": None if self.loopback_bps is None else round(self.loopback_bps),
+            "guest_cpu_busy": _round(self.guest_cpu_busy, 4),
             "run_dir": self.run_dir,
             "cut": None if self.cut is None else {key: getattr(self.cut, key) for key in self.cut.__dataclass_fields__},
         }

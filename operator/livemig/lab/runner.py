@@ -45,6 +45,7 @@ from livemig.lab.results import (
     Status,
     guest_errors,
     parse_dirty_lines,
+    steady_busy,
     steady_rate,
     summarize,
     throttle_steps,
@@ -218,6 +219,7 @@ async def run_case(
         before = await _wait_dirtying(src, STEADY_REPORTS, BOOT_DEADLINE_S)
         boot_s = time.monotonic() - started
         guest_rate = steady_rate(before)
+        guest_busy = steady_busy(before)
 
         capabilities = migration_capabilities(case)
         await _execute(src, "migrate-set-capabilities", {"capabilities": capabilities})
@@ -252,6 +254,7 @@ async def run_case(
             wall_s=time.monotonic() - started,
             qemu_version=install.qemu_version,
             loopback_bps=loopback_bps,
+            guest_cpu_busy=guest_busy,
             run_dir=str(run_dir),
             samples=tuple(samples),
         )

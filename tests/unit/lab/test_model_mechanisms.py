@@ -82,3 +82,26 @@ def test_xbzrle_sends_its_cache_filling_pass_whole() -> None:
     assert xbzrle.rounds >= 3
     # pass 0 (all memory) + pass 1 (the working set, whole) + compressed rest.
     assert xbzrle.transferred_bytes == pytest.approx(256 * MIB + 128 * MIB, rel=0.05)
+
+
+def test_throttle_slows_a_light_writer_only_once_it_eats_into_its_cpu_share() -> None:
+    settings = MigrationSettings(completion_timeout_per_gib=0, progress_timeout_s=0, wall_clock_cap_s=120)
+    link = LinkProfile(125e6)
+
+    def run(u: float) -> tuple[float, float]:
+        vm = VmProfile(256 * MIB, 40000 * 4096, working_set_bytes=128 * MIB, cpu_utilization=u)
+        p = predict(Technique.AUTO_CONVERGE, vm, link, settings, timeline=False)
+        assert p.outcome == "completed"
+        return p.total_time_s, p.final_throttle
+
+    cpu_bound_time, cpu_bound_throttle = run(1.0)
+    light_time, light_throttle = run(0.15)
+    # A writer using 15 % of its vCPU keeps its full rate until the throttle passes 85 %: QEMU must climb higher.
+    assert light_throttle > 0.85 > cpu_bound_throttle
+    assert light_time > cpu_bound_time
+    # Without auto-converge the share does not matter.
+    plain = [
+        predict(Technique.PRE_COPY, VmProfile(256 * MIB, 2000 * 4096, cpu_utilization=u), link, settings).total_time_s
+        for u in (1.0, 0.15)
+    ]
+    assert plain[0] == plain[1]

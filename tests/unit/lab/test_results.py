@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
+
 from livemig.lab.results import (
     Sample,
     guest_errors,
     parse_dirty_lines,
+    steady_busy,
     steady_rate,
     summarize,
     throttle_steps,
@@ -105,3 +108,16 @@ def test_a_cancelled_run_has_no_downtime_and_keeps_the_error() -> None:
 def test_a_run_without_total_time_lasted_until_the_last_poll() -> None:
     samples = [Sample(0.0, {"status": "active"}), Sample(20.25, {"status": "cancelled"})]
     assert summarize(samples).total_time_s == 20.25
+
+
+def test_busy_share_is_parsed_when_the_guest_reports_it() -> None:
+    text = (
+        "DIRTY t=5.0 pages=40000 rate=40000 target=40000 wss_pages=32768 pattern=sequential busy=0.500\n"
+        "DIRTY t=6.0 pages=40000 rate=40000 target=40000 wss_pages=32768 pattern=sequential busy=0.150\n"
+        "DIRTY t=7.0 pages=40000 rate=40000 target=40000 wss_pages=32768 pattern=sequential busy=0.170\n"
+        "DIRTY t=8.0 pages=40000 rate=40000 target=40000 wss_pages=32768 pattern=sequential busy=-1.000\n"
+    )
+    reports = parse_dirty_lines(text)
+    assert [r.busy for r in reports] == [0.5, 0.15, 0.17, None]
+    assert steady_busy(reports) == pytest.approx(0.16)
+    assert steady_busy(parse_dirty_lines(CONSOLE)) is None  # an older guest without busy=

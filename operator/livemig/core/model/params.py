@@ -46,6 +46,9 @@ class VmProfile:
     rate, see `TraceReplayParams`).  `zero_bytes` (Z) is memory the guest has never written: QEMU finds those pages
     zero in its first pass and sends a 9-byte marker instead of the page (ram.c `save_zero_page`), so pass 0 costs
     about M - Z on the wire (in a cluster: memory minus the guest's used memory; the lab measures it).
+    `cpu_utilization` (u) is the share of its vCPU time the guest's writers use (usage.cpu / vcpus): auto-converge's
+    throttle takes that share of vCPU time away, which slows the writes only once 1 - throttle < u, so they run at
+    D · min(1, (1 - throttle) / u).  1 = a CPU-bound writer (every throttled cycle is a lost write).
     """
 
     memory_bytes: float
@@ -56,10 +59,12 @@ class VmProfile:
     state_bytes: float = 0.0
     log_rate_bps: float | None = None
     zero_bytes: float = 0.0
+    cpu_utilization: float = 1.0
 
     def __post_init__(self) -> None:
         _check("memory_bytes", self.memory_bytes, positive=True)
         _check("zero_bytes", self.zero_bytes, at_most=self.memory_bytes)
+        _check("cpu_utilization", self.cpu_utilization, positive=True, at_most=1.0)
         _check("dirty_rate_bps", self.dirty_rate_bps)
         if self.working_set_bytes is not None:
             _check("working_set_bytes", self.working_set_bytes, at_most=self.memory_bytes)

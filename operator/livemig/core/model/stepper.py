@@ -137,6 +137,7 @@ class MigrationRun:
         "_blackout_done",
         "_cap_t",
         "_copy_start_t",
+        "_cpu_utilization",
         "_deadline_action",
         "_deadline_t",
         "_dirty_cold",
@@ -212,6 +213,7 @@ class MigrationRun:
         self._dirty_rate = vm.dirty_rate_bps
         self._bandwidth = link.bandwidth_bps
         self._switchover_bandwidth = link.switchover_bandwidth_bps
+        self._cpu_utilization = vm.cpu_utilization
         self._throttle_on = act.auto_converge
         self._deadline_t = act.deadline_s if act.deadline_s is not None else _INF
         self._deadline_action = act.on_deadline if act.deadline_s is not None else DeadlineAction.NONE
@@ -368,7 +370,7 @@ class MigrationRun:
             transferred_bytes=self._wire,
             rounds=self._rounds,
             throttle=self._throttle,
-            dirty_rate_bps=self._dirty_rate * (1.0 - self._throttle) if running else 0.0,
+            dirty_rate_bps=self._dirty_rate * self._write_share(self._throttle) if running else 0.0,
             transfer_rate_bps=self._wire_rate() if phase != _DONE else 0.0,
             done=phase == _DONE,
             outcome=self._outcome,
@@ -410,6 +412,12 @@ class MigrationRun:
                 self._settings.post_copy.fault_stall_fraction if self._switch_t is not None else 0.0,
             ),
         )
+
+    def _write_share(self, throttle: float) -> float:
+        """Share of the guest's writes left under `throttle`: it takes vCPU time, which slows a writer that needs
+        only u of its vCPU once 1 - throttle < u (u = 1: CPU-bound, the classic 1 - throttle)."""
+        u = self._cpu_utilization
+        return 1.0 - throttle if u >= 1.0 else min(1.0, (1.0 - throttle) / u)
 
     def _risk_window(self) -> float:
         return 0.0 if self._switch_t is None else self._t - self._switch_t
@@ -579,9 +587,9 @@ class MigrationRun:
                 self._throttle_cpu_s += throttle * dt
             log_rate = mech.log_rate_bps
             if log_rate is not None:
-                self._dirty_hot += log_rate * (1.0 - throttle) * dt
+                self._dirty_hot += log_rate * self._write_share(throttle) * dt
             else:
-                writes = self._dirty_rate * (1.0 - throttle) * dt
+                writes = self._dirty_rate * self._write_share(throttle) * dt
                 if writes > 0.0:
                     hot_cap = mech.hot_cap_bytes
                     hot = self._dirty_hot + writes * mech.hot_share
@@ -699,7 +707,7 @@ class MigrationRun:
         if send <= 0.0 or payload <= 0.0:
             return
         tau = self._gap_left + payload / send
-        writes = self._dirty_rate * (1.0 - self._throttle) * tau
+        writes = self._dirty_rate * self._write_share(self._throttle) * tau
         hot = min(mech.hot_cap_bytes, writes * mech.hot_share)
         cold = min(mech.cold_cap_bytes, writes * (1.0 - mech.hot_share)) if mech.cold_cap_bytes > 0.0 else 0.0
         next_payload = hot + cold if mech.resend_hot else cold
@@ -767,7 +775,7 @@ class MigrationRun:
         steps: list[tuple[float, float]] = []
         t = self._t
         while t + 2.0 * tau < horizon:
-            writes = rate * (1.0 - throttle) * tau
+            writes = rate * self._write_share(throttle) * tau
             if writes * share < hot_cap or (cold_cap > 0.0 and writes * (1.0 - share) < cold_cap):
                 break  # this pass would not fill up: leave it to the loop
             t += tau
@@ -819,9 +827,9 @@ class MigrationRun:
             return
         throttle = self._throttle
         if mech.log_rate_bps is not None:
-            inflow_hot, inflow_cold = mech.log_rate_bps * (1.0 - throttle), 0.0
+            inflow_hot, inflow_cold = mech.log_rate_bps * self._write_share(throttle), 0.0
         else:
-            writes = self._dirty_rate * (1.0 - throttle)
+            writes = self._dirty_rate * self._write_share(throttle)
             inflow_hot, inflow_cold = writes * mech.hot_share, writes * (1.0 - mech.hot_share)
         # Uncapped from here on: this pass's dirtying stays below both caps (and later passes are shorter).
         tau = payload / send

@@ -15,9 +15,10 @@
  * It writes in 10 ms slots paced against CLOCK_MONOTONIC with absolute deadlines, and reports the
  * rate it really achieved, one line per report period, on the serial console:
  *
- *   DIRTY t=12.003 pages=3998 rate=1998 target=2000 wss_pages=32768 pattern=sequential
+ *   DIRTY t=12.003 pages=3998 rate=1998 target=2000 wss_pages=32768 pattern=sequential busy=0.012
  *
- * `t` is guest monotonic seconds, `rate` the pages dirtied per second over the last period.  If the
+ * `t` is guest monotonic seconds, `rate` the pages dirtied per second over the last period, `busy` the
+ * share of the vCPU the guest spent not idle in that period (/proc/stat; the dirtier is the only workload).  If the
  * guest is frozen (a stopped source, a post-copy fault), the next period's rate shows it.
  */
 #define _GNU_SOURCE
@@ -102,6 +103,25 @@ static void parse_cmdline(struct config *cfg)
     }
 }
 
+/* Guest CPU time from /proc/stat: busy = all but idle and iowait (jiffies). */
+static int cpu_times(unsigned long long *busy, unsigned long long *total)
+{
+    unsigned long long v[10] = {0};
+    FILE *f = fopen("/proc/stat", "r");
+    if (!f)
+        return -1;
+    int n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4],
+                   &v[5], &v[6], &v[7], &v[8], &v[9]);
+    fclose(f);
+    if (n < 5)
+        return -1;
+    *total = 0;
+    for (int i = 0; i < n; i++)
+        *total += v[i];
+    *busy = *total - v[3] - v[4];
+    return 0;
+}
+
 static uint64_t rng_state = 0x9E3779B97F4A7C15ULL;
 
 static inline uint64_t xorshift64(void)
@@ -171,6 +191,8 @@ int main(void)
     struct timespec deadline;
     clock_gettime(CLOCK_MONOTONIC, &deadline);
     double period_start = now_s(), report_every = (double)cfg.report_ms / 1000.0;
+    unsigned long long busy0 = 0, total0 = 0, busy1, total1;
+    cpu_times(&busy0, &total0);
 
     for (;;) {
         unsigned long todo = cfg.rate ? per_slot + ((slot % 100) < remainder ? 1 : 0) : 4096;
@@ -203,8 +225,14 @@ int main(void)
 
         double t = now_s();
         if (t - period_start >= report_every) {
-            printf("DIRTY t=%.3f pages=%lu rate=%.0f target=%lu wss_pages=%lu pattern=%s\n", t, written,
-                   (double)written / (t - period_start), cfg.rate, pages, pattern_name(cfg.pattern));
+            double busy = -1.0;
+            if (cpu_times(&busy1, &total1) == 0 && total1 > total0) {
+                busy = (double)(busy1 - busy0) / (double)(total1 - total0);
+                busy0 = busy1;
+                total0 = total1;
+            }
+            printf("DIRTY t=%.3f pages=%lu rate=%.0f target=%lu wss_pages=%lu pattern=%s busy=%.3f\n", t, written,
+                   (double)written / (t - period_start), cfg.rate, pages, pattern_name(cfg.pattern), busy);
             written = 0;
             period_start = t;
         }
