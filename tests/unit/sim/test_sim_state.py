@@ -478,7 +478,10 @@ def test_same_seed_same_run() -> None:
     assert run() == run()
 
 
-def test_unavailable_backend_is_refused_at_start() -> None:
+def test_unavailable_backend_is_refused_at_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    from livemig.sim import backend
+
+    monkeypatch.setattr(backend, "_BACKENDS", {"sim": backend.ModelBackend})  # as without the lab installed
     vm = big_vm(backend="qemu")
     with pytest.raises(SpecErrors) as err:
         make_sim(vmis=[vm])
