@@ -29,6 +29,8 @@ class SimulationCollector(Collector):
         # scenario has 12,800 CPUs) the simulator exports one series per mode with cpu="all" instead.
         total_cpus = sum(max(1, round(n.spec.cpu_cores)) for n in sim.nodes.values())
         self.per_cpu = total_cpus <= PER_CPU_LIMIT if per_cpu is None else per_cpu
+        total_vcpus = sum(max(1, v.spec.vcpus) for v in sim.vmis.values())
+        self.per_vcpu = total_vcpus <= PER_CPU_LIMIT if per_cpu is None else per_cpu
 
     def collect(self) -> Iterator[Metric]:
         sim = self._sim
@@ -127,6 +129,11 @@ class SimulationCollector(Collector):
             "Total CPU time spent in all modes (sum of both vcpu and hypervisor usage).",
             labels=labels,
         )
+        delay = CounterMetricFamily(
+            "kubevirt_vmi_vcpu_delay_seconds_total",
+            "Amount of time spent by each vcpu waiting in the queue instead of running.",
+            labels=[*labels, "id"],
+        )
         dirty = GaugeMetricFamily(
             "kubevirt_vmi_dirty_rate_bytes_per_second", "Guest dirty-rate in bytes per second.", labels=labels
         )
@@ -151,11 +158,16 @@ class SimulationCollector(Collector):
             resident.add_metric(lv, used)
             usable.add_metric(lv, max(0.0, vmi.spec.memory_bytes - used))
             cpu.add_metric(lv, vmi.cpu_seconds)
+            if self.per_vcpu:
+                for i in range(max(1, vmi.spec.vcpus)):
+                    delay.add_metric([*lv, str(i)], vmi.delay_seconds / max(1, vmi.spec.vcpus))
+            else:
+                delay.add_metric([*lv, "all"], vmi.delay_seconds)
             rate = 0.0 if vmi.paused else vmi.spec.usage.dirty_rate.value_at(now) * (1.0 - vmi.throttle)
             dirty.add_metric(lv, rate)
             if vmi.spec.eviction_strategy == "LiveMigrate" and not vmi.spec.live_migratable:
                 non_evictable.add_metric(lv, 1.0)
-        yield from (available, domain, resident, usable, cpu, dirty, info, non_evictable)
+        yield from (available, domain, resident, usable, cpu, delay, dirty, info, non_evictable)
 
     # ---- KubeVirt: migrations ----
 

@@ -119,6 +119,7 @@ class VmiState:
     throttle: float = 0.0  # auto-converge CPU throttle of the guest (0..0.99)
     paused: bool = False
     cpu_seconds: float = 0.0  # wall-equivalent counter (see docs/simulator.md)
+    delay_seconds: float = 0.0  # vCPU time runnable but not running (node over-committed), wall-equivalent
 
     @property
     def key(self) -> str:
@@ -938,8 +939,15 @@ class Simulation:
             node.psi["memory_stalled"] += pressure[1] / 2 * dt
             node.psi["io_waiting"] += pressure[2] * dt
             node.psi["io_stalled"] += pressure[2] / 2 * dt
+        overload = {
+            name: (1.0 - node.spec.cpu_cores / demand[name][0]) if demand[name][0] > node.spec.cpu_cores else 0.0
+            for name, node in self.nodes.items()
+        }
         for vmi in self.vmis.values():
-            vmi.cpu_seconds += self.vmi_cpu_cores(vmi, now) * dt
+            wanted = self.vmi_cpu_cores(vmi, now)
+            share = overload.get(vmi.node, 0.0)
+            vmi.cpu_seconds += wanted * (1.0 - share) * dt
+            vmi.delay_seconds += wanted * share * dt
 
 
 def node_pressure(node: Node, cpu_demand: float, memory_used: float) -> tuple[float, float, float]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -572,3 +573,15 @@ def test_a_stalled_link_trips_the_progress_timeout() -> None:
     assert m.last is not None
     assert m.running_since is not None
     assert m.last.elapsed_s == pytest.approx(10 - m.running_since + 60, abs=2)
+
+
+def test_an_overcommitted_node_delays_its_vcpus_and_reports_cpu_pressure() -> None:
+    vms = [big_vm(name=f"hot{i}", node="n0", memory="1Gi") for i in range(4)]  # 4 x 2 cores on 4 cores
+    sim = make_sim(nodes=2, vmis=vms)
+    sim.nodes["n0"].spec = replace(sim.nodes["n0"].spec, cpu_cores=4.0)
+    sim.integrate(10.0)
+    hot = sim.vmis["ns/hot0"]
+    assert hot.cpu_seconds == pytest.approx(2 * 0.5 * 10)
+    assert hot.delay_seconds == pytest.approx(2 * 0.5 * 10)
+    assert sim.nodes["n0"].psi["cpu_waiting"] == pytest.approx(0.5 * 10)
+    assert sim.nodes["n0"].cpu_seconds["idle"] == pytest.approx(0.0)
