@@ -314,6 +314,14 @@ def _greedy(
             _move(state, ranked, d.vmi, d.target)
             for key in [k for k, o in option.items() if o is not None and o.target == d.target]:
                 del option[key]
+        # Prune: a move the others make unnecessary (the node stays under the target without it) is dropped,
+        # the costliest first.
+        for d in sorted(chosen, key=lambda d: -d.cost.transferred_bytes):
+            _move(state, ranked, d.vmi, node)
+            if _excess_total(state, loads, node, target) > 1e-9:
+                _move(state, ranked, d.vmi, d.target)
+            else:
+                chosen.remove(d)
         return chosen
     finally:
         for d in reversed(chosen):
