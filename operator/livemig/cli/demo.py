@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -81,7 +82,9 @@ def run(args: argparse.Namespace) -> int:
         step(f"applying policy {policy.name} and marking {args.node} for maintenance")
         cluster.kubectl("apply", "-f", str(args.policy))
         cluster.kubectl("label", "node", args.node, f"{MAINTENANCE_LABEL}=true", "--overwrite")
-        plan = plan_for_policy(_with_maintenance_label(snapshot, args.node), policy)
+        # Plan on the workload as it is now in simulated time (dirty rates vary: bursts, diurnal waves).
+        now_s = _simulated_now(endpoints)
+        plan = plan_for_policy(_with_maintenance_label(snapshot.at(now_s), args.node), policy)
         print_plan(plan)
         if not plan.moves:
             print("nothing to move", file=sys.stderr)
@@ -112,6 +115,11 @@ def run(args: argparse.Namespace) -> int:
 
 def step(text: str) -> None:
     print(f"==> {text}", file=sys.stderr, flush=True)
+
+
+def _simulated_now(endpoints: dict[str, Any]) -> float:
+    with urllib.request.urlopen(f"{endpoints['control']}/state", timeout=10) as response:
+        return float(json.load(response)["now"])
 
 
 def _with_maintenance_label(snapshot: ClusterSnapshot, node_name: str) -> ClusterSnapshot:
@@ -271,6 +279,7 @@ def print_plan(plan: Plan) -> None:
 def print_results(plan: Plan, results: Sequence[dict[str, Any]]) -> None:
     """The planner's prediction beside what the simulator measured, per move."""
     print(f"\n{'VMI':28} {'planned':13} {'applied':13} {'outcome':22} {'time pred/sim':>15}  {'downtime pred/sim':>18}")
+    print("(predictions are for the workload when the plan was made; the simulator follows it as it changes)")
     by_vmi = {str(r.get("vmi")): r for r in results}
     for move in plan.moves:
         record = by_vmi.get(move.vmi)
