@@ -70,7 +70,7 @@ def _check(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from livemig.sim.engine import Engine, EngineOptions
-    from livemig.sim.scenario import load_scenario
+    from livemig.sim.scenario import load_scenario, real_time_problems
 
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
@@ -83,6 +83,9 @@ def _run(args: argparse.Namespace) -> int:
         if not args.time_scale > 0:
             raise SpecError("--time-scale", f"must be positive, not {args.time_scale}")
         settings = dataclasses.replace(settings, time_scale=args.time_scale)
+        problems = real_time_problems(scenario.snapshot, args.time_scale, "--time-scale")
+        if problems:
+            raise SpecErrors(problems)
     if args.seed is not None:
         settings = dataclasses.replace(settings, seed=args.seed)
     scenario = dataclasses.replace(scenario, simulation=settings)

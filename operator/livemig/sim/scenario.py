@@ -235,6 +235,8 @@ def parse_scenario(doc: Mapping[str, Any]) -> Scenario:
                 errors.append(SpecError(f"faults[{i}].node", f"no node named {f.node!r} in the scenario"))
             if f.vmi is not None and f.vmi not in vmis:
                 errors.append(SpecError(f"faults[{i}].vmi", f"no VMI {f.vmi!r} in the scenario"))
+    if snapshot is not None:
+        errors.extend(real_time_problems(snapshot, simulation.time_scale, "simulation.timeScale"))
     if errors or snapshot is None:
         raise SpecErrors(errors)
     listed = doc.get("vmis")
@@ -250,6 +252,15 @@ def parse_scenario(doc: Mapping[str, Any]) -> Scenario:
         faults=faults,
         simulation=simulation,
     )
+
+
+def real_time_problems(snapshot: ClusterSnapshot, time_scale: float, path: str) -> list[SpecError]:
+    """Real QEMU migrates in real time: a scenario with `backend: qemu` VMIs runs at time scale 1 only."""
+    real = [v.key for v in snapshot.vmis if v.backend == "qemu"]
+    if not real or time_scale == 1:
+        return []
+    shown = ", ".join(real[:3]) + (" ..." if len(real) > 3 else "")
+    return [SpecError(path, f"must be 1, not {time_scale:g}: VMIs with backend: qemu ({shown}) run in real time")]
 
 
 def load_scenario(path: str | Path) -> Scenario:

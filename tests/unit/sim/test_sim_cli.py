@@ -36,3 +36,40 @@ def test_run_refuses_a_bad_time_scale_and_a_missing_kubeconfig(
     assert "--time-scale: must be positive" in capsys.readouterr().err
     assert main(args) == 2
     assert "--kubeconfig: no such file" in capsys.readouterr().err
+
+
+QEMU_SCENARIO = (
+    "apiVersion: livemig.io/v1alpha1\nkind: Scenario\n"
+    "nodes: [{name: a, cpu: '4', memory: 8Gi}, {name: b, cpu: '4', memory: 8Gi}]\n"
+    "vmis: [{namespace: lab, name: real, node: a, vcpus: 1, memory: 256Mi, backend: qemu},\n"
+    "       {namespace: lab, name: simulated, node: a, vcpus: 1, memory: 1Gi}]\n"
+)
+
+
+def test_a_scenario_with_real_qemu_vmis_must_run_in_real_time(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fast = tmp_path / "fast.yaml"
+    fast.write_text(QEMU_SCENARIO + "simulation: {timeScale: 60}\n")
+    assert main(["sim", "check", "--scenario", str(fast)]) == 2
+    err = capsys.readouterr().err
+    assert "simulation.timeScale: must be 1, not 60: VMIs with backend: qemu (lab/real) run in real time" in err
+
+    real_time = tmp_path / "real-time.yaml"
+    real_time.write_text(QEMU_SCENARIO + "simulation: {timeScale: 1}\n")
+    assert main(["sim", "check", "--scenario", str(real_time)]) == 0
+
+
+def test_run_refuses_a_time_scale_override_for_real_qemu_vmis(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    scenario = tmp_path / "real.yaml"
+    scenario.write_text(QEMU_SCENARIO)
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text("{}")
+    code = main(["sim", "run", "--scenario", str(scenario), "--kubeconfig", str(kubeconfig), "--time-scale", "10"])
+    assert code == 2
+    assert (
+        "--time-scale: must be 1, not 10: VMIs with backend: qemu (lab/real) run in real time"
+        in capsys.readouterr().err
+    )
