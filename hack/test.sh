@@ -14,6 +14,8 @@ echo "== import contracts"; .venv/bin/lint-imports
 
 echo "== pytest"
 set +e
+# Without arguments: everything but the tests marked slow (the full real-QEMU set; run them with `-m slow`).
+if [[ $# -eq 0 ]]; then set -- -m "not slow"; fi
 .venv/bin/pytest "$@"
 status=$?
 set -e
