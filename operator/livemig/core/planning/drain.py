@@ -15,7 +15,7 @@ migrations at once only when its link has room for them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from livemig.core.cluster import ClusterSnapshot, Vmi
 from livemig.core.planning.assemble import Decision, assemble, cost_for
@@ -27,24 +27,30 @@ from livemig.core.planning.spec import PlanningSpec
 
 
 def maintenance_nodes(snapshot: ClusterSnapshot, spec: PlanningSpec) -> list[str]:
+    """Nodes to drain: named, matching `nodeLabelSelector`, or cordoned (if asked); only within spec.nodeSelector
+    (nodes outside it are neither sources nor targets)."""
     m = spec.maintenance
     named = set(m.node_names)
-    out = []
-    for node in snapshot.nodes:
-        if node.name in named or (
-            node_in_scope(spec, node)
-            and (
-                (m.node_selector is not None and m.node_selector.matches(node.labels))
-                or (m.cordoned and not node.schedulable)
-            )
-        ):
-            out.append(node.name)
-    return out
+    return [
+        node.name
+        for node in snapshot.nodes
+        if node_in_scope(spec, node)
+        and (
+            node.name in named
+            or (m.node_selector is not None and m.node_selector.matches(node.labels))
+            or (m.cordoned and not node.schedulable)
+        )
+    ]
 
 
 def evacuation_nodes(snapshot: ClusterSnapshot, spec: PlanningSpec) -> list[str]:
+    """Nodes marked unhealthy (or named) within spec.nodeSelector."""
     named = set(spec.evacuation.node_names)
-    return [n.name for n in snapshot.nodes if n.name in named or (not n.healthy and node_in_scope(spec, n))]
+    return [n.name for n in snapshot.nodes if node_in_scope(spec, n) and (n.name in named or not n.healthy)]
+
+
+def _named_outside(snapshot: ClusterSnapshot, spec: PlanningSpec, names: tuple[str, ...]) -> list[str]:
+    return sorted(n for n in names if snapshot.has_node(n) and not node_in_scope(spec, snapshot.node(n)))
 
 
 def plan_maintenance(snapshot: ClusterSnapshot, spec: PlanningSpec, model: CostModel) -> Plan:
@@ -58,11 +64,21 @@ def plan_maintenance(snapshot: ClusterSnapshot, spec: PlanningSpec, model: CostM
         maintenance_nodes(snapshot, spec),
         soonest_first=False,
         max_nodes_in_parallel=spec.maintenance.max_nodes_in_parallel,
+        outside=_named_outside(snapshot, spec, spec.maintenance.node_names),
+        named=spec.maintenance.node_names,
     )
 
 
 def plan_evacuation(snapshot: ClusterSnapshot, spec: PlanningSpec, model: CostModel) -> Plan:
-    return plan_drain(snapshot, spec, model, evacuation_nodes(snapshot, spec), soonest_first=True)
+    return plan_drain(
+        snapshot,
+        spec,
+        model,
+        evacuation_nodes(snapshot, spec),
+        soonest_first=True,
+        outside=_named_outside(snapshot, spec, spec.evacuation.node_names),
+        named=spec.evacuation.node_names,
+    )
 
 
 def plan_drain(
@@ -74,10 +90,13 @@ def plan_drain(
     soonest_first: bool,
     max_nodes_in_parallel: int | None = None,
     why: str = "",
+    outside: Sequence[str] = (),
+    named: Sequence[str] = (),
 ) -> Plan:
     limits = Limits.effective(spec.limits, spec.technique, snapshot.kubevirt)
+    nodes = list(nodes)
     drained = [n for n in nodes if snapshot.has_node(n)]
-    missing = sorted(set(nodes) - set(drained))
+    missing = sorted({*nodes, *named} - {n.name for n in snapshot.nodes})
     drained_set = set(drained)
     scope_nodes = [n.name for n in snapshot.nodes if node_in_scope(spec, n) or n.name in drained_set]
     targets = [
@@ -145,8 +164,14 @@ def plan_drain(
         reason += f", {out_of_scope} VMI(s) out of the policy's scope left to KubeVirt"
     if missing:
         reason += f"; unknown nodes: {', '.join(missing)}"
+    if outside:
+        reason += f"; outside spec.nodeSelector, not drained: {', '.join(outside)}"
     if not drained:
         reason = why or "no node to " + ("evacuate" if soonest_first else "drain")
+        if outside:
+            reason += f"; outside spec.nodeSelector, not drained: {', '.join(outside)}"
+        if missing:
+            reason += f"; unknown nodes: {', '.join(missing)}"
     return assemble(
         snapshot, spec, limits, decisions, skipped, scope_nodes, before, state,
         reason=reason, intervals=intervals,

@@ -140,3 +140,23 @@ def test_unplaceable_vmis_are_reported(b: Any) -> None:
     assert plan.moves == ()
     assert plan.skipped[0].vmi == "prod/big"
     assert "no feasible target" in plan.skipped[0].reason
+
+
+def test_named_nodes_outside_the_node_selector_are_not_drained(b: Any) -> None:
+    from livemig.core.cluster import LabelSelector
+    from livemig.core.planning import Scope
+
+    snap = b.snapshot(
+        [b.node("in", labels={"zone": "a"}), b.node("out", labels={"zone": "b"}), b.node("t", labels={"zone": "a"})],
+        [b.vmi("x", "in"), b.vmi("y", "out")],
+    )
+    spec = replace(
+        MAINT,
+        scope=Scope(node_selector=LabelSelector(match_labels={"zone": "a"})),
+        maintenance=MaintenanceSpec(node_names=("in", "out", "ghost")),
+    )
+    plan = plan_maintenance(snap, spec, b.costs(spec))
+    b.check(snap, spec, plan, drained={"in"})
+    assert [(m.name, m.target) for m in plan.moves] == [("x", "t")]
+    assert "outside spec.nodeSelector, not drained: out" in plan.reason
+    assert "unknown nodes: ghost" in plan.reason
