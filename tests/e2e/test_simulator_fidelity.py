@@ -29,8 +29,6 @@ pytestmark = pytest.mark.integration
 
 SIM = Deadlines(scheduling_s=60, migration_s=120, settle_s=30, delete_s=60)
 VMI_LABELS = {"app": "cirros", "livemig.io/e2e": "fidelity"}
-#: The simulator's validating webhook; KubeVirt's is kv.CREATE_WEBHOOK (see the xfail test below).
-SIM_CREATE_WEBHOOK = "migration-validator.livemig-sim.kubevirt.io"
 
 
 @dataclass(frozen=True)
@@ -94,9 +92,8 @@ def sim_cluster(
 
 
 def test_simulator_refuses_a_second_migration_while_one_is_in_flight(sim_cluster: SimCluster) -> None:
-    check_in_flight_refusal(
-        sim_cluster.kubectl, sim_cluster.namespace, sim_cluster.vmi, SIM, webhook=SIM_CREATE_WEBHOOK
-    )
+    # The denial must read exactly as KubeVirt's, webhook name included.
+    check_in_flight_refusal(sim_cluster.kubectl, sim_cluster.namespace, sim_cluster.vmi, SIM)
 
 
 def test_simulator_migration_with_a_policy_that_sets_nothing(sim_cluster: SimCluster) -> None:
@@ -125,12 +122,6 @@ def test_simulator_records_a_kv_migration_policy_matched_by_vmi_labels(sim_clust
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the simulator names its validating webhook migration-validator.livemig-sim.kubevirt.io, so the API "
-    "server's denial reads 'admission webhook \"migration-validator.livemig-sim…\"' instead of KubeVirt's "
-    "'admission webhook \"migration-create-validator.kubevirt.io\"'; the message after the prefix is KubeVirt's",
-)
 def test_simulator_webhook_has_kubevirts_name(sim_cluster: SimCluster) -> None:
     configs = sim_cluster.kubectl.get("validatingwebhookconfigurations")["items"]
     names = {hook["name"] for config in configs for hook in config.get("webhooks") or []}

@@ -185,7 +185,7 @@ def webhook_configurations(
         "metadata": {"name": name, "labels": {"app.kubernetes.io/managed-by": "livemig-sim"}},
         "webhooks": [
             {
-                "name": "migration-mutator.livemig-sim.kubevirt.io",
+                "name": "migrations-mutator.kubevirt.io",  # KubeVirt's own webhook names: denials read alike
                 "clientConfig": {"url": f"https://127.0.0.1:{port}{MUTATE_PATH}", "caBundle": bundle},
                 "rules": [{**rule, "operations": ["CREATE"]}],
                 "reinvocationPolicy": "Never",
@@ -199,11 +199,12 @@ def webhook_configurations(
         "metadata": {"name": name, "labels": {"app.kubernetes.io/managed-by": "livemig-sim"}},
         "webhooks": [
             {
-                "name": "migration-validator.livemig-sim.kubevirt.io",
+                "name": f"migration-{operation.lower()}-validator.kubevirt.io",
                 "clientConfig": {"url": f"https://127.0.0.1:{port}{VALIDATE_PATH}", "caBundle": bundle},
-                "rules": [{**rule, "operations": ["CREATE", "UPDATE"]}],
+                "rules": [{**rule, "operations": [operation]}],
                 **common,
             }
+            for operation in ("CREATE", "UPDATE")
         ],
     }
     return mutating, validating

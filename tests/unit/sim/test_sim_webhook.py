@@ -41,15 +41,23 @@ def test_registrations_point_at_loopback_with_the_ca_and_only_our_namespaces() -
     cert = make_serving_cert()
     mutating, validating = webhook_configurations("livemig-sim-x", 8443, cert.ca_pem, ["a", "b"])
     (m,) = mutating["webhooks"]
-    (v,) = validating["webhooks"]
+    create, update = validating["webhooks"]
+    # KubeVirt's own webhook names, so the API server words denials as it does for KubeVirt.
+    assert m["name"] == "migrations-mutator.kubevirt.io"
+    assert (create["name"], update["name"]) == (
+        "migration-create-validator.kubevirt.io",
+        "migration-update-validator.kubevirt.io",
+    )
     assert m["clientConfig"]["url"] == f"https://127.0.0.1:8443{MUTATE_PATH}"
-    assert v["clientConfig"]["url"] == f"https://127.0.0.1:8443{VALIDATE_PATH}"
-    assert base64.b64decode(v["clientConfig"]["caBundle"]) == cert.ca_pem
     assert m["rules"][0]["operations"] == ["CREATE"]
-    assert v["rules"][0]["operations"] == ["CREATE", "UPDATE"]
-    assert v["namespaceSelector"]["matchExpressions"][0]["values"] == ["a", "b"]
-    assert v["failurePolicy"] == "Fail"
-    assert v["sideEffects"] == "None"
+    assert create["rules"][0]["operations"] == ["CREATE"]
+    assert update["rules"][0]["operations"] == ["UPDATE"]
+    for v in (create, update):
+        assert v["clientConfig"]["url"] == f"https://127.0.0.1:8443{VALIDATE_PATH}"
+        assert base64.b64decode(v["clientConfig"]["caBundle"]) == cert.ca_pem
+        assert v["namespaceSelector"]["matchExpressions"][0]["values"] == ["a", "b"]
+        assert v["failurePolicy"] == "Fail"
+        assert v["sideEffects"] == "None"
 
 
 def test_serving_certificate_is_signed_by_the_ca_for_127_0_0_1() -> None:
