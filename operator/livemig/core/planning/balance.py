@@ -206,12 +206,13 @@ def _relieve(
         for o in (
             _greedy(state, ranked, loads, node, target, candidates, limits, model),
             _single(state, ranked, loads, node, target, candidates, limits, model),
+            _cover(state, ranked, loads, node, target, candidates, limits, model),
         )
         if o is not None
     ]
     if not options:
         return None
-    best = min(options, key=lambda ds: (sum(d.cost.transferred_bytes for d in ds), len(ds)))
+    best = min(options, key=_set_cost)
     for d in best:
         _move(state, ranked, d.vmi, d.target)
     return best
@@ -314,15 +315,146 @@ def _greedy(
             _move(state, ranked, d.vmi, d.target)
             for key in [k for k, o in option.items() if o is not None and o.target == d.target]:
                 del option[key]
-        # Prune: a move the others make unnecessary (the node stays under the target without it) is dropped,
-        # the costliest first.
-        for d in sorted(chosen, key=lambda d: -d.cost.transferred_bytes):
-            _move(state, ranked, d.vmi, node)
-            if _excess_total(state, loads, node, target) > 1e-9:
-                _move(state, ranked, d.vmi, d.target)
-            else:
-                chosen.remove(d)
+        _prune(state, ranked, loads, node, target, chosen)
         return chosen
+    finally:
+        for d in reversed(chosen):
+            _move(state, ranked, d.vmi, node)
+
+
+def _set_cost(ds: list[Decision]) -> tuple[float, float]:
+    """How options compare: bytes on the wire plus the per-move charge (so fewer, larger moves win when the bytes
+    are about equal), then the total predicted downtime."""
+    return (
+        sum(d.cost.transferred_bytes + _MOVE_CHARGE_BYTES for d in ds),
+        sum(d.cost.downtime_s for d in ds),
+    )
+
+
+def _prune(
+    state: ClusterState, ranked: _Ranking, loads: _Loads, node: str, target: Thresholds, chosen: list[Decision]
+) -> None:
+    """Drop (in place, state updated) each applied move the others make unnecessary (the node stays under the
+    target without it), the costliest first."""
+    for d in sorted(chosen, key=lambda d: (-d.cost.transferred_bytes, d.vmi.key)):
+        _move(state, ranked, d.vmi, node)
+        if _excess_total(state, loads, node, target) > 1e-9:
+            _move(state, ranked, d.vmi, d.target)
+        else:
+            chosen.remove(d)
+
+
+_COVER_UNITS = 200  # resolution of the covering knapsack: 1/200 of the relief the node needs
+
+
+def _needs(state: ClusterState, loads: _Loads, node: str, target: Thresholds) -> tuple[float, float] | None:
+    """The CPU cores and memory bytes that must leave `node` for it to be under `target` in every dimension (PSI
+    scales with use, so a pressure target is a CPU or memory target), or None if no move can get it there."""
+    n = state.nodes[node]
+    cpu, mem = state.cpu_used[node], state.mem_used[node]
+    pc, pm, pio = loads.psi[node]
+    need_cpu = need_mem = 0.0
+    if target.cpu is not None:
+        need_cpu = cpu - target.cpu * n.cpu_cores
+    if target.memory is not None:
+        need_mem = mem - target.memory * n.memory_bytes
+    for p, lim, base, is_cpu in (
+        (pc, target.pressure_cpu, loads.cpu_base[node], True),
+        (pio, target.pressure_io, loads.cpu_base[node], True),
+        (pm, target.pressure_memory, loads.mem_base[node], False),
+    ):
+        if lim is None or p <= 0:
+            continue
+        if base <= 0:
+            if p > lim:
+                return None
+            continue
+        need = (cpu if is_cpu else mem) - lim * base / p
+        if is_cpu:
+            need_cpu = max(need_cpu, need)
+        else:
+            need_mem = max(need_mem, need)
+    return max(0.0, need_cpu), max(0.0, need_mem)
+
+
+def _cover(
+    state: ClusterState,
+    ranked: _Ranking,
+    loads: _Loads,
+    node: str,
+    target: Thresholds,
+    candidates: list[Vmi],
+    limits: Limits,
+    model: CostModel,
+) -> list[Decision] | None:
+    """The cheapest set of moves that clears the node's excess: a covering knapsack (minimum bytes plus the per-move
+    charge, such that the CPU and memory leaving cover what the target needs), solved by dynamic programming over
+    the needed relief in 1/200 steps.  A VMI's contribution is the smaller of its shares of the CPU and of the
+    memory needed, rounded down, so a set that covers in the program covers for real.  The greedy by relief per
+    cost can pick a run of small moves where one or two larger ones cost fewer bytes; this finds those."""
+    needs = _needs(state, loads, node, target)
+    if needs is None:
+        return None
+    need_cpu, need_mem = needs
+    if need_cpu <= 1e-9 and need_mem <= 1e-9:
+        return None
+    units = _COVER_UNITS
+    items: list[tuple[int, float, Decision]] = []
+    for vmi in candidates:
+        shares = []
+        if need_cpu > 1e-9:
+            shares.append(vmi.cpu_cores / need_cpu)
+        if need_mem > 1e-9:
+            shares.append(vmi.memory_used_bytes / need_mem)
+        weight = min(units, int(min(shares) * units))
+        if weight <= 0:
+            continue
+        t = _best_target(state, loads, vmi, target, ranked)
+        if t is None:
+            continue
+        bw, cost = cost_for(model, limits, state, vmi, t)
+        if not cost.succeeded:
+            continue
+        items.append((weight, float(cost.transferred_bytes + _MOVE_CHARGE_BYTES), Decision(vmi, node, t, bw, cost, "")))
+    if not items:
+        return None
+    inf = float("inf")
+    best = [0.0] + [inf] * units  # best[u]: least cost of a set covering at least u units
+    took: list[list[bool]] = []
+    for weight, cost_bytes, _ in items:
+        row = [False] * (units + 1)
+        for u in range(units, 0, -1):
+            prev = best[max(0, u - weight)] + cost_bytes
+            if prev < best[u]:
+                best[u] = prev
+                row[u] = True
+        took.append(row)
+    if best[units] == inf:
+        return None
+    picked: list[Decision] = []
+    u = units
+    for i in range(len(items) - 1, -1, -1):
+        if u > 0 and took[i][u]:
+            picked.append(items[i][2])
+            u = max(0, u - items[i][0])
+    # Apply the set, biggest first, each onto the target then left least loaded under the target.
+    chosen: list[Decision] = []
+    try:
+        for d in sorted(picked, key=lambda d: (-d.vmi.cpu_cores, -d.vmi.memory_used_bytes, d.vmi.key)):
+            t = _best_target(state, loads, d.vmi, target, ranked)
+            if t is None:
+                return None
+            if t != d.target:
+                bw, cost = cost_for(model, limits, state, d.vmi, t)
+                if not cost.succeeded:
+                    return None
+                d = Decision(d.vmi, node, t, bw, cost, "")
+            chosen.append(_with_reason(state, node, d))
+            _move(state, ranked, d.vmi, d.target)
+        if _excess_total(state, loads, node, target) > 1e-9:
+            return None
+        _prune(state, ranked, loads, node, target, chosen)
+        return list(chosen)
     finally:
         for d in reversed(chosen):
             _move(state, ranked, d.vmi, node)

@@ -61,6 +61,36 @@ def test_hot_node_brought_under_target_with_the_cheapest_relief(b: Any) -> None:
     assert "node-a" in m.reason
 
 
+def test_cheapest_set_of_moves_beats_best_ratio_first(b: Any) -> None:
+    # 15.2 of 16 cores busy; target 70 % = 11.2 cores: 4.0 cores must go.  By relief per byte, s (2 cores, 1 GiB)
+    # comes first, then a (1.9 cores, 2 GiB) leaves 0.1 core that only d (0.2 cores, 2 GiB) or e can cover:
+    # s + a + d = 5 GiB in 3 moves.  s + e (2.1 cores, 3 GiB) covers the 4.0 cores with 4 GiB in 2 moves, and no
+    # single VMI but f (32 GiB) covers it alone.
+    spec = PlanningSpec(
+        purpose=Purpose.LOAD_BALANCING,
+        balancing=BalancingSpec(high=Thresholds(cpu=0.8), target=Thresholds(cpu=0.7)),
+    )
+    snap = b.snapshot(
+        [b.node("hot"), b.node("cool-1"), b.node("cool-2")],
+        [
+            b.vmi("s", "hot", cpu=2.0, memory="1Gi", dirty="1Mi"),
+            b.vmi("a", "hot", cpu=1.9, memory="2Gi", dirty="1Mi"),
+            b.vmi("d", "hot", cpu=0.2, memory="2Gi", dirty="1Mi"),
+            b.vmi("e", "hot", cpu=2.1, memory="3Gi", dirty="1Mi"),
+            b.vmi("f", "hot", cpu=9.0, memory="32Gi", dirty="1Mi"),
+            b.vmi("c1", "cool-1", cpu=4, memory="8Gi"),
+            b.vmi("c2", "cool-2", cpu=4, memory="8Gi"),
+        ],
+    )
+    plan = plan_load_balancing(snap, spec, b.costs(spec))
+    assert plan.status is PlanStatus.READY
+    b.check(snap, spec, plan)
+    assert sorted(m.name for m in plan.moves) == ["e", "s"]
+    assert plan.efficacy.bytes_moved < 4.1 * b.GI
+    for n in ("hot", "cool-1", "cool-2"):
+        assert util_after(snap, plan, n) <= 0.7 + 1e-9
+
+
 def test_nothing_to_do_under_the_high_threshold(b: Any) -> None:
     snap = b.snapshot([b.node("n1"), b.node("n2")], [b.vmi("v", "n1", cpu=12)])  # 75 % < 80 %
     plan = plan_load_balancing(snap, SPEC, b.costs(SPEC))
