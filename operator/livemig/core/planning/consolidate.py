@@ -225,7 +225,6 @@ def _by_binding_use(snapshot: ClusterSnapshot, state: ClusterState, node: str, b
 
 
 _RANKINGS = (_by_resident_bytes, _by_capacity, _by_binding_use)
-_MAX_FAILED = 8  # more VMIs than this fitting nowhere: this node count is hopeless, stop packing early
 
 
 def _pack(
@@ -239,6 +238,13 @@ def _pack(
     if not moving:
         return _Packing(tuple(kept), tuple(released), (), 0), []
     nodes = state.nodes
+    # Not enough room in total: no packing exists (and trying one, with its repairs, is the expensive part).
+    if (
+        sum(v.cpu_cores for v in moving) > sum(nodes[n].cpu_cores * cap[0] - state.cpu_used[n] for n in kept) + 1e-9
+        or sum(v.memory_used_bytes for v in moving)
+        > sum(nodes[n].memory_bytes * cap[1] - state.mem_used[n] for n in kept) + 1e-6
+    ):
+        return None, moving
     # Normalised size: the larger of the CPU and memory shares of an average kept node.
     avg_cpu = sum(nodes[n].cpu_cores for n in kept) / len(kept)
     avg_mem = sum(nodes[n].memory_bytes for n in kept) / len(kept)
@@ -252,10 +258,9 @@ def _pack(
             target = packer.find(vmi)
             if target is not None:
                 packer.place(vmi, target)
-            elif not packer.repair(vmi):
-                failed.append(vmi)
-                if len(failed) > _MAX_FAILED:
-                    break
+            elif not packer.repair(vmi) and not packer.exchange(vmi):
+                failed.append(vmi)  # this packing fails: stop here (the next node count is tried instead)
+                break
         placements = tuple((v, packer.where[v.key]) for v in moving if v.key in packer.where)
     finally:
         packer.undo()
@@ -346,6 +351,55 @@ class _Packer:
                         return True
                     self.unplace(vmi, n)
                 self.place(other, n)
+        return False
+
+    _EXCHANGE_NODES = 24
+
+    def exchange(self, vmi: Vmi) -> bool:
+        """Make room for `vmi` on a node `a` by swapping one of its placed VMIs for a smaller one placed on another
+        node `b`: the swap shifts room from `b` to `a` (the total room of the two stays the same), which gathers the
+        slivers of room best fit leaves into a gap `vmi` fits.  Only VMIs that move anyway are swapped."""
+        top = [n for _, n in reversed(self.keys[-self._EXCHANGE_NODES :])]
+        for a in top:
+            if self.state.static_reason(vmi, self.state.nodes[a]) is not None:
+                continue
+            need_cpu = vmi.cpu_cores - self.cpu_room[a]
+            need_mem = vmi.memory_used_bytes - self.mem_room[a]
+            if need_cpu <= 1e-9 and need_mem <= 1e-6:
+                continue  # room enough: something else (anti-affinity) blocks it
+            if not any(x.cpu_cores >= need_cpu - 1e-9 for x in self.placed[a].values()):
+                continue  # no VMI placed on `a` frees enough CPU even for an empty swap partner
+            for b in top:
+                if b == a or self.cpu_room[a] + self.cpu_room[b] < vmi.cpu_cores - 1e-9:
+                    continue
+                if self.mem_room[a] + self.mem_room[b] < vmi.memory_used_bytes - 1e-6:
+                    continue
+                if self._swap_into(vmi, a, b, need_cpu, need_mem):
+                    return True
+        return False
+
+    def _swap_into(self, vmi: Vmi, a: str, b: str, need_cpu: float, need_mem: float) -> bool:
+        for x in list(self.placed[a].values()):
+            for y in list(self.placed[b].values()):
+                d_cpu = x.cpu_cores - y.cpu_cores
+                d_mem = x.memory_used_bytes - y.memory_used_bytes
+                if not (need_cpu - 1e-9 <= d_cpu <= self.cpu_room[b] + 1e-9):
+                    continue
+                if not (need_mem - 1e-6 <= d_mem <= self.mem_room[b] + 1e-6):
+                    continue
+                self.unplace(x, a)
+                self.unplace(y, b)
+                if self.fits(y, a):
+                    self.place(y, a)
+                    if self.fits(x, b):
+                        self.place(x, b)
+                        if self.fits(vmi, a):
+                            self.place(vmi, a)
+                            return True
+                        self.unplace(x, b)
+                    self.unplace(y, a)
+                self.place(x, a)
+                self.place(y, b)
         return False
 
 

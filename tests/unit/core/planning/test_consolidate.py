@@ -128,3 +128,26 @@ def test_cordoned_and_unhealthy_nodes_never_receive(b: Any) -> None:
     b.check(snap, SPEC, plan)
     assert len(plan.moves) == 1
     assert plan.moves[0].target in ("a", "b")
+
+
+def test_swaps_gather_the_room_best_fit_scatters(b: Any) -> None:
+    # a and b are pinned (a VMI that cannot move, 1 core each), leaving 10 cores on each; c and d hold 4 + 3 + 3
+    # cores each.  Best fit decreasing puts both 4s on one node (2 left) and three 3s on the other (1 left): the
+    # last 3 fits nowhere.  Swapping a 4 for a 3 between the two nodes gathers the room: {4, 3, 3} on each.
+    spec = PlanningSpec(
+        purpose=Purpose.CONSOLIDATION, consolidation=ConsolidationSpec(headroom_cpu=0.0, headroom_memory=0.0)
+    )
+    snap = b.snapshot(
+        [b.node(n, cpu=11) for n in ("a", "b", "c", "d")],
+        [
+            b.vmi("pin-a", "a", cpu=1, memory="1Gi", liveMigratable=False),
+            b.vmi("pin-b", "b", cpu=1, memory="1Gi", liveMigratable=False),
+            *(b.vmi(f"{n}{i}", n, cpu=c, memory="1Gi") for n in ("c", "d") for i, c in enumerate((4, 3, 3))),
+        ],
+    )
+    plan = plan_consolidation(snap, spec, b.costs(spec))
+    b.check(snap, spec, plan)
+    assert set(plan.efficacy.nodes_released) == {"c", "d"}
+    assert plan.efficacy.nodes_used_after == 2
+    for name, (cpu, _) in end_usage(snap, plan).items():
+        assert cpu == (11 if name in ("a", "b") else 0)
