@@ -1,12 +1,21 @@
 """The two model mechanisms the lab calibration added (docs/model.md, qemu-calibration section): zero pages cost a
-marker in pass 0, and the stop-and-copy runs at the link's raw speed because QEMU lifts its rate cap there."""
+marker in pass 0, the stop-and-copy runs at the link's raw speed because QEMU lifts its rate cap there, and QEMU syncs
+a pass once its remainder falls under the stop threshold, carrying the remainder into the next pass."""
 
 from __future__ import annotations
+
+import itertools
 
 import pytest
 
 from livemig.core.model import LinkProfile, MigrationSettings, VmProfile, XbzrleParams, predict
-from livemig.core.model.precopy import ZERO_PAGE_WIRE_BYTES, first_pass_wire_factor
+from livemig.core.model.precopy import (
+    QEMU_RATE_LIMIT_WINDOW_S,
+    ZERO_PAGE_WIRE_BYTES,
+    first_pass_wire_factor,
+    qemu_first_sync_carry_bytes,
+    qemu_sync_carry_bytes,
+)
 from livemig.core.vocabulary import Technique
 
 MIB = 2**20
@@ -105,3 +114,50 @@ def test_throttle_slows_a_light_writer_only_once_it_eats_into_its_cpu_share() ->
         for u in (1.0, 0.15)
     ]
     assert plain[0] == plain[1]
+
+
+def test_qemu_syncs_a_pass_once_its_remainder_is_under_the_threshold_and_carries_it() -> None:
+    # A hot set the guest fills faster than the link: every pass is the whole set, and QEMU syncs it with
+    # carry = R·d - R·window/2 still unsent (migration_iteration_run's pending estimate, read once per window).
+    link = LinkProfile(125e6)
+    settings = MigrationSettings(completion_timeout_per_gib=0, progress_timeout_s=0, wall_clock_cap_s=60)
+    carry = qemu_sync_carry_bytes(125e6, 0.3, 1.0)
+    assert carry == pytest.approx(125e6 * (0.3 - QEMU_RATE_LIMIT_WINDOW_S / 2))
+    vm = VmProfile(256 * MIB, 40000 * 4096, working_set_bytes=128 * MIB)
+    p = predict(Technique.PRE_COPY, vm, link, settings)
+    assert p.outcome == "not-converged"
+    # Pass 0 sends memory less the carry; every later pass refills to the whole set and sends set - carry.
+    first = (256 * MIB - carry) / 125e6
+    per_pass = (128 * MIB - carry) / 125e6
+    assert p.rounds == 1 + int((60 - first) / per_pass)
+    syncs = [(t, v) for (t, v), (t1, v1) in zip(p.timeline, p.timeline[1:], strict=False) if t == t1 and v1 > v]
+    assert all(v == pytest.approx(carry) for _, v in syncs[1:])
+
+
+def test_auto_converge_counts_only_sync_periods_of_a_second_so_short_passes_slow_its_climb() -> None:
+    # The lab's auto-converge_1G_high: passes of (128 MiB - carry) / R = 0.82 s are shorter than QEMU's 1 s period,
+    # so only every second sync closes a period and the throttle rises every fourth sync, not every second pass.
+    link = LinkProfile(125e6)
+    settings = MigrationSettings(completion_timeout_per_gib=0, progress_timeout_s=0, wall_clock_cap_s=60)
+    vm = VmProfile(256 * MIB, 40000 * 4096, working_set_bytes=128 * MIB, cpu_utilization=0.15)
+    p = predict(Technique.AUTO_CONVERGE, vm, link, settings, timeline=False)
+    per_pass = (128 * MIB - qemu_sync_carry_bytes(125e6, 0.3, 1.0)) / 125e6
+    assert 0.5 < per_pass < 1.0
+    gaps = [b[0] - a[0] for a, b in itertools.pairwise(p.throttle_steps)]
+    # (the first gap is a little longer: pass 0's cold remainder still rides along)
+    assert len(gaps) >= 6
+    assert all(gap == pytest.approx(4 * per_pass, rel=1e-3) for gap in gaps[:6])
+
+
+def test_pass_zero_drains_through_the_zero_tail_before_qemu_looks_again() -> None:
+    # The guest's never-written memory is the end of pass 0: with more of it than the threshold, pass 0 leaves
+    # nothing behind, and a quiet guest stops at the first sync with only what it dirtied meanwhile.
+    assert qemu_first_sync_carry_bytes(125e6, 0.3, 68e6) == 0.0
+    assert qemu_first_sync_carry_bytes(125e6, 0.3, 0.0) == pytest.approx(125e6 * 0.25)
+    link = LinkProfile(125e6)
+    quiet = _vm(zero_bytes=68e6, rate_pages=2000)
+    p = predict(Technique.PRE_COPY, quiet, link, SETTINGS)
+    assert p.outcome == "completed"
+    assert p.rounds == 1
+    dirtied = 2000 * 4096 * (p.total_time_s - p.downtime_s)
+    assert p.downtime_s * 125e6 == pytest.approx(dirtied, rel=1e-6)

@@ -20,7 +20,15 @@ from livemig.core.model import autoconverge, postcopy
 from livemig.core.model.compression import adaptive_compression_mechanics, xbzrle_mechanics
 from livemig.core.model.mechanics import Mechanics
 from livemig.core.model.params import LinkProfile, MigrationSettings, Profile, VmProfile
-from livemig.core.model.precopy import Stop, precopy_mechanics, qemu_stop, xen_next_rate, xen_stop
+from livemig.core.model.precopy import (
+    Stop,
+    precopy_mechanics,
+    qemu_first_sync_carry_bytes,
+    qemu_stop,
+    qemu_sync_carry_bytes,
+    xen_next_rate,
+    xen_stop,
+)
 from livemig.core.model.results import Degradation, MigrationMode, Phase, Prediction, RunState
 from livemig.core.model.tracereplay import trace_replay_mechanics
 from livemig.core.model.workingset import working_set_mechanics
@@ -136,6 +144,7 @@ class MigrationRun:
         "_bandwidth",
         "_blackout_done",
         "_cap_t",
+        "_carry_on",
         "_copy_start_t",
         "_cpu_utilization",
         "_deadline_action",
@@ -155,6 +164,7 @@ class MigrationRun:
         "_max_throttle",
         "_mech",
         "_outcome",
+        "_pass_hot_frac",
         "_pass_left",
         "_pass_payload",
         "_pass_sent",
@@ -224,6 +234,11 @@ class MigrationRun:
         self._limiter = limiter
         self._limiter_rate = limiter.start_bps if limiter is not None else _INF
         self._is_qemu = settings.profile is Profile.QEMU
+        # QEMU syncs a pass before it drains (precopy.qemu_sync_carry_bytes); the remainder joins the next pass.
+        # Not for the modelled-only techniques that hold pages back or send logs instead of pages.
+        self._carry_on = self._is_qemu and mech.resend_hot and mech.log_rate_bps is None
+        classes = mech.hot_cap_bytes + mech.cold_cap_bytes
+        self._pass_hot_frac = mech.hot_cap_bytes / classes if mech.cold_cap_bytes > 0.0 and classes > 0.0 else 1.0
         self._max_pass_ratio = 0.0
         self._pass_payload = mech.first_payload_bytes
         self._t = 0.0
@@ -419,6 +434,14 @@ class MigrationRun:
         u = self._cpu_utilization
         return 1.0 - throttle if u >= 1.0 else min(1.0, (1.0 - throttle) / u)
 
+    def _carry(self, wire_rate: float, wire_factor: float) -> float:
+        """Logical bytes the current pass still holds when QEMU syncs (0: the pass drains, as in Xen)."""
+        if not self._carry_on:
+            return 0.0
+        if self._rounds == 0 and self._vm.zero_bytes > 0.0:
+            return qemu_first_sync_carry_bytes(wire_rate, self._settings.downtime_limit_s, self._vm.zero_bytes)
+        return qemu_sync_carry_bytes(wire_rate, self._settings.downtime_limit_s, wire_factor)
+
     def _risk_window(self) -> float:
         return 0.0 if self._switch_t is None else self._t - self._switch_t
 
@@ -539,11 +562,15 @@ class MigrationRun:
         # Length of this segment: the first event ahead.
         dt = t_stop - t
         event_pass_end = False
+        carry = 0.0
         if in_gap:
             if gap_left <= dt:
                 dt = gap_left
         elif send > 0.0:
-            dt_pass = self._pass_left / send
+            if self._carry_on:
+                carry = self._carry(wire_rate, pass_wf)
+            to_send = self._pass_left - carry
+            dt_pass = to_send / send if to_send > 0.0 else 0.0
             if dt_pass <= dt:
                 dt = dt_pass
                 event_pass_end = True
@@ -572,7 +599,7 @@ class MigrationRun:
             sent = send * dt
             wire = sent * pass_wf
             if event_pass_end:
-                self._pass_left = 0.0
+                self._pass_left = carry if carry < self._pass_left else self._pass_left
             else:
                 left = self._pass_left - sent
                 self._pass_left = left if left > 0.0 else 0.0
@@ -609,10 +636,25 @@ class MigrationRun:
         settings = self._settings
         self._rounds += 1
         t = self._t
-        new_dirty = self._dirty_hot + self._dirty_cold
-        payload = new_dirty if mech.log_rate_bps is not None or mech.resend_hot else self._dirty_cold
+        carried = self._pass_left  # not sent yet: still marked in the bitmap (QEMU's early sync)
+        if carried > 0.0:
+            # The remainder and the pages dirtied since the last sync form the next pass; a page in both counts
+            # once, so each class stays within its cap.  The remainder splits like the pass it is the end of.
+            share = self._pass_hot_frac
+            hot = min(mech.hot_cap_bytes, carried * share + self._dirty_hot)
+            cold = carried * (1.0 - share) + self._dirty_cold
+            if cold > mech.cold_cap_bytes:
+                cold = mech.cold_cap_bytes
+            payload = hot + cold
+            new_dirty = payload - carried if payload > carried else 0.0
+        else:
+            hot = self._dirty_hot
+            new_dirty = hot + self._dirty_cold
+            payload = new_dirty if mech.log_rate_bps is not None or mech.resend_hot else self._dirty_cold
+        if payload > 0.0 and self._carry_on:
+            self._pass_hot_frac = hot / payload
         if self._timeline is not None:
-            self._timeline.append((t, mech.held_bytes))
+            self._timeline.append((t, carried + mech.held_bytes))
 
         if self._throttle_on and not self._paused:
             params = settings.throttle
@@ -701,18 +743,27 @@ class MigrationRun:
         if mech.xbzrle_cache_bytes > 0.0 and self._rounds <= 1:
             return  # XBZRLE's cache-filling pass: the next pass has another wire factor
         payload = self._pass_left
-        send = self._wire_rate() / self._pass_wf
+        wire_rate = self._wire_rate()
+        send = wire_rate / self._pass_wf
         if mech.later_rate_cap_bps < send:
             send = mech.later_rate_cap_bps
         if send <= 0.0 or payload <= 0.0:
             return
-        tau = self._gap_left + payload / send
+        carry = self._carry(wire_rate, self._pass_wf)
+        if carry >= payload:
+            return
+        per_pass = payload - carry  # what each pass sends before QEMU syncs it
+        tau = self._gap_left + per_pass / send
         writes = self._dirty_rate * self._write_share(self._throttle) * tau
-        hot = min(mech.hot_cap_bytes, writes * mech.hot_share)
-        cold = min(mech.cold_cap_bytes, writes * (1.0 - mech.hot_share)) if mech.cold_cap_bytes > 0.0 else 0.0
+        share = self._pass_hot_frac if carry > 0.0 else 1.0
+        hot = min(mech.hot_cap_bytes, carry * share + writes * mech.hot_share)
+        cold = carry * (1.0 - share) + writes * (1.0 - mech.hot_share)
+        cold = min(mech.cold_cap_bytes, cold) if mech.cold_cap_bytes > 0.0 else 0.0
         next_payload = hot + cold if mech.resend_hot else cold
         if abs(next_payload - payload) > _STEADY_RTOL * payload:
             return
+        if carry > 0.0 and abs(hot / payload - share) > _STEADY_RTOL:
+            return  # the remainder's split between the classes still moves
         horizon = min(self._deadline_t, self._cap_t, t_stop)
         if math.isinf(horizon):
             return
@@ -720,20 +771,20 @@ class MigrationRun:
         if k < 1:
             return
         span = k * tau
-        wire = k * payload * self._pass_wf
+        wire = k * per_pass * self._pass_wf
         if self._timeline is not None and k <= _SAWTOOTH_POINTS_MAX:
             held = mech.held_bytes
             for i in range(1, k + 1):  # draw the skipped passes (for --plot); the physics does not need them
-                self._timeline.append((self._t + i * tau, held))
+                self._timeline.append((self._t + i * tau, carry + held))
                 self._timeline.append((self._t + i * tau, payload + held))
         self._rounds += k
-        self._sent += k * payload
+        self._sent += k * per_pass
         self._wire += wire
         self._throttle_cpu_s += self._throttle * span
         self._t += span
         self._pass_start_t = self._t
         self._last_progress_t = self._t
-        self._prev_pass_sent = payload
+        self._prev_pass_sent = per_pass
         self._period_start_t = self._t
         self._period_dirty = 0.0
         self._period_wire = 0.0
@@ -760,13 +811,21 @@ class MigrationRun:
             send = mech.later_rate_cap_bps
         if send <= 0.0 or payload <= 0.0:
             return
-        tau = payload / send
-        if tau < params.min_period_s or not autoconverge.period_is_high(payload, payload * wf, params):
+        carry = self._carry(wire_rate, wf)
+        if carry >= payload:
+            return
+        per_pass = payload - carry  # sent before QEMU syncs; the carried rest and the new dirt refill the pass
+        tau = per_pass / send
+        if tau < params.min_period_s or not autoconverge.period_is_high(per_pass, per_pass * wf, params):
             return
         hot_cap, cold_cap, share = mech.hot_cap_bytes, mech.cold_cap_bytes, mech.hot_share
         full = (hot_cap if mech.resend_hot else 0.0) + cold_cap
         if abs(full - payload) > _STEADY_RTOL * payload:
             return  # not the full, capped pass
+        split = self._pass_hot_frac if carry > 0.0 else 1.0
+        if carry > 0.0 and abs(split - hot_cap / payload) > _STEADY_RTOL:
+            return
+        carry_hot, carry_cold = carry * split, carry * (1.0 - split)
         horizon = min(self._deadline_t, self._cap_t, t_stop)
         if math.isinf(horizon):
             return
@@ -776,7 +835,9 @@ class MigrationRun:
         t = self._t
         while t + 2.0 * tau < horizon:
             writes = rate * self._write_share(throttle) * tau
-            if writes * share < hot_cap or (cold_cap > 0.0 and writes * (1.0 - share) < cold_cap):
+            if carry_hot + writes * share < hot_cap or (
+                cold_cap > 0.0 and carry_cold + writes * (1.0 - share) < cold_cap
+            ):
                 break  # this pass would not fill up: leave it to the loop
             t += tau
             passes += 1
@@ -791,11 +852,11 @@ class MigrationRun:
         if self._timeline is not None:
             held = mech.held_bytes
             for i in range(1, passes + 1):
-                self._timeline.append((self._t + i * tau, held))
+                self._timeline.append((self._t + i * tau, carry + held))
                 self._timeline.append((self._t + i * tau, payload + held))
         self._rounds += passes
-        self._sent += passes * payload
-        self._wire += passes * payload * wf
+        self._sent += passes * per_pass
+        self._wire += passes * per_pass * wf
         self._throttle_cpu_s += throttle_cpu
         self._t = t
         self._throttle, self._high_count = throttle, count
@@ -803,7 +864,7 @@ class MigrationRun:
         if throttle > self._max_throttle:
             self._max_throttle = throttle
         self._pass_start_t = self._period_start_t = self._last_progress_t = t
-        self._prev_pass_sent = payload
+        self._prev_pass_sent = per_pass
         ratio = 1.0 / wf
         if ratio > self._max_pass_ratio:
             self._max_pass_ratio = ratio
@@ -831,10 +892,19 @@ class MigrationRun:
         else:
             writes = self._dirty_rate * self._write_share(throttle)
             inflow_hot, inflow_cold = writes * mech.hot_share, writes * (1.0 - mech.hot_share)
+        # QEMU's early sync leaves `carry` unsent in every pass (the same for all of them: rate and wire factor
+        # hold), so pass i sends x·a^i with x = payload - carry, and the next pass is carry + x·a^(i+1).
+        carry = self._carry(wire_rate, wf)
+        if carry > 0.0 and mech.cold_cap_bytes > 0.0:
+            return  # the remainder's split between the classes moves from pass to pass: leave it to the loop
+        if carry >= payload:
+            return
+        x = payload - carry
         # Uncapped from here on: this pass's dirtying stays below both caps (and later passes are shorter).
-        tau = payload / send
+        tau = x / send
         if mech.log_rate_bps is None and (
-            inflow_hot * tau >= mech.hot_cap_bytes or (inflow_cold > 0.0 and inflow_cold * tau >= mech.cold_cap_bytes)
+            carry + inflow_hot * tau >= mech.hot_cap_bytes
+            or (inflow_cold > 0.0 and inflow_cold * tau >= mech.cold_cap_bytes)
         ):
             return
         a = ((inflow_hot if mech.resend_hot or mech.log_rate_bps is not None else 0.0) + inflow_cold) / send
@@ -847,26 +917,26 @@ class MigrationRun:
             and (inflow_hot + inflow_cold) / wire_rate > settings.throttle.trigger_threshold
         ):
             return  # the throttle may still rise
-        threshold = wire_rate * settings.downtime_limit_s  # qemu_stop's bound on the next payload
-        # Pass i (0 = the current one) carries payload·a^i; after it, the stop rule sees payload·a^(i+1).
-        if payload * a <= threshold:
+        # qemu_stop's bound on the next payload, less the carried part: after pass i the rule sees carry + x·a^(i+1).
+        threshold = wire_rate * settings.downtime_limit_s - carry
+        if threshold <= 0.0 or x * a <= threshold:
             return
-        first_stop = math.ceil(math.log(threshold / payload) / math.log(a)) - 1
+        first_stop = math.ceil(math.log(threshold / x) / math.log(a)) - 1
         horizon = min(self._deadline_t, self._cap_t, t_stop) - self._t
         if math.isinf(horizon):
             fit = first_stop
         else:
-            # passes 0..j-1 end by t + payload(1 - a^j)/((1 - a)·send) < horizon
-            room = 1.0 - horizon * (1.0 - a) * send / payload
+            # passes 0..j-1 end by t + x(1 - a^j)/((1 - a)·send) < horizon
+            room = 1.0 - horizon * (1.0 - a) * send / x
             fit = first_stop if room <= 0.0 else math.floor(math.log(room) / math.log(a))
         k = min(first_stop, fit) - 1
         if k < 1:
             return
         shrink = a**k
-        moved = payload * (1.0 - shrink) / (1.0 - a)
+        moved = x * (1.0 - shrink) / (1.0 - a)
         span = moved / send
         if self._timeline is not None and k <= _SAWTOOTH_POINTS_MAX:
-            held, t0, v = mech.held_bytes, self._t, payload
+            held, t0, v = mech.held_bytes + carry, self._t, x
             for _ in range(k):
                 t0 += v / send
                 v *= a
@@ -877,8 +947,8 @@ class MigrationRun:
         self._wire += moved * wf
         self._throttle_cpu_s += throttle * span
         self._t += span
-        self._prev_pass_sent = payload * shrink / a
-        self._pass_payload = self._pass_left = payload * shrink
+        self._prev_pass_sent = x * shrink / a
+        self._pass_payload = self._pass_left = carry + x * shrink
         self._pass_start_t = self._t
         self._last_progress_t = self._t
         self._period_start_t = self._t

@@ -208,10 +208,11 @@ def case_v6() -> CaseResult:
 
 
 def pass_payloads(p: Prediction) -> list[float]:
-    """Bytes of each pre-copy pass, from the timeline (pass 0 first; a sync adds (t, 0) then (t, next pass))."""
+    """Bytes of each pre-copy pass, from the timeline (pass 0 first; a sync adds (t, what the pass left unsent)
+    then (t, next pass), which is larger: the remainder plus the pages dirtied since the last sync)."""
     payloads = [p.timeline[0][1]]
     for (t0, v0), (t1, v1) in zip(p.timeline, p.timeline[1:], strict=False):
-        if t1 == t0 and v0 == 0.0 and v1 > 0.0:
+        if t1 == t0 and v1 > v0:
             payloads.append(v1)
     return payloads
 
@@ -231,9 +232,7 @@ def case_v7() -> CaseResult:
     payloads = pass_payloads(p)
     # The throttle in force while the first pass smaller than the one before it was being sent.
     starts = [
-        t
-        for (t, v), (t_prev, v_prev) in zip(p.timeline[1:], p.timeline, strict=False)
-        if t == t_prev and v_prev == 0.0 and v > 0.0
+        t for (t, v), (t_prev, v_prev) in zip(p.timeline[1:], p.timeline, strict=False) if t == t_prev and v > v_prev
     ]
     onset = next(
         (throttle_at(p, starts[i - 1]) for i in range(1, len(payloads)) if payloads[i] < payloads[i - 1] * 0.999), None
