@@ -210,7 +210,7 @@ class DevCluster:
     def _start(self, bin_dir: Path, timeout_s: float) -> DevClusterState:
         pki_dir = self.state_dir / "pki"
         pki_dir.mkdir(exist_ok=True)
-        ca = pki.create_ca(pki_dir, "ca")
+        ca, ca_files = pki.create_ca(pki_dir, "ca")
         pki.issue_cert(
             ca,
             pki_dir,
@@ -264,7 +264,7 @@ class DevCluster:
             f"--cert-dir={pki_dir}",
             f"--tls-cert-file={pki_dir / 'apiserver.crt'}",
             f"--tls-private-key-file={pki_dir / 'apiserver.key'}",
-            f"--client-ca-file={ca.cert_path}",
+            f"--client-ca-file={ca_files.cert_path}",
             "--authorization-mode=RBAC",
             f"--service-account-issuer={server}",
             f"--service-account-key-file={service_account.cert_path}",
@@ -290,11 +290,11 @@ class DevCluster:
         _write_kubeconfig(
             state.kubeconfig,
             server,
-            ca.cert_path,
+            ca_files.cert_path,
             {"client-certificate": str(admin.cert_path), "client-key": str(admin.key_path)},
             ADMIN_USER,
         )
-        tls = ssl.create_default_context(cafile=str(ca.cert_path))
+        tls = ssl.create_default_context(cafile=str(ca_files.cert_path))
         tls.load_cert_chain(str(admin.cert_path), str(admin.key_path))
         self._wait(lambda: _http_ok(f"{server}/readyz", tls), deadline, "kube-apiserver /readyz", apiserver)
         self._wait(
