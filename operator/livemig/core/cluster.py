@@ -26,6 +26,7 @@ import yaml
 
 from livemig.core.errors import SpecError, SpecErrors
 from livemig.core.profiles import AnyProfile, Constant, parse_profile
+from livemig.core.selectors import LabelSelector, LabelSelectorRequirement, NodeSelectorOperator, SelectorOperator
 from livemig.core.units import parse_bitrate, parse_bytes, parse_duration, parse_quantity
 
 API_VERSION = "livemig.io/v1alpha1"
@@ -40,6 +41,8 @@ _KUBEVIRT_IGNORED = frozenset({"network", "disableTLS", "unsafeMigrationOverride
 _E = TypeVar("_E", bound=StrEnum)
 Labels = Mapping[str, str]
 _EMPTY: Labels = MappingProxyType({})
+#: The name this module gave a selector requirement; one implementation, in livemig.core.selectors.
+LabelRequirement = LabelSelectorRequirement
 
 
 class EvictionStrategy(StrEnum):
@@ -119,50 +122,10 @@ class NodePressure:
 
 
 @dataclass(frozen=True, slots=True)
-class LabelRequirement:
-    """One `matchExpressions` entry: operator In | NotIn | Exists | DoesNotExist (| Gt | Lt for node terms)."""
-
-    key: str
-    operator: str
-    values: tuple[str, ...] = ()
-
-    def matches(self, labels: Labels) -> bool:
-        present = self.key in labels
-        if self.operator == "Exists":
-            return present
-        if self.operator == "DoesNotExist":
-            return not present
-        if self.operator == "In":
-            return present and labels[self.key] in self.values
-        if self.operator == "NotIn":
-            return not present or labels[self.key] not in self.values
-        if not present:
-            return False
-        try:
-            have, limit = int(labels[self.key]), int(self.values[0])
-        except ValueError:
-            return False
-        return have > limit if self.operator == "Gt" else have < limit
-
-
-@dataclass(frozen=True, slots=True)
-class LabelSelector:
-    """A Kubernetes LabelSelector: every matchLabels pair and every expression must hold (empty matches all)."""
-
-    match_labels: Labels = field(default_factory=lambda: _EMPTY)
-    match_expressions: tuple[LabelRequirement, ...] = ()
-
-    def matches(self, labels: Labels) -> bool:
-        return all(labels.get(k) == v for k, v in self.match_labels.items()) and all(
-            r.matches(labels) for r in self.match_expressions
-        )
-
-
-@dataclass(frozen=True, slots=True)
 class NodeSelectorTerm:
     """A required node-affinity term: all its expressions must hold (`metadata.name` matchFields key supported)."""
 
-    match_expressions: tuple[LabelRequirement, ...] = ()
+    match_expressions: tuple[LabelSelectorRequirement, ...] = ()
 
     def matches(self, node: Node) -> bool:
         labels = node.labels if not any(r.key == "metadata.name" for r in self.match_expressions) else node.field_labels
@@ -651,14 +614,15 @@ class _Parser:
                     vals[key] = n
         return NodePressure(**vals)
 
-    def requirements(self, value: object, path: str, *, node: bool) -> tuple[LabelRequirement, ...]:
+    def requirements(self, value: object, path: str, *, node: bool) -> tuple[LabelSelectorRequirement, ...]:
         if value is None:
             return ()
         if not isinstance(value, list):
             self.fail(path, "must be a list of {key, operator, values}")
             return ()
-        ops = ("In", "NotIn", "Exists", "DoesNotExist", *(("Gt", "Lt") if node else ()))
-        out: list[LabelRequirement] = []
+        operators = NodeSelectorOperator if node else SelectorOperator  # Gt and Lt only in node selector terms
+        ops = tuple(o.value for o in operators)
+        out: list[LabelSelectorRequirement] = []
         for i, item in enumerate(value):
             p = f"{path}[{i}]"
             m = self.mapping(item, p, ("key", "operator", "values"))
@@ -684,7 +648,7 @@ class _Parser:
                 self.fail(f"{p}.values", f"must hold one integer with operator {op}")
                 continue
             if key is not None:
-                out.append(LabelRequirement(key, str(op), values))
+                out.append(LabelSelectorRequirement(key, operators(op), values))
         return tuple(out)
 
     def label_selector(self, value: object, path: str) -> LabelSelector | None:

@@ -1,17 +1,16 @@
-"""livemig's MigrationPolicy: frozen value objects (spec), the parser/validator (parse) and label selectors.
+"""livemig's MigrationPolicy: frozen value objects (spec) and the parser/validator (parse).
+
+Label selectors (`LabelSelector`, `matches`, ...) are livemig.core.selectors', re-exported here for policy users.
 
 `parse_policy` enforces the same schema, defaults and CEL rules as crds/livemig.io_migrationpolicies.yaml, so
 `livemig plan --policy` rejects what the API server would, naming the same field.
 """
 
 from livemig.core.policy.parse import load_policy, parse_policy
-from livemig.core.policy.selectors import matches
 from livemig.core.policy.spec import (
     Comparison,
     Consolidation,
     Evacuation,
-    LabelSelector,
-    LabelSelectorRequirement,
     Limits,
     LivemigPolicy,
     LoadBalancing,
@@ -20,12 +19,12 @@ from livemig.core.policy.spec import (
     PrometheusOverrides,
     PrometheusQueries,
     ResourceFractions,
-    SelectorOperator,
     TechniquePolicy,
     Threshold,
     TimeWindow,
     VmiSelector,
 )
+from livemig.core.selectors import LabelSelector, LabelSelectorRequirement, SelectorOperator, matches
 
 __all__ = [
     "Comparison",

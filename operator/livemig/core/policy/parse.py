@@ -28,8 +28,6 @@ from livemig.core.policy.spec import (
     Comparison,
     Consolidation,
     Evacuation,
-    LabelSelector,
-    LabelSelectorRequirement,
     Limits,
     LivemigPolicy,
     LoadBalancing,
@@ -38,12 +36,12 @@ from livemig.core.policy.spec import (
     PrometheusOverrides,
     PrometheusQueries,
     ResourceFractions,
-    SelectorOperator,
     TechniquePolicy,
     Threshold,
     TimeWindow,
     VmiSelector,
 )
+from livemig.core.selectors import LabelSelector, LabelSelectorRequirement, SelectorOperator
 from livemig.core.units import parse_duration, parse_quantity
 from livemig.core.vocabulary import Objective, Purpose, TechniqueMode
 

@@ -2,7 +2,7 @@
 
 Durations are seconds (`*_s`), bandwidths bytes per second (`*_bps`), times epoch seconds.  Built only by
 `livemig.core.policy.parse.parse_policy`, which applies the same defaults and rules as the CRD
-(crds/livemig.io_migrationpolicies.yaml).
+(crds/livemig.io_migrationpolicies.yaml).  Label selectors are livemig.core.selectors' (shared with the snapshot).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
 
+from livemig.core.selectors import LabelSelector
 from livemig.core.vocabulary import Objective, Purpose, TechniqueMode
 
 API_VERSION = "livemig.io/v1alpha1"
@@ -20,33 +21,11 @@ KIND = "MigrationPolicy"
 _EMPTY: Mapping[str, str] = MappingProxyType({})
 
 
-class SelectorOperator(StrEnum):
-    IN = "In"
-    NOT_IN = "NotIn"
-    EXISTS = "Exists"
-    DOES_NOT_EXIST = "DoesNotExist"
-
-
 class Comparison(StrEnum):
     """`spec.evacuation.comparison`: how a node's health value is compared with the threshold."""
 
     GREATER_THAN = "GreaterThan"
     LESS_THAN = "LessThan"
-
-
-@dataclass(frozen=True, slots=True)
-class LabelSelectorRequirement:
-    key: str
-    operator: SelectorOperator
-    values: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class LabelSelector:
-    """A Kubernetes LabelSelector.  The empty selector matches everything."""
-
-    match_labels: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
-    match_expressions: tuple[LabelSelectorRequirement, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
