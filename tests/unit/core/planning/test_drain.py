@@ -160,3 +160,30 @@ def test_named_nodes_outside_the_node_selector_are_not_drained(b: Any) -> None:
     assert [(m.name, m.target) for m in plan.moves] == [("x", "t")]
     assert "outside spec.nodeSelector, not drained: out" in plan.reason
     assert "unknown nodes: ghost" in plan.reason
+
+
+def test_targets_with_the_faster_link_win_below_the_preferred_fill(b: Any) -> None:
+    # n0 sends at 40 Gbit/s.  slow (10 Gbit/s) is empty, fast (40 Gbit/s) half full: the least loaded target would
+    # be slow and each move would take ~4x as long.  full (40 Gbit/s) would end above 85 %: a last resort.
+    snap = b.snapshot(
+        [
+            b.node("n0", linkBandwidth="40Gbit"),
+            b.node("slow"),
+            b.node("fast", linkBandwidth="40Gbit"),
+            b.node("full", linkBandwidth="40Gbit"),
+        ],
+        [
+            *(b.vmi(f"v{i}", "n0", cpu=1, memory="4Gi", dirty="10Mi") for i in range(3)),
+            b.vmi("half", "fast", cpu=8, memory="8Gi"),
+            b.vmi("busy", "full", cpu=13.5, memory="8Gi"),
+        ],
+    )
+    plan = plan_maintenance(snap, MAINT, b.costs(MAINT))
+    b.check(snap, MAINT, plan, drained={"n0"})
+    assert {m.target for m in plan.moves} == {"fast"}
+    assert all(m.bandwidth_bps == 40e9 / 8 for m in plan.moves)
+    # Were fast filled above 85 % too, the slow link would be next, not full.
+    snap = replace(snap, vmis=tuple(replace(v, cpu_cores=13.0) if v.name == "half" else v for v in snap.vmis))
+    plan = plan_maintenance(snap, MAINT, b.costs(MAINT))
+    b.check(snap, MAINT, plan, drained={"n0"})
+    assert {m.target for m in plan.moves} == {"slow"}
