@@ -16,9 +16,10 @@ migrations at once only when its link has room for them.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterable, Sequence
 
-from livemig.core.cluster import ClusterSnapshot, Node, Vmi
+from livemig.core.cluster import ClusterSnapshot, Vmi
 from livemig.core.planning.assemble import Decision, assemble, cost_for
 from livemig.core.planning.costs import CostModel
 from livemig.core.planning.framework import Plan, Skipped
@@ -126,19 +127,11 @@ def plan_drain(
     # those; targets the VMI would fill above _PREFERRED_FILL only when no other fits.
     moving.sort(key=lambda v: (-max(v.memory_used_bytes, 1.0), -v.cpu_cores, v.key))
     decisions: list[Decision] = []
+    ranking = _TargetRanking(state)
     for vmi in moving:
         source = vmi.node
-        src_node = state.nodes[source]
-
-        def key(t: str, vmi: Vmi = vmi, src_node: Node = src_node) -> tuple[bool, float, float, str]:
-            fill = max(
-                (state.cpu_used[t] + vmi.cpu_cores) / state.nodes[t].cpu_cores,
-                (state.mem_used[t] + vmi.memory_used_bytes) / state.nodes[t].memory_bytes,
-            )
-            return (fill > _PREFERRED_FILL, -limits.move_bandwidth_bps(src_node, state.nodes[t]), fill, t)
-
-        ranked = sorted(state.targets, key=key)
-        target = next((t for t in ranked if state.blocking_reason(vmi, t) is None), None)
+        src_bw = limits.move_bandwidth_bps(state.nodes[source], state.nodes[source])
+        target = ranking.best(vmi, src_bw)
         if target is None:
             skipped.append(Skipped(vmi.key, source, "no feasible target (capacity, selectors, taints, anti-affinity)"))
             continue
@@ -147,6 +140,7 @@ def plan_drain(
             skipped.append(Skipped(vmi.key, source, f"migration predicted to fail ({cost.outcome})"))
             continue
         state.move(vmi, target)
+        ranking.update(target)
         what = "evacuate unhealthy" if soonest_first else "drain"
         decisions.append(Decision(vmi, source, target, bw, cost, f"{what} {source} onto {target}"))
 
@@ -180,3 +174,60 @@ def plan_drain(
         snapshot, spec, limits, decisions, skipped, scope_nodes, before, state,
         reason=reason, intervals=intervals,
     )  # fmt: skip
+
+
+class _TargetRanking:
+    """Drain targets grouped by link speed, each group sorted by fill now (the larger of CPU and memory use), so
+    finding the best target does not rank every node for every VMI.
+
+    A target's key for a VMI is (fill after > _PREFERRED_FILL, −bandwidth of the move, fill after, name); the
+    bandwidth is min(source's, target's link, cap) (`src_bw` = the source side, cap included).  Fill after ≥ fill
+    now, so a group is scanned in order of fill now only while that lower bound can still beat the best key.
+    """
+
+    def __init__(self, state: ClusterState) -> None:
+        self.state = state
+        self.groups: dict[float, list[tuple[float, str]]] = {}
+        self.fill: dict[str, float] = {}
+        for t in sorted(state.targets):
+            self.fill[t] = self._fill(t)
+            self.groups.setdefault(state.nodes[t].link_bandwidth_bps, []).append((self.fill[t], t))
+        for group in self.groups.values():
+            group.sort()
+
+    def _fill(self, t: str, cpu: float = 0.0, mem: float = 0.0) -> float:
+        node = self.state.nodes[t]
+        return max((self.state.cpu_used[t] + cpu) / node.cpu_cores, (self.state.mem_used[t] + mem) / node.memory_bytes)
+
+    def update(self, t: str) -> None:
+        group = self.groups[self.state.nodes[t].link_bandwidth_bps]
+        del group[bisect.bisect_left(group, (self.fill[t], t))]
+        self.fill[t] = self._fill(t)
+        bisect.insort(group, (self.fill[t], t))
+
+    def best(self, vmi: Vmi, src_bw: float) -> str | None:
+        """The feasible target with the smallest key, or None."""
+        best: tuple[bool, float, float, str] | None = None
+        for link, group in self.groups.items():
+            bw = -min(src_bw, link)
+            for now, t in group:
+                if best is not None and (now > _PREFERRED_FILL, bw, now) > best[:3]:
+                    break
+                after = self._fill(t, vmi.cpu_cores, vmi.memory_used_bytes)
+                key = (after > _PREFERRED_FILL, bw, after, t)
+                if best is None or key < best:
+                    best = key
+        if best is None:
+            return None
+        if self.state.blocking_reason(vmi, best[3]) is None:
+            return best[3]
+        # The best is not allowed (selectors, taints, anti-affinity, capacity): rank them all.
+        keyed = sorted(
+            (
+                (after > _PREFERRED_FILL, -min(src_bw, link), after, t)
+                for link, group in self.groups.items()
+                for _, t in group
+                for after in (self._fill(t, vmi.cpu_cores, vmi.memory_used_bytes),)
+            )
+        )
+        return next((k[3] for k in keyed if self.state.blocking_reason(vmi, k[3]) is None), None)
