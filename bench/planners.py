@@ -14,12 +14,14 @@ node, unlimited bandwidth).  Every figure comes from the real planners and the r
   VMI that changes node); headroom 10 % and 20 %.
 - balancing: ~10 % of the nodes at 85-97 % CPU, the rest at 30-78 %; high 80 %, target 70 %.  Highest CPU
   utilisation after the plan and bytes moved, against a greedy baseline (move the biggest VMI of the hottest node to
-  the coldest node until no node is above 80 %).
-- drain: 10 % of the nodes drained at once.  Makespan against the physical lower bound (the larger of: each drained
-  node's memory over its link; all the memory over the bandwidth the cluster limit allows; the largest VMI over its
-  link) and against KubeVirt's default (all VMIs evicted at once: pre-copy, queued in eviction order under the
-  5/2 limits, migrations on a node sharing its link, the scheduler's least-allocated target), and against
-  longest-predicted-first with the same placement.
+  the coldest node until no node is above 80 %), and for context the same greedy run until every node that was
+  above 80 % is under the 70 % target the planner must reach.
+- drain: 10 % of the nodes drained at once (10 Gbit/s links), and 20 % at once with each node's link drawn from
+  10/25/40 Gbit/s.  Makespan against the physical lower bound (the largest of: each drained node's memory over its
+  link; all the memory over the bandwidth the cluster limit allows; the largest VMI over its link; the sum over the
+  VMIs of memory over the source's link, divided by the cluster's migration slots) and against KubeVirt's default
+  (all VMIs evicted at once: pre-copy, queued in eviction order under the 5/2 limits, migrations on a node sharing
+  its link, the scheduler's least-allocated target), and against longest-predicted-first with the same placement.
 - plan time: wall time of one planner call, model predictions included (cold cache), 500 nodes / 5,000 VMIs.
 
 Results go to docs/benchmarks.md between the planners markers (with --write) and plots to docs/img/planners-*.png.
@@ -135,6 +137,18 @@ def instance(seed: int, nodes: int, vmis: int, kind: str, *, hot_fraction: float
     )
 
 
+MIXED_LINKS_GBIT = (10, 25, 40)
+
+
+def with_mixed_links(snap: ClusterSnapshot, seed: int) -> ClusterSnapshot:
+    """The same cluster with each node's link drawn from 10/25/40 Gbit/s (seeded)."""
+    rng = random.Random(seed)
+    return replace(
+        snap,
+        nodes=tuple(replace(n, link_bandwidth_bps=rng.choice(MIXED_LINKS_GBIT) * 1e9 / 8) for n in snap.nodes),
+    )
+
+
 def costs() -> ModelCosts:
     return ModelCosts.for_spec(TECHNIQUE, KubevirtMigrationConfig())
 
@@ -238,9 +252,12 @@ def bench_consolidation(seeds: dict[str, int]) -> list[ConsolidationRow]:
 # ---------------------------------------------------------------------------------------------------- balancing
 
 
-def greedy_balance(snap: ClusterSnapshot, high: float, model: ModelCosts) -> tuple[float, int, int, bool]:
+def greedy_balance(
+    snap: ClusterSnapshot, high: float, model: ModelCosts, *, until: float | None = None
+) -> tuple[float, int, int, bool]:
     """Biggest VMI of the hottest node to the coldest node until no node is above `high`:
-    (max CPU utilisation after, bytes moved, moves, under threshold)."""
+    (max CPU utilisation after, bytes moved, moves, under threshold).  With `until`, the nodes above `high` at the
+    start are each brought under `until` instead (the same end the planner aims at: the target)."""
     cpu = {n.name: snap.node_cpu_used_cores(n.name) for n in snap.nodes}
     mem = {n.name: snap.node_memory_used_bytes(n.name) for n in snap.nodes}
     cap = {n.name: n for n in snap.nodes}
@@ -249,9 +266,13 @@ def greedy_balance(snap: ClusterSnapshot, high: float, model: ModelCosts) -> tup
         on[v.node].append(v)
     moved_bytes = moves = 0
     tried: set[str] = set()
+    level = high if until is None else until
+    pool = [n for n in cpu if until is None or cpu[n] / cap[n].cpu_cores > high]
     for _ in range(10 * len(snap.vmis)):
-        hot = max(cpu, key=lambda n: cpu[n] / cap[n].cpu_cores)
-        if cpu[hot] / cap[hot].cpu_cores <= high:
+        if not pool:
+            break
+        hot = max(pool, key=lambda n: cpu[n] / cap[n].cpu_cores)
+        if cpu[hot] / cap[hot].cpu_cores <= level:
             break
         cold = min(cpu, key=lambda n: cpu[n] / cap[n].cpu_cores)
         candidates = [v for v in on[hot] if v.key not in tried]
@@ -270,7 +291,7 @@ def greedy_balance(snap: ClusterSnapshot, high: float, model: ModelCosts) -> tup
         moved_bytes += model.cost(v, cap[hot].link_bandwidth_bps).transferred_bytes
         moves += 1
     top = max(cpu[n] / cap[n].cpu_cores for n in cpu)
-    return top, moved_bytes, moves, top <= high + 1e-9
+    return top, moved_bytes, moves, top <= high + 1e-9 and all(cpu[n] / cap[n].cpu_cores <= level for n in pool)
 
 
 @dataclass
@@ -289,6 +310,8 @@ class BalanceRow:
     greedy_under: bool
     plan_s: float
     status: str
+    greedy_target_bytes: int  # greedy run until the hot nodes are under the 70 % target
+    greedy_target_under: bool
 
 
 def bench_balancing(seeds: dict[str, int]) -> list[BalanceRow]:
@@ -303,12 +326,13 @@ def bench_balancing(seeds: dict[str, int]) -> list[BalanceRow]:
             snap = instance(2000 + seed, n_nodes, n_vmis, "uniform", hot_fraction=0.1)
             plan, secs = timed(lambda snap=snap: plan_load_balancing(snap, spec, costs()))
             g = greedy_balance(snap, 0.8, costs())
+            gt = greedy_balance(snap, 0.8, costs(), until=0.7)
             e = plan.efficacy
             rows.append(
                 BalanceRow(
                     size, seed, e.nodes_over_threshold_before, e.cpu_max_before, e.cpu_max_after,
                     e.nodes_over_threshold_after, e.bytes_moved, e.moves, g[0], g[1], g[2], g[3], secs,
-                    str(plan.status),
+                    str(plan.status), gt[1], gt[3],
                 )
             )  # fmt: skip
             print(f"balancing {size} seed={seed}: {rows[-1]}", file=sys.stderr)
@@ -318,18 +342,25 @@ def bench_balancing(seeds: dict[str, int]) -> list[BalanceRow]:
 # -------------------------------------------------------------------------------------------------------- drain
 
 
+# (links, share of the nodes drained at once)
+DRAIN_VARIANTS = (("10 Gbit, 10 % drained", 0.1), ("mixed 10/25/40 Gbit, 20 % drained", 0.2))
+
+
 def drain_lower_bound(snap: ClusterSnapshot, drained: list[str], limits: Limits) -> float:
     per_migration = {n: limits.move_bandwidth_bps(snap.node(n), snap.node(n)) for n in drained}
     node_bw = {n: min(snap.node(n).link_bandwidth_bps, limits.max_per_node * per_migration[n]) for n in drained}
     mem = {n: sum(v.memory_bytes for v in snap.vmis if v.node == n) for n in drained}
     cluster_bw = min(sum(node_bw.values()), limits.max_cluster * max(per_migration.values()))
     biggest = max((v.memory_bytes / per_migration[v.node] for v in snap.vmis if v.node in mem), default=0.0)
-    return max(max(mem[n] / node_bw[n] for n in drained), sum(mem.values()) / cluster_bw, biggest)
+    # Each migration holds one of the cluster's slots for at least its memory over its source's bandwidth.
+    slots = sum(v.memory_bytes / per_migration[v.node] for v in snap.vmis if v.node in mem) / limits.max_cluster
+    return max(max(mem[n] / node_bw[n] for n in drained), sum(mem.values()) / cluster_bw, biggest, slots)
 
 
 def kubevirt_default_drain(snap: ClusterSnapshot, drained: list[str]) -> tuple[float, int, float]:
     """All VMIs evicted at once; KubeVirt migrates them pre-copy, in eviction order, under its 5/2 limits; the
-    migrations of one node share its link; targets: the scheduler's least-allocated node.
+    migrations of one node share its link (each gets half of the slower of the two links); targets: the
+    scheduler's least-allocated node.
     Returns (makespan, failed migrations, total downtime)."""
     kv = snap.kubevirt
     settings = MigrationSettings(
@@ -346,7 +377,8 @@ def kubevirt_default_drain(snap: ClusterSnapshot, drained: list[str]) -> tuple[f
     for v in queue:
         target = max(free_cpu, key=lambda n: (free_cpu[n], n))
         free_cpu[target] -= v.cpu_cores
-        bw = share[v.node]
+        # Fixed halves of the slower link (the same share on the target side: KubeVirt does not reserve).
+        bw = min(share[v.node], snap.node(target).link_bandwidth_bps / limits.max_per_node)
         key = (v.memory_bytes, v.dirty_rate_bps, bw)
         if key not in cache:
             cache[key] = predict(
@@ -364,6 +396,7 @@ def kubevirt_default_drain(snap: ClusterSnapshot, drained: list[str]) -> tuple[f
 @dataclass
 class DrainRow:
     size: str
+    variant: str
     seed: int
     drained: int
     vmis: int
@@ -380,11 +413,15 @@ class DrainRow:
 
 def bench_drain(seeds: dict[str, int]) -> list[DrainRow]:
     rows = []
-    for size, (n_nodes, n_vmis) in SIZES.items():
+    for size, (n_nodes, n_vmis), (variant, share) in (
+        (size, dims, v) for v in DRAIN_VARIANTS for size, dims in SIZES.items()
+    ):
         for seed in range(seeds[size]):
             snap = instance(3000 + seed, n_nodes, n_vmis, "uniform")
+            if variant != DRAIN_VARIANTS[0][0]:
+                snap = with_mixed_links(snap, 4000 + seed)
             rng = random.Random(seed)
-            drained = sorted(rng.sample([n.name for n in snap.nodes], n_nodes // 10))
+            drained = sorted(rng.sample([n.name for n in snap.nodes], int(n_nodes * share)))
             spec = PlanningSpec(
                 purpose=Purpose.MAINTENANCE, technique=TECHNIQUE, maintenance=MaintenanceSpec(node_names=tuple(drained))
             )
@@ -399,7 +436,7 @@ def bench_drain(seeds: dict[str, int]) -> list[DrainRow]:
             kv = kubevirt_default_drain(snap, drained)
             rows.append(
                 DrainRow(
-                    size, seed, len(drained), len(plan.moves), plan.efficacy.makespan_s,
+                    size, variant, seed, len(drained), len(plan.moves), plan.efficacy.makespan_s,
                     drain_lower_bound(snap, drained, limits), max(f for _, f in lpt), kv[0], kv[1],
                     plan.efficacy.total_downtime_s, kv[2], len(plan.skipped), secs,
                 )
@@ -457,8 +494,9 @@ def report(cons: list[ConsolidationRow], bal: list[BalanceRow], drain: list[Drai
         "",
         "| instances | n | hot nodes before (mean) | max CPU before | max CPU after: livemig / greedy | "
         "under 80 %: livemig / greedy | bytes moved: livemig / greedy (mean GiB) | fewer bytes than greedy | "
-        "moves: livemig / greedy | plan time (median, max) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "moves: livemig / greedy | greedy to the 70 % target: mean GiB, livemig fewer bytes | "
+        "plan time (median, max) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for size in SIZES:
         rs = [r for r in bal if r.size == size]
@@ -474,28 +512,34 @@ def report(cons: list[ConsolidationRow], bal: list[BalanceRow], drain: list[Drai
             f"{statistics.mean(r.greedy_max for r in rs):.1%} | {under}/{len(rs)} / {g_under}/{len(rs)} | "
             f"{mean(r.bytes_moved for r in rs) / GI:.0f} / {mean(r.greedy_bytes for r in rs) / GI:.0f} | "
             f"{fewer}/{len(rs)} | {mean(r.moves for r in rs):.1f} / {mean(r.greedy_moves for r in rs):.1f} | "
+            f"{mean(r.greedy_target_bytes for r in rs) / GI:.0f} (reaches it on "
+            f"{sum(r.greedy_target_under for r in rs)}/{len(rs)}), "
+            f"{sum(r.bytes_moved < r.greedy_target_bytes for r in rs)}/{len(rs)} | "
             f"{statistics.median(r.plan_s for r in rs):.2f} s, {max(r.plan_s for r in rs):.2f} s |"
         )
     out += [
         "",
         "![balancing](img/planners-balancing.png)",
         "",
-        "### Drain (10 % of the nodes at once, KubeVirt limits 5 per cluster / 2 per node)",
+        "### Drain (KubeVirt limits 5 per cluster / 2 per node)",
         "",
-        "| instances | n | VMIs moved (mean) | makespan / lower bound (mean, max) | ≤ 1.15 × LB | "
+        "Links: every node 10 Gbit/s with 10 % of the nodes drained at once, or each node's link drawn from "
+        "10/25/40 Gbit/s with 20 % drained at once (more sources than cluster slots: the cluster limit binds).",
+        "",
+        "| instances | links, drained | n | VMIs moved (mean) | makespan / lower bound (mean, max) | ≤ 1.15 × LB | "
         "longest-first / LB (mean) | KubeVirt default / LB (mean) | KubeVirt failed migrations (mean) | "
         "downtime total: livemig / KubeVirt (mean s) | plan time (median, max) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for size in SIZES:
-        rs = [r for r in drain if r.size == size]
+    for (variant, _), size in ((v, size) for v in DRAIN_VARIANTS for size in SIZES):
+        rs = [r for r in drain if r.size == size and r.variant == variant]
         if not rs:
             continue
         nodes, vmis = SIZES[size]
         ratios = [r.makespan / r.bound for r in rs]
         ok = sum(x <= 1.15 for x in ratios)
         out.append(
-            f"| {nodes}/{vmis} | {len(rs)} | {statistics.mean(r.vmis for r in rs):.0f} | "
+            f"| {nodes}/{vmis} | {variant} | {len(rs)} | {statistics.mean(r.vmis for r in rs):.0f} | "
             f"{statistics.mean(ratios):.3f}, {max(ratios):.3f} | {ok}/{len(rs)} | "
             f"{mean(r.lpt / r.bound for r in rs):.3f} | {mean(r.kubevirt / r.bound for r in rs):.3f} | "
             f"{statistics.mean(r.kubevirt_failed for r in rs):.1f} | {statistics.mean(r.downtime for r in rs):.1f} / "
@@ -544,24 +588,56 @@ def verdict(cons: list[ConsolidationRow], bal: list[BalanceRow], drain: list[Dra
         out.append(
             f"- Balancing: under the threshold on {under}/{len(bal)}; fewer bytes than the greedy baseline on "
             f"{fewer}/{len(bal)} ({status}). "
-            "livemig takes every hot node down to the 70 % target (the greedy baseline stops just under 80 %) and "
-            "does so with more, smaller moves: "
-            f"{mean(r.moves for r in bal):.1f} against {mean(r.greedy_moves for r in bal):.1f} on average."
+            "livemig takes every hot node down to the 70 % target, as the issue asks, where the greedy baseline "
+            "stops just under 80 %: it removes more CPU from each hot node, with more moves "
+            f"({mean(r.moves for r in bal):.1f} against {mean(r.greedy_moves for r in bal):.1f} on average), "
+            f"and still moves {mean(r.bytes_moved for r in bal) / mean(r.greedy_bytes for r in bal):.2f}× the "
+            "greedy baseline's bytes on average."
         )
+        lost = [r for r in bal if r.bytes_moved >= r.greedy_bytes]
+        if lost:
+            out[-1] += (
+                " Where it moves more ("
+                + ", ".join(
+                    f"{SIZES[r.size][0]} nodes seed {r.seed}: {r.bytes_moved / GI:.0f} against "
+                    f"{r.greedy_bytes / GI:.0f} GiB"
+                    for r in lost
+                )
+                + "), the greedy baseline relieves each hot node with one big VMI that takes it just under 80 %, "
+                "and reaching 70 % costs livemig more than that; this is the price of the target, not of the choice "
+                "of moves: run to the same 70 % target, the greedy baseline moves "
+                f"{mean(r.greedy_target_bytes for r in bal) / mean(r.bytes_moved for r in bal):.2f}× livemig's bytes "
+                f"on average, and livemig moves fewer bytes than it on "
+                f"{sum(r.bytes_moved < r.greedy_target_bytes for r in bal)}/{len(bal)}."
+            )
     if drain:
         ratios = [r.makespan / r.bound for r in drain]
         ok = sum(x <= 1.15 for x in ratios)
-        lpt_gain = mean(r.lpt / r.makespan for r in drain)
         out.append(
             f"- Drain: {'**met**' if ok == len(drain) else '**missed**'}: makespan ≤ 1.15 × the lower bound on "
             f"{ok}/{len(drain)} (worst {max(ratios):.3f}); KubeVirt's default takes "
             f"{mean(r.kubevirt / r.makespan for r in drain):.2f}× as long (its migrations share a node's link in "
             "fixed halves, which is pessimistic for it when a node runs a lone migration, and pre-copy at half "
-            "the bandwidth re-sends more). Longest-first with the same placement "
-            f"and link reservations is {lpt_gain:.3f}× livemig's makespan on these instances (a tie: with one "
-            "migration per link at a time, each node drains serially either way); the unit test "
-            "`test_most_work_first_beats_longest_first` shows a case where serving the node with the most work "
-            "left wins."
+            "the bandwidth re-sends more)."
+        )
+        for variant, _ in DRAIN_VARIANTS:
+            rs = [r for r in drain if r.variant == variant]
+            if not rs:
+                continue
+            gains = [r.lpt / r.makespan for r in rs]
+            better = sum(g > 1.005 for g in gains)
+            worse = sum(g < 0.995 for g in gains)
+            out.append(
+                f"  Longest-predicted-first with the same placement and link reservations, {variant}: "
+                f"{mean(gains):.3f}× livemig's makespan on average (range {min(gains):.3f}–{max(gains):.3f}); "
+                f"livemig is more than 0.5 % faster on {better}/{len(rs)}, more than 0.5 % slower on {worse}/{len(rs)}."
+            )
+        out.append(
+            "  With one migration per link at a time each drained node sends serially whatever the order, so the "
+            "order matters only where the cluster limit leaves sources waiting (20 % drained); there, serving the "
+            "source with the most work left first is a small gain over longest-first. The larger lever is "
+            "placement: with mixed links, a VMI sent to a slower target takes longer and holds its source longer "
+            "(the planner now prefers the target giving the most bandwidth; see docs/planners.md)."
         )
     times = [r.plan_s for r in cons if r.size == "large"] + [r.plan_s for r in bal if r.size == "large"]
     times += [r.plan_s for r in drain if r.size == "large"]
@@ -603,8 +679,13 @@ def plots(cons: list[ConsolidationRow], bal: list[BalanceRow], drain: list[Drain
     plt.close(fig)
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    axes[0].scatter([r.greedy_bytes / GI for r in bal], [r.bytes_moved / GI for r in bal])
-    lim = max([r.greedy_bytes / GI for r in bal] + [1])
+    axes[0].scatter([r.greedy_bytes / GI for r in bal], [r.bytes_moved / GI for r in bal], label="greedy to 80 %")
+    axes[0].scatter(
+        [r.greedy_target_bytes / GI for r in bal], [r.bytes_moved / GI for r in bal], marker="x",
+        label="greedy to the 70 % target",
+    )  # fmt: skip
+    axes[0].legend(fontsize=8)
+    lim = max([r.greedy_bytes / GI for r in bal] + [r.greedy_target_bytes / GI for r in bal] + [1])
     axes[0].plot([0, lim], [0, lim], "k--", lw=0.8)
     axes[0].set_xlabel("greedy baseline: GiB moved")
     axes[0].set_ylabel("livemig: GiB moved")
@@ -623,7 +704,10 @@ def plots(cons: list[ConsolidationRow], bal: list[BalanceRow], drain: list[Drain
     ax.plot(list(idx), [r.makespan / r.bound for r in drain], "o", zorder=3, label="livemig")
     ax.plot(list(idx), [r.kubevirt / r.bound for r in drain], "^", label="KubeVirt default")
     ax.axhline(1.15, color="r", lw=0.8, label="1.15 × bound")
-    ax.set_xlabel("instance")
+    split = sum(r.variant == DRAIN_VARIANTS[0][0] for r in drain)
+    if 0 < split < len(drain):
+        ax.axvline(split - 0.5, color="grey", lw=0.8, ls=":")
+    ax.set_xlabel(f"instance (left: {DRAIN_VARIANTS[0][0]}; right: {DRAIN_VARIANTS[1][0]})")
     ax.set_ylabel("makespan / lower bound")
     ax.legend()
     fig.tight_layout()
