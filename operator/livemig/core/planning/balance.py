@@ -3,10 +3,11 @@
 For each hot node (hottest first) the planner picks VMIs to move by relief per cost: relief is the part of the
 node's excess over the target a move removes (CPU, memory, and PSI pressure, scaled with CPU use), cost is the
 predicted bytes on the wire (plus a fixed per-move charge) weighted by the predicted downtime.  It also tries the
-single cheapest VMI that clears the whole excess and keeps whichever set moves fewer bytes.  Each VMI goes to the
-feasible target left least loaded.  A hot node that cannot be brought under the target keeps all its VMIs (partial
-relief would only trigger the next cycle).  The end state is checked: planning again on it must find nothing to do,
-otherwise the plan is rejected (hysteresis: no oscillation).
+single cheapest VMI that clears the whole excess, and the cheapest covering set (a covering knapsack over the CPU
+and memory the node must shed, by dynamic programming), and keeps the option with the fewest bytes plus the
+per-move charge.  Each VMI goes to the feasible target left least loaded.  A hot node that cannot be brought under
+the target keeps all its VMIs (partial relief would only trigger the next cycle).  The end state is checked:
+planning again on it must find nothing to do, otherwise the plan is rejected (hysteresis: no oscillation).
 """
 
 from __future__ import annotations

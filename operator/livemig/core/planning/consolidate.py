@@ -7,8 +7,9 @@ the fewest bytes.
 2. For a node count m from the lower bound upwards, choose which m nodes to keep: the pinned ones plus the
    releasable ones that hold the most bytes (what releasing them would cost), or the largest ones; then pack the
    VMIs of the released nodes into the kept nodes, biggest first, best fit, each kept node staying under
-   (1 − headroom) of its CPU and memory, every placement constraint honoured.  The first m that packs wins; among
-   its candidate keep-sets, the one moving the fewest bytes.
+   (1 − headroom) of its CPU and memory, every placement constraint honoured; a VMI that fits nowhere is placed by
+   a repair (it takes a smaller VMI's place) or an exchange (two placed VMIs swap nodes to gather room).  The first
+   m that packs wins; among its candidate keep-sets, the one moving the fewest bytes.
 3. Moves are ordered node by node, the least loaded node first, so nodes empty one after another.
 """
 
