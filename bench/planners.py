@@ -652,7 +652,7 @@ def verdict(cons: list[ConsolidationRow], bal: list[BalanceRow], drain: list[Dra
         if over:
             out[-1] += (
                 " Over 1.15 × the bound: "
-                + ", ".join(
+                + "; ".join(
                     f"{SIZES[r.size][0]} nodes, {r.variant}, seed {r.seed}: {r.makespan / r.bound:.3f} × the bound, "
                     f"{r.makespan / r.predicted_bound:.3f} × the predicted-work bound"
                     for r in over
@@ -682,9 +682,10 @@ def verdict(cons: list[ConsolidationRow], bal: list[BalanceRow], drain: list[Dra
                 f"livemig is more than 0.5 % faster on {better}/{len(rs)}, more than 0.5 % slower on {worse}/{len(rs)}."
             )
         out.append(
-            "  With one migration per link at a time each drained node sends serially whatever the order, so the "
-            "order matters only where the cluster limit leaves sources waiting (20 % drained); there, serving the "
-            "source with the most work left first is a small gain over longest-first. The larger lever is "
+            "  With one migration per link at a time each drained node sends serially whatever the order; on the "
+            "10 Gbit/s instances the orders tie. With mixed links and 20 % drained, the cluster limit leaves sources "
+            "with unequal work waiting, and serving the source with the most work left first is a small gain over "
+            "longest-first. The larger lever is "
             "placement: with mixed links, a VMI sent to a slower target takes longer and holds its source longer "
             "(the planner now prefers the target giving the most bandwidth; see docs/planners.md)."
         )
