@@ -25,9 +25,10 @@ from typing import TypeVar
 import yaml
 
 from livemig.core.errors import SpecError, SpecErrors
+from livemig.core.kubevirt import KubevirtMigrationConfig, read_migration_configuration
 from livemig.core.profiles import AnyProfile, Constant, parse_profile
 from livemig.core.selectors import LabelSelector, LabelSelectorRequirement, NodeSelectorOperator, SelectorOperator
-from livemig.core.units import parse_bitrate, parse_bytes, parse_duration, parse_quantity
+from livemig.core.units import parse_bitrate, parse_bytes, parse_quantity
 
 API_VERSION = "livemig.io/v1alpha1"
 KINDS = ("ClusterSnapshot", "Scenario")
@@ -35,8 +36,6 @@ HOSTNAME_LABEL = "kubernetes.io/hostname"
 DEFAULT_LINK_BANDWIDTH_BPS = 10e9 / 8  # 10 Gbit/s
 #: Top-level keys of a scenario file that the snapshot parser accepts and leaves to the simulator.
 SCENARIO_KEYS = frozenset({"simulation", "faults", "kubevirtPolicies"})
-#: KubeVirt migration settings that are accepted (so a real configuration can be pasted) but not used by livemig.
-_KUBEVIRT_IGNORED = frozenset({"network", "disableTLS", "unsafeMigrationOverride", "matchSELinuxLevelOnMigration"})
 
 _E = TypeVar("_E", bound=StrEnum)
 Labels = Mapping[str, str]
@@ -59,27 +58,6 @@ class TaintEffect(StrEnum):
 
 
 # --------------------------------------------------------------------------------------------------- value objects
-
-
-@dataclass(frozen=True, slots=True)
-class KubevirtMigrationConfig:
-    """KubeVirt's `spec.configuration.migrations` in force (same names, same defaults)."""
-
-    parallel_migrations_per_cluster: int = 5
-    parallel_outbound_migrations_per_node: int = 2
-    bandwidth_per_migration_bps: float = 0.0  # 0 = unlimited
-    completion_timeout_per_gib: float = 150.0
-    progress_timeout_s: float = 150.0
-    allow_auto_converge: bool = False
-    allow_post_copy: bool = False
-    allow_workload_disruption: bool = False  # resolved: defaults to allow_post_copy
-    node_drain_taint_key: str = "kubevirt.io/drain"
-
-    def migration_bandwidth_bps(self, link_bandwidth_bps: float) -> float:
-        """The rate one migration can use on a link: the link, capped by bandwidthPerMigration when set."""
-        if self.bandwidth_per_migration_bps > 0:
-            return min(link_bandwidth_bps, self.bandwidth_per_migration_bps)
-        return link_bandwidth_bps
 
 
 @dataclass(frozen=True, slots=True)
@@ -405,56 +383,7 @@ class _Parser:
     # -- sections
 
     def kubevirt(self, value: object, path: str) -> KubevirtMigrationConfig:
-        default = KubevirtMigrationConfig()
-        if value is None:
-            return default
-        known = (
-            "parallelMigrationsPerCluster", "parallelOutboundMigrationsPerNode", "bandwidthPerMigration",
-            "completionTimeoutPerGiB", "progressTimeout", "allowAutoConverge", "allowPostCopy",
-            "allowWorkloadDisruption", "nodeDrainTaintKey", *sorted(_KUBEVIRT_IGNORED),
-        )  # fmt: skip
-        m = self.mapping(value, path, known)
-        if m is None:
-            return default
-        kw: dict[str, object] = {}
-        for key, attr in (
-            ("parallelMigrationsPerCluster", "parallel_migrations_per_cluster"),
-            ("parallelOutboundMigrationsPerNode", "parallel_outbound_migrations_per_node"),
-        ):
-            if m.get(key) is not None:
-                n = self.number(m[key], _join(path, key), integer=True, minimum=1)
-                if n is not None:
-                    kw[attr] = int(n)
-        if m.get("bandwidthPerMigration") is not None:
-            bw = self.call(
-                parse_bitrate, m["bandwidthPerMigration"], _join(path, "bandwidthPerMigration"), allow_zero=True
-            )
-            if bw is not None:
-                kw["bandwidth_per_migration_bps"] = bw
-        if m.get("completionTimeoutPerGiB") is not None:
-            n = self.number(m["completionTimeoutPerGiB"], _join(path, "completionTimeoutPerGiB"), minimum=1)
-            if n is not None:
-                kw["completion_timeout_per_gib"] = n
-        if m.get("progressTimeout") is not None:
-            n = self.call(parse_duration, m["progressTimeout"], _join(path, "progressTimeout"), allow_zero=False)
-            if n is not None:
-                kw["progress_timeout_s"] = n
-        for key, attr in (("allowAutoConverge", "allow_auto_converge"), ("allowPostCopy", "allow_post_copy")):
-            if m.get(key) is not None:
-                b = self.boolean(m[key], _join(path, key))
-                if b is not None:
-                    kw[attr] = b
-        disruption = m.get("allowWorkloadDisruption")
-        if disruption is None:
-            kw["allow_workload_disruption"] = kw.get("allow_post_copy", False)
-        else:
-            b = self.boolean(disruption, _join(path, "allowWorkloadDisruption"))
-            kw["allow_workload_disruption"] = bool(b)
-        if m.get("nodeDrainTaintKey") is not None:
-            s = self.string(m["nodeDrainTaintKey"], _join(path, "nodeDrainTaintKey"))
-            if s is not None:
-                kw["node_drain_taint_key"] = s
-        return replace(default, **kw)  # type: ignore[arg-type]
+        return read_migration_configuration(value, path, self.errors)
 
     def namespaces(self, value: object, path: str) -> tuple[Namespace, ...]:
         if value is None:

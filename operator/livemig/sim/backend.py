@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from livemig.core.errors import SpecError
+from livemig.core.kubevirt import KubevirtMigrationConfig
 from livemig.core.model import LinkProfile, MigrationRun, MigrationSettings, Prediction, RunState, VmProfile
 from livemig.core.vocabulary import AbortReason, Technique
-from livemig.sim.kvconfig import MigrationConfiguration
 
 
 class MigrationBackend(Protocol):
@@ -46,7 +46,7 @@ class MigrationStart:
     settings: MigrationSettings
 
 
-def technique_for(config: MigrationConfiguration) -> Technique:
+def technique_for(config: KubevirtMigrationConfig) -> Technique:
     """The technique KubeVirt's flags amount to: auto-converge if allowed, else post-copy (pre-copy first, switch at
     the completion timeout) if allowed, else plain pre-copy."""
     if config.allow_auto_converge:
@@ -56,7 +56,7 @@ def technique_for(config: MigrationConfiguration) -> Technique:
     return Technique.PRE_COPY
 
 
-def settings_for(config: MigrationConfiguration) -> MigrationSettings:
+def settings_for(config: KubevirtMigrationConfig) -> MigrationSettings:
     """KubeVirt's resolved migration configuration as the model's settings (qemu profile, KubeVirt's timeouts)."""
     return MigrationSettings(
         completion_timeout_per_gib=config.completion_timeout_per_gib,

@@ -25,18 +25,18 @@ from kubernetes.aio.client.exceptions import ApiException
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from livemig.core.errors import LivemigError, SpecError, SpecErrors
-from livemig.core.vocabulary import Outcome
-from livemig.sim import rules, webhook
-from livemig.sim.clock import Clock, RealClock
-from livemig.sim.exporter import SimulationCollector
-from livemig.sim.faults import fault_to_manifest, parse_fault
-from livemig.sim.kvconfig import (
+from livemig.core.kubevirt import (
     MIGRATION_POLICY_GROUP,
     MIGRATION_POLICY_PLURAL,
     MIGRATION_POLICY_VERSION,
     parse_kv_migration_policy,
     parse_migration_configuration,
 )
+from livemig.core.vocabulary import Outcome
+from livemig.sim import rules, webhook
+from livemig.sim.clock import Clock, RealClock
+from livemig.sim.exporter import SimulationCollector
+from livemig.sim.faults import fault_to_manifest, parse_fault
 from livemig.sim.scenario import Scenario
 from livemig.sim.scheduler import cpu_request_cores
 from livemig.sim.state import (
@@ -464,7 +464,9 @@ class Engine:
                 return
             migrations = ((obj.get("spec") or {}).get("configuration") or {}).get("migrations")
             try:
-                self.sim.on_kubevirt_config(parse_migration_configuration(migrations, "spec.configuration.migrations"))
+                self.sim.on_kubevirt_config(
+                    parse_migration_configuration(migrations, "spec.configuration.migrations", manifest=True)
+                )
             except SpecErrors as exc:
                 log.warning("ignoring the KubeVirt CR's migration configuration: %s", exc)
 

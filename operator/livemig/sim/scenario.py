@@ -29,16 +29,15 @@ from typing import Any
 
 from livemig.core.cluster import ClusterSnapshot, parse_snapshot, read_document
 from livemig.core.errors import SpecError, SpecErrors
-from livemig.core.units import parse_duration
-from livemig.sim.faults import Fault, parse_fault
-from livemig.sim.kvconfig import (
+from livemig.core.kubevirt import (
     MIGRATION_POLICY_GROUP,
     MIGRATION_POLICY_VERSION,
+    KubevirtMigrationConfig,
     KvMigrationPolicy,
-    MigrationConfiguration,
     parse_kv_migration_policy,
-    parse_migration_configuration,
 )
+from livemig.core.units import parse_duration
+from livemig.sim.faults import Fault, parse_fault
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +62,7 @@ class SimulationSettings:
 @dataclass(frozen=True, slots=True)
 class Scenario:
     snapshot: ClusterSnapshot
-    kubevirt: MigrationConfiguration
+    kubevirt: KubevirtMigrationConfig  # the snapshot's `kubevirt:` section (same object as snapshot.kubevirt)
     kubevirt_manifest: Mapping[str, Any]  # spec.configuration.migrations written to the KubeVirt CR
     policies: tuple[KvMigrationPolicy, ...]
     policy_manifests: tuple[Mapping[str, Any], ...]
@@ -209,12 +208,6 @@ def parse_scenario(doc: Mapping[str, Any]) -> Scenario:
         snapshot = parse_snapshot(doc)
     except SpecErrors as exc:
         errors.extend(exc.errors)
-    kubevirt_doc = doc.get("kubevirt") if isinstance(doc, Mapping) else None
-    kubevirt = MigrationConfiguration()
-    try:
-        kubevirt = parse_migration_configuration(kubevirt_doc if isinstance(kubevirt_doc, Mapping) else None)
-    except SpecErrors as exc:
-        errors.extend(e for e in exc.errors if all(e.path != o.path for o in errors))
     simulation = _parse_simulation(doc.get("simulation"), errors)
     policies, manifests = _parse_policies(doc.get("kubevirtPolicies"), errors)
     indexed: list[tuple[int, Fault]] = []
@@ -245,8 +238,8 @@ def parse_scenario(doc: Mapping[str, Any]) -> Scenario:
     return Scenario(
         vmi_documents=vmi_documents,
         snapshot=snapshot,
-        kubevirt=kubevirt,
-        kubevirt_manifest=kubevirt.to_manifest(),
+        kubevirt=snapshot.kubevirt,
+        kubevirt_manifest=snapshot.kubevirt.to_manifest(),
         policies=policies,
         policy_manifests=manifests,
         faults=faults,

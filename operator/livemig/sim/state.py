@@ -17,12 +17,12 @@ from typing import Any
 
 from livemig.core.cluster import Node, Taint, TaintEffect, Vmi
 from livemig.core.errors import SpecError, SpecErrors
+from livemig.core.kubevirt import KubevirtMigrationConfig, KvMigrationPolicy, decide_handoff_config
 from livemig.core.model import LinkProfile, RunState, VmProfile
 from livemig.core.vocabulary import AbortReason, Outcome, Technique
 from livemig.sim import rules
 from livemig.sim.backend import MigrationBackend, MigrationStart, backend_factory, settings_for, technique_for
 from livemig.sim.faults import Fault, FaultType, link_bandwidth_bps, link_failure_due, target_refuses, timed_faults_due
-from livemig.sim.kvconfig import KvMigrationPolicy, MigrationConfiguration, decide_handoff_config
 from livemig.sim.rules import Phase
 from livemig.sim.scenario import Scenario
 from livemig.sim.scheduler import Placement, pick_target_node
@@ -162,7 +162,7 @@ class MigrationState:
     pod_pending_since: float = 0.0
     next_at: float = 0.0
     requeue_at: float = 0.0
-    config: MigrationConfiguration | None = None
+    config: KubevirtMigrationConfig | None = None
     policy_name: str | None = None
     matched_policy: str | None = None
     technique: Technique | None = None
@@ -209,7 +209,7 @@ class Simulation:
         self.epoch_s = epoch_s
         self.settings = scenario.simulation
         self.seed = self.settings.seed if seed is None else seed
-        self.config: MigrationConfiguration = scenario.kubevirt
+        self.config: KubevirtMigrationConfig = scenario.kubevirt
         self.policies: dict[str, KvMigrationPolicy] = {p.name: p for p in scenario.policies}
         self.namespace_labels: dict[str, dict[str, str]] = {
             ns.name: dict(ns.labels) for ns in scenario.snapshot.namespaces
@@ -368,7 +368,7 @@ class Simulation:
         self.migrations.pop(f"{namespace}/{name}", None)
         self.open.pop(f"{namespace}/{name}", None)
 
-    def on_kubevirt_config(self, config: MigrationConfiguration) -> None:
+    def on_kubevirt_config(self, config: KubevirtMigrationConfig) -> None:
         self.config = config
 
     def on_policy(self, policy: KvMigrationPolicy) -> None:

@@ -51,7 +51,8 @@ def test_small_snapshot_parses_every_field() -> None:
     assert kv.bandwidth_per_migration_bps == 0
     assert kv.allow_auto_converge is True
     assert kv.allow_post_copy is False
-    assert kv.allow_workload_disruption is False  # defaults to allowPostCopy
+    assert kv.allow_workload_disruption is None  # unset: follows allowPostCopy
+    assert kv.allows_workload_disruption is False
     assert [ns.name for ns in snap.namespaces] == ["prod", "dev"]
     assert snap.namespace_labels("prod") == {"tier": "prod"}
     assert snap.namespace_labels("missing") == {}
@@ -178,9 +179,9 @@ def test_time_defaults_to_newest_migration() -> None:
 def test_allow_workload_disruption_follows_post_copy_unless_set() -> None:
     doc = minimal()
     doc["kubevirt"] = {"allowPostCopy": True}
-    assert parse_snapshot(doc).kubevirt.allow_workload_disruption is True
+    assert parse_snapshot(doc).kubevirt.allows_workload_disruption is True
     doc["kubevirt"] = {"allowPostCopy": True, "allowWorkloadDisruption": False}
-    assert parse_snapshot(doc).kubevirt.allow_workload_disruption is False
+    assert parse_snapshot(doc).kubevirt.allows_workload_disruption is False
     doc["kubevirt"] = {"bandwidthPerMigration": "64Mi"}
     kv = parse_snapshot(doc).kubevirt
     assert kv.bandwidth_per_migration_bps == 64 * MI

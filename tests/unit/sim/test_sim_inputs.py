@@ -93,6 +93,7 @@ def test_scenario_only_keys_are_parsed() -> None:
     assert s.simulation.delays.target_ready_s == 3
     assert s.simulation.delays.jitter == 0
     assert s.kubevirt.parallel_migrations_per_cluster == 3
+    assert s.kubevirt is s.snapshot.kubevirt  # one parse of the `kubevirt:` section
     assert s.kubevirt_manifest["parallelMigrationsPerCluster"] == 3
     assert [p.name for p in s.policies] == ["pc"]
     assert s.policy_manifests[0]["apiVersion"] == "migrations.kubevirt.io/v1alpha1"

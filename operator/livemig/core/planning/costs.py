@@ -69,13 +69,13 @@ class ModelCosts:
         allow_auto_converge = (
             kubevirt.allow_auto_converge if technique.allow_auto_converge is None else technique.allow_auto_converge
         )
-        timeout = technique.completion_timeout_per_gib or kubevirt.completion_timeout_per_gib
+        timeout = technique.completion_timeout_per_gib or float(kubevirt.completion_timeout_per_gib)
         settings = MigrationSettings(
             completion_timeout_per_gib=timeout,
-            progress_timeout_s=kubevirt.progress_timeout_s,
+            progress_timeout_s=float(kubevirt.progress_timeout_s),
             allow_post_copy=allow_post_copy,
             allow_auto_converge=allow_auto_converge,
-            allow_workload_disruption=kubevirt.allow_workload_disruption,
+            allow_workload_disruption=kubevirt.allows_workload_disruption,
         )
         return cls(
             SelectionPolicy(

@@ -38,7 +38,7 @@ class Limits:
         node = kubevirt.parallel_outbound_migrations_per_node
         if limits.max_concurrent_migrations_per_node is not None:
             node = min(node, limits.max_concurrent_migrations_per_node)
-        cap = kubevirt.bandwidth_per_migration_bps
+        cap = float(kubevirt.bandwidth_per_migration_bps)
         if technique.bandwidth_per_migration_bps:
             cap = technique.bandwidth_per_migration_bps
         return cls(

@@ -1,13 +1,14 @@
-"""KubeVirt MigrationPolicy matching, precedence and merging, and the KubeVirt CR's migration configuration."""
+"""KubeVirt's migration configuration (one type for snapshots, scenarios and the KubeVirt CR) and KubeVirt
+MigrationPolicy matching, precedence and merging."""
 
 from __future__ import annotations
 
 import pytest
 
 from livemig.core.errors import SpecErrors
-from livemig.sim.kvconfig import (
+from livemig.core.kubevirt import (
+    KubevirtMigrationConfig,
     KvMigrationPolicy,
-    MigrationConfiguration,
     apply_kv_migration_policy,
     decide_handoff_config,
     match_kv_migration_policy,
@@ -49,7 +50,7 @@ def test_bad_config_names_every_field() -> None:
 
 
 def test_config_round_trips_through_the_manifest() -> None:
-    cfg = MigrationConfiguration(
+    cfg = KubevirtMigrationConfig(
         parallel_migrations_per_cluster=3,
         bandwidth_per_migration_bps=64 * 2**20,
         allow_post_copy=True,
@@ -96,7 +97,7 @@ def test_vmi_with_nil_labels_matches_every_policy_at_score_zero() -> None:
 
 
 def test_merge_policy_over_cluster_config() -> None:
-    cluster = MigrationConfiguration(completion_timeout_per_gib=150, bandwidth_per_migration_bps=0)
+    cluster = KubevirtMigrationConfig(completion_timeout_per_gib=150, bandwidth_per_migration_bps=0)
     merged = apply_kv_migration_policy(
         cluster, policy("p", {}, None, allow_post_copy=True, completion_timeout_per_gib=1)
     )
@@ -111,7 +112,7 @@ def test_merge_policy_over_cluster_config() -> None:
 
 
 def test_handoff_records_policy_only_if_it_sets_a_field_v18() -> None:
-    cluster = MigrationConfiguration()
+    cluster = KubevirtMigrationConfig()
     empty = policy("empty", {})
     d = decide_handoff_config(cluster, [empty], {"a": "b"}, {})
     assert d.policy_name is None
@@ -154,3 +155,53 @@ def test_parse_policy_rejects_negative_numbers_and_bad_selectors() -> None:
         "migrationPolicy.spec.selectors.namespaceSelector",
         "migrationPolicy.spec.completionTimeoutPerGiB",
     }
+
+
+def test_manifest_mode_reads_the_kubevirt_cr_as_stored() -> None:
+    """The CR carries fields livemig does not model, and 0 is a valid timeout there (0 disables)."""
+    doc = {"maxDowntimeMs": 300, "utilityVolumesTimeout": 150, "completionTimeoutPerGiB": 0, "progressTimeout": 0}
+    cfg = parse_migration_configuration(doc, "spec.configuration.migrations", manifest=True)
+    assert (cfg.completion_timeout_per_gib, cfg.progress_timeout_s) == (0, 0)
+    with pytest.raises(SpecErrors) as err:
+        parse_migration_configuration(doc)
+    problems = {e.path: e.problem for e in err.value.errors}
+    assert set(problems) == {
+        "kubevirt.maxDowntimeMs",
+        "kubevirt.utilityVolumesTimeout",
+        "kubevirt.completionTimeoutPerGiB",
+        "kubevirt.progressTimeout",
+    }
+    assert problems["kubevirt.maxDowntimeMs"].startswith("unknown field (expected one of: parallelMigrationsPerCluster")
+    assert problems["kubevirt.completionTimeoutPerGiB"] == "must be at least 1, got 0"
+    assert problems["kubevirt.progressTimeout"] == "must be greater than zero, got 0"
+
+
+def test_counts_and_seconds_are_whole_numbers_as_in_kubevirts_api() -> None:
+    cfg = parse_migration_configuration(
+        {"progressTimeout": "2m", "completionTimeoutPerGiB": 30.0, "bandwidthPerMigration": "1Gbit"}
+    )
+    assert (cfg.progress_timeout_s, cfg.completion_timeout_per_gib) == (120, 30)
+    assert isinstance(cfg.progress_timeout_s, int)
+    assert isinstance(cfg.completion_timeout_per_gib, int)
+    assert cfg.bandwidth_per_migration_bps == 125_000_000
+    with pytest.raises(SpecErrors) as err:
+        parse_migration_configuration({"progressTimeout": "2.5s", "completionTimeoutPerGiB": 1.5})
+    assert {e.path: e.problem for e in err.value.errors} == {
+        "kubevirt.progressTimeout": "must be a whole number of seconds, not '2.5s'",
+        "kubevirt.completionTimeoutPerGiB": "must be an integer, not 1.5",
+    }
+
+
+def test_node_drain_taint_key_round_trips_through_the_manifest() -> None:
+    cfg = parse_migration_configuration({"nodeDrainTaintKey": "example.com/drain"})
+    assert cfg.to_manifest()["nodeDrainTaintKey"] == "example.com/drain"
+    assert parse_migration_configuration(cfg.to_manifest()) == cfg
+    assert "nodeDrainTaintKey" not in KubevirtMigrationConfig().to_manifest()
+
+
+def test_simulator_names_stay_importable() -> None:
+    from livemig.sim import kvconfig
+
+    assert kvconfig.MigrationConfiguration is KubevirtMigrationConfig
+    assert kvconfig.parse_migration_configuration is parse_migration_configuration
+    assert kvconfig.decide_handoff_config is decide_handoff_config
