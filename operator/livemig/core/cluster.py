@@ -24,7 +24,7 @@ from typing import TypeVar
 
 import yaml
 
-from livemig.core.errors import SpecError, SpecErrors
+from livemig.core.errors import SpecError, SpecErrors, join_path, value_kind
 from livemig.core.kubevirt import KubevirtMigrationConfig, read_migration_configuration
 from livemig.core.profiles import AnyProfile, Constant, parse_profile
 from livemig.core.selectors import LabelSelector, LabelSelectorRequirement, NodeSelectorOperator, SelectorOperator
@@ -322,12 +322,12 @@ class _Parser:
 
     def mapping(self, value: object, path: str, allowed: Sequence[str] | None = None) -> Mapping[str, object] | None:
         if not isinstance(value, Mapping):
-            self.fail(path, f"must be an object, not {_kind(value)}")
+            self.fail(path, f"must be an object, not {value_kind(value)}")
             return None
         if allowed is not None:
             for key in value:
                 if key not in allowed:
-                    self.fail(_join(path, str(key)), f"unknown field (expected one of: {', '.join(allowed)})")
+                    self.fail(join_path(path, str(key)), f"unknown field (expected one of: {', '.join(allowed)})")
         return value
 
     def string(self, value: object, path: str) -> str | None:
@@ -351,7 +351,7 @@ class _Parser:
         out: dict[str, str] = {}
         for k, v in m.items():
             if not isinstance(v, str | int | float):
-                self.fail(_join(path, str(k)), f"must be a string, not {_kind(v)}")
+                self.fail(join_path(path, str(k)), f"must be a string, not {value_kind(v)}")
                 continue
             out[str(k)] = _label_value(v)
         return MappingProxyType(out)
@@ -368,7 +368,7 @@ class _Parser:
     def call(self, fn: object, value: object, path: str, **kwargs: object) -> float | None:
         try:
             if not isinstance(value, str | int | float) or isinstance(value, bool):
-                raise SpecError(path, f"must be a quantity, not {_kind(value)}")
+                raise SpecError(path, f"must be a quantity, not {value_kind(value)}")
             return fn(value, path, **kwargs)  # type: ignore[operator,no-any-return]
         except SpecError as exc:
             self.errors.append(exc)
@@ -507,7 +507,7 @@ class _Parser:
                 continue
             key = m.get("key", "") or ""
             if not isinstance(key, str):
-                self.fail(f"{p}.key", f"must be a string, not {_kind(key)}")
+                self.fail(f"{p}.key", f"must be a string, not {value_kind(key)}")
                 continue
             if operator == "Equal" and not key:
                 self.fail(f"{p}.key", "is required with operator Equal")
@@ -755,7 +755,7 @@ def parse_snapshot(doc: Mapping[str, object]) -> ClusterSnapshot:
     """Validate a snapshot (or scenario) document; raise SpecErrors listing every problem with its dotted path."""
     p = _Parser()
     if not isinstance(doc, Mapping):
-        raise SpecErrors([SpecError("(document)", f"must be an object, not {_kind(doc)}")])
+        raise SpecErrors([SpecError("(document)", f"must be an object, not {value_kind(doc)}")])
     for key in doc:
         if key not in _TOP_KEYS and key not in SCENARIO_KEYS:
             p.fail(str(key), f"unknown field (expected one of: {', '.join((*_TOP_KEYS, *sorted(SCENARIO_KEYS)))})")
@@ -819,7 +819,7 @@ def parse_snapshot(doc: Mapping[str, object]) -> ClusterSnapshot:
 def parse_cpu(value: object, field: str) -> float:
     """CPU cores: `4`, `2.5`, `"32"`, `"2500m"` (millicores)."""
     if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise SpecError(field, f"must be a CPU quantity like 2.5 or 2500m, not {_kind(value)}")
+        raise SpecError(field, f"must be a CPU quantity like 2.5 or 2500m, not {value_kind(value)}")
     if isinstance(value, str) and value.strip().endswith("m"):
         text = value.strip()[:-1]
         try:
@@ -838,7 +838,7 @@ def parse_cpu(value: object, field: str) -> float:
 
 def _memory(value: object, field: str) -> float:
     if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise SpecError(field, f"must be a quantity like 6Gi, not {_kind(value)}")
+        raise SpecError(field, f"must be a quantity like 6Gi, not {value_kind(value)}")
     try:
         return float(parse_bytes(value, field))
     except SpecError:
@@ -847,7 +847,7 @@ def _memory(value: object, field: str) -> float:
 
 def _rate(value: object, field: str) -> float:
     if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise SpecError(field, f"must be a quantity like 100Mi, not {_kind(value)}")
+        raise SpecError(field, f"must be a quantity like 100Mi, not {value_kind(value)}")
     try:
         return parse_bitrate(value, field, allow_zero=True)
     except SpecError:
@@ -880,20 +880,6 @@ def _label_value(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
-
-
-def _kind(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, Mapping):
-        return "an object"
-    if isinstance(value, list):
-        return "a list"
-    return repr(value)
-
-
-def _join(path: str, key: str) -> str:
-    return f"{path}.{key}" if path else key
 
 
 __all__ = [

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 
 class LivemigError(Exception):
@@ -24,6 +24,22 @@ class SpecErrors(LivemigError):
     def __init__(self, errors: Sequence[SpecError]) -> None:
         super().__init__("; ".join(str(e) for e in errors))
         self.errors = tuple(errors)
+
+
+def value_kind(value: object) -> str:
+    """How a problem names a bad value: `null`, `an object`, `a list`, else the value's repr."""
+    if value is None:
+        return "null"
+    if isinstance(value, Mapping):
+        return "an object"
+    if isinstance(value, list):
+        return "a list"
+    return repr(value)
+
+
+def join_path(path: str, key: str) -> str:
+    """The dotted path of `key` under `path` (just `key` at the top level)."""
+    return f"{path}.{key}" if path else key
 
 
 class StaleMetricsError(LivemigError):

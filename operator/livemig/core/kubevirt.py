@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from livemig.core.errors import SpecError, SpecErrors
+from livemig.core.errors import SpecError, SpecErrors, join_path, value_kind
 from livemig.core.units import parse_bitrate, parse_bytes, parse_duration
 
 MIGRATION_POLICY_GROUP = "migrations.kubevirt.io"
@@ -93,12 +93,14 @@ def read_migration_configuration(
     if value is None:
         return default
     if not isinstance(value, Mapping):
-        errors.append(SpecError(path, f"must be an object, not {_kind(value)}"))
+        errors.append(SpecError(path, f"must be an object, not {value_kind(value)}"))
         return default
     if not manifest:
         for key in value:
             if key not in _KNOWN:
-                errors.append(SpecError(_join(path, str(key)), f"unknown field (expected one of: {', '.join(_KNOWN)})"))
+                errors.append(
+                    SpecError(join_path(path, str(key)), f"unknown field (expected one of: {', '.join(_KNOWN)})")
+                )
     timeout_minimum = 0 if manifest else 1
     kw: dict[str, Any] = {}
     for key, attr in (
@@ -106,16 +108,16 @@ def read_migration_configuration(
         ("parallelOutboundMigrationsPerNode", "parallel_outbound_migrations_per_node"),
     ):
         if value.get(key) is not None:
-            kw[attr] = _whole(value[key], _join(path, key), errors, minimum=1)
+            kw[attr] = _whole(value[key], join_path(path, key), errors, minimum=1)
     if value.get("bandwidthPerMigration") is not None:
-        where = _join(path, "bandwidthPerMigration")
+        where = join_path(path, "bandwidthPerMigration")
         rate = _quantity(parse_bitrate, value["bandwidthPerMigration"], where, errors, allow_zero=True)
         kw["bandwidth_per_migration_bps"] = None if rate is None else math.ceil(rate)
     if value.get("completionTimeoutPerGiB") is not None:
-        where = _join(path, "completionTimeoutPerGiB")
+        where = join_path(path, "completionTimeoutPerGiB")
         kw["completion_timeout_per_gib"] = _whole(value["completionTimeoutPerGiB"], where, errors, timeout_minimum)
     if value.get("progressTimeout") is not None:
-        where = _join(path, "progressTimeout")
+        where = join_path(path, "progressTimeout")
         raw = value["progressTimeout"]
         seconds = _quantity(parse_duration, raw, where, errors, allow_zero=manifest)
         if seconds is not None and not seconds.is_integer():
@@ -131,7 +133,7 @@ def read_migration_configuration(
     if value.get("nodeDrainTaintKey") is not None:
         key = value["nodeDrainTaintKey"]
         if not isinstance(key, str) or not key:
-            errors.append(SpecError(_join(path, "nodeDrainTaintKey"), f"must be a non-empty string, not {key!r}"))
+            errors.append(SpecError(join_path(path, "nodeDrainTaintKey"), f"must be a non-empty string, not {key!r}"))
         else:
             kw["node_drain_taint_key"] = key
     # allow_workload_disruption stays None when unset: it follows allowPostCopy (`allows_workload_disruption`).
@@ -163,25 +165,11 @@ def _whole(value: object, path: str, errors: list[SpecError], minimum: int) -> i
 def _quantity(fn: Any, value: object, path: str, errors: list[SpecError], **kwargs: object) -> float | None:
     try:
         if not isinstance(value, str | int | float) or isinstance(value, bool):
-            raise SpecError(path, f"must be a quantity, not {_kind(value)}")
+            raise SpecError(path, f"must be a quantity, not {value_kind(value)}")
         return float(fn(value, path, **kwargs))
     except SpecError as exc:
         errors.append(exc)
         return None
-
-
-def _kind(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, Mapping):
-        return "an object"
-    if isinstance(value, list):
-        return "a list"
-    return repr(value)
-
-
-def _join(path: str, key: str) -> str:
-    return f"{path}.{key}" if path else key
 
 
 # ------------------------------------------------------------------------------ KubeVirt MigrationPolicy objects
