@@ -51,6 +51,14 @@ class EvictionStrategy(StrEnum):
     EXTERNAL = "External"
 
 
+class NodeRule(StrEnum):
+    """A VMI's static placement rules, in the order `Vmi.node_mismatch` checks them."""
+
+    NODE_SELECTOR = "nodeSelector"
+    NODE_AFFINITY = "nodeAffinity"
+    TAINT = "taint"
+
+
 class TaintEffect(StrEnum):
     NO_SCHEDULE = "NoSchedule"
     PREFER_NO_SCHEDULE = "PreferNoSchedule"
@@ -209,6 +217,22 @@ class Vmi:
 
     def tolerates(self, taint: Taint) -> bool:
         return any(t.tolerates(taint) for t in self.tolerations)
+
+    def node_mismatch(self, node: Node, labels: Labels | None = None) -> tuple[NodeRule, str] | None:
+        """The first of this VMI's static placement rules that `node` breaks, with what it asked for, or None:
+        nodeSelector (`key=value`), required node affinity (``), an untolerated blocking taint (`key=value:effect`).
+        `labels` are the node's labels as the matcher sees them (default `node.labels`).  The planners and the
+        simulator's scheduler share this check and word their own reasons."""
+        seen = node.labels if labels is None else labels
+        for key, value in self.node_selector.items():
+            if seen.get(key) != value:
+                return NodeRule.NODE_SELECTOR, f"{key}={value}"
+        if not self.affinity.allows_node(node):
+            return NodeRule.NODE_AFFINITY, ""
+        for taint in node.blocking_taints():
+            if not self.tolerates(taint):
+                return NodeRule.TAINT, f"{taint.key}={taint.value}:{taint.effect}"
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -894,6 +918,7 @@ __all__ = [
     "Namespace",
     "Node",
     "NodePressure",
+    "NodeRule",
     "NodeSelectorTerm",
     "NodeUsage",
     "PodAffinityTerm",

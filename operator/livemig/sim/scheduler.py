@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from livemig.core.cluster import HOSTNAME_LABEL, Node, Vmi
+from livemig.core.cluster import HOSTNAME_LABEL, Node, NodeRule, Vmi
 
 CPU_ALLOCATION_RATIO = 10.0
 
@@ -44,14 +44,14 @@ def unschedulable_reason(
     for key, value in (added_node_selector or {}).items():
         if labels.get(key) != value:
             return f"node does not match addedNodeSelector {key}={value}"
-    for key, value in vmi.node_selector.items():
-        if labels.get(key) != value:
-            return f"node does not match nodeSelector {key}={value}"
-    if not vmi.affinity.allows_node(node):
-        return "node does not match required node affinity"
-    for taint in node.blocking_taints():
-        if not vmi.tolerates(taint):
-            return f"untolerated taint {taint.key}={taint.value}:{taint.effect}"
+    mismatch = vmi.node_mismatch(node, labels)
+    if mismatch is not None:
+        rule, wanted = mismatch
+        if rule is NodeRule.NODE_AFFINITY:
+            return "node does not match required node affinity"
+        if rule is NodeRule.TAINT:
+            return f"untolerated taint {wanted}"
+        return f"node does not match nodeSelector {wanted}"
     cpu = 0.0
     memory = 0.0
     others: list[Vmi] = []

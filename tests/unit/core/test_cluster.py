@@ -14,6 +14,7 @@ import yaml
 from livemig.core.cluster import (
     DEFAULT_LINK_BANDWIDTH_BPS,
     EvictionStrategy,
+    NodeRule,
     TaintEffect,
     load_snapshot,
     parse_snapshot,
@@ -365,3 +366,20 @@ def test_yaml_timestamps_and_roundtrip(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump(doc) + "time: 2026-11-27T12:00:00Z\n")  # unquoted: YAML makes it a datetime
     assert load_snapshot(path).time_s == T0
     assert math.isfinite(load_snapshot(path).vmis[0].memory_bytes)
+
+
+def test_node_mismatch_names_the_first_broken_rule() -> None:
+    doc = minimal()
+    doc["nodes"][1]["taints"] = [{"key": "gpu", "effect": "NoSchedule"}]
+    doc["vmis"][0]["nodeSelector"] = {"kubernetes.io/hostname": "n2"}
+    snap = parse_snapshot(doc)
+    vm, n1, n2 = snap.vmis[0], snap.node("n1"), snap.node("n2")
+    assert vm.node_mismatch(n1) == (NodeRule.NODE_SELECTOR, "kubernetes.io/hostname=n2")
+    # the scheduler's view adds the hostname label; then the untolerated taint is what stops it
+    assert vm.node_mismatch(n2, {"kubernetes.io/hostname": "n2"}) == (NodeRule.TAINT, "gpu=:NoSchedule")
+    assert vm.node_mismatch(n1, {"kubernetes.io/hostname": "n1"}) == (
+        NodeRule.NODE_SELECTOR,
+        "kubernetes.io/hostname=n2",
+    )
+    doc["vmis"][0]["nodeSelector"] = {}
+    assert parse_snapshot(doc).vmis[0].node_mismatch(n1) is None

@@ -13,7 +13,7 @@ import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 
-from livemig.core.cluster import HOSTNAME_LABEL, ClusterSnapshot, EvictionStrategy, Node, Vmi
+from livemig.core.cluster import HOSTNAME_LABEL, ClusterSnapshot, EvictionStrategy, Node, NodeRule, Vmi
 from livemig.core.planning.spec import PlanningSpec
 
 _EPS = 1e-9
@@ -89,15 +89,11 @@ class ClusterState:
 
     def static_reason(self, vmi: Vmi, node: Node) -> str | None:
         """Constraints that do not change as VMIs move: selector, node affinity, taints."""
-        for key, value in vmi.node_selector.items():
-            if node.labels.get(key) != value:
-                return f"nodeSelector {key}={value}"
-        if not vmi.affinity.allows_node(node):
-            return "node affinity"
-        for taint in node.blocking_taints():
-            if not vmi.tolerates(taint):
-                return f"taint {taint.key}={taint.value}:{taint.effect}"
-        return None
+        mismatch = vmi.node_mismatch(node)
+        if mismatch is None:
+            return None
+        rule, wanted = mismatch
+        return "node affinity" if rule is NodeRule.NODE_AFFINITY else f"{rule} {wanted}"
 
     def fits(self, vmi: Vmi, target: str, cpu_cap: float = 1.0, mem_cap: float = 1.0) -> bool:
         node = self.nodes[target]
