@@ -13,13 +13,10 @@ import argparse
 import contextlib
 import dataclasses
 import json
-import os
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +27,8 @@ from livemig.core.policy import load_policy
 from livemig.core.vocabulary import Technique
 from livemig.devcluster import DevCluster
 from livemig.devcluster.binaries import repository_root
+from livemig.devcluster.prometheus import Prometheus
+from livemig.sim.process import SimulatorProcess
 
 MAINTENANCE_LABEL = "livemig.io/maintenance"
 TECHNIQUE_LABEL = "livemig.io/technique"
@@ -73,17 +72,18 @@ def run(args: argparse.Namespace) -> int:
                 cluster.kubectl("apply", "--server-side", "-f", str(path))
         cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", "--all")
 
-        step(f"starting the KubeVirt simulator on {args.scenario.name} at {args.time_scale:g}x")
-        outcome_log = work / "outcomes.jsonl"
-        endpoints = stack.enter_context(_simulator(cluster, args, work, outcome_log))
-        prometheus_url = stack.enter_context(_prometheus(work, endpoints))
+        step(f"starting the KubeVirt simulator on {args.scenario.name} at {args.time_scale:g}x, and Prometheus")
+        sim = stack.enter_context(
+            SimulatorProcess(args.scenario, cluster.kubeconfig, work_dir=work, time_scale=args.time_scale)
+        )
+        prometheus = stack.enter_context(Prometheus(work / "prometheus", targets=[sim.target]))
         _wait_for_vmis(cluster, len(snapshot.vmis), deadline=time.monotonic() + 120)
 
         step(f"applying policy {policy.name} and marking {args.node} for maintenance")
         cluster.kubectl("apply", "-f", str(args.policy))
         cluster.kubectl("label", "node", args.node, f"{MAINTENANCE_LABEL}=true", "--overwrite")
         # Plan on the workload as it is now in simulated time (dirty rates vary: bursts, diurnal waves).
-        now_s = _simulated_now(endpoints)
+        now_s = float(sim.state()["now"])
         plan = plan_for_policy(_with_maintenance_label(snapshot.at(now_s), args.node), policy)
         print_plan(plan)
         if not plan.moves:
@@ -97,16 +97,14 @@ def run(args: argparse.Namespace) -> int:
             names = [_start_move(cluster, plan, move) for move in wave]
             _wait_final(cluster, wave, names, deadline)
 
-        results = _read_outcomes(outcome_log, deadline)
-        print_results(plan, results)
-        if prometheus_url:
-            print_prometheus(prometheus_url)
+        print_results(plan, sim.wait_outcomes(len(plan.moves), timeout_s=max(1.0, deadline - time.monotonic())))
+        print_prometheus(prometheus)
         remaining = _vmis_on(cluster, args.node)
         unexpected = sorted(set(remaining) - {skipped.vmi for skipped in plan.skipped})
         print(f"\nVMIs left on {args.node}: {len(remaining)} ({len(plan.skipped)} the plan could not move)",
               file=sys.stderr)  # fmt: skip
         if args.keep:
-            print(f"stack kept running; KUBECONFIG={cluster.kubeconfig}  Prometheus: {prometheus_url}", file=sys.stderr)
+            print(f"stack kept running; KUBECONFIG={cluster.kubeconfig}  Prometheus: {prometheus.url}", file=sys.stderr)
             with contextlib.suppress(KeyboardInterrupt):
                 while True:
                     time.sleep(3600)
@@ -117,73 +115,12 @@ def step(text: str) -> None:
     print(f"==> {text}", file=sys.stderr, flush=True)
 
 
-def _simulated_now(endpoints: dict[str, Any]) -> float:
-    with urllib.request.urlopen(f"{endpoints['control']}/state", timeout=10) as response:
-        return float(json.load(response)["now"])
-
-
 def _with_maintenance_label(snapshot: ClusterSnapshot, node_name: str) -> ClusterSnapshot:
     nodes = tuple(
         dataclasses.replace(node, labels={**node.labels, MAINTENANCE_LABEL: "true"}) if node.name == node_name else node
         for node in snapshot.nodes
     )
     return dataclasses.replace(snapshot, nodes=nodes)
-
-
-@contextlib.contextmanager
-def _simulator(
-    cluster: DevCluster, args: argparse.Namespace, work: Path, outcome_log: Path
-) -> Iterator[dict[str, Any]]:
-    ready_file = work / "sim-ready.json"
-    command = [
-        sys.executable, "-m", "livemig", "sim", "run", "--scenario", str(args.scenario),
-        "--kubeconfig", str(cluster.kubeconfig), "--time-scale", str(args.time_scale),
-        "--outcome-log", str(outcome_log), "--ready-file", str(ready_file),
-    ]  # fmt: skip
-    log = open(work / "sim.log", "wb")  # noqa: SIM115 - closed below
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 120
-        while not ready_file.exists():
-            if process.poll() is not None:
-                raise SystemExit(f"simulator exited ({process.returncode}):\n{(work / 'sim.log').read_text()[-3000:]}")
-            if time.monotonic() > deadline:
-                raise SystemExit("simulator not ready within 120 s")
-            time.sleep(0.2)  # waiting for the ready file (a condition), with a deadline
-        yield json.loads(ready_file.read_text())
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
-
-
-@contextlib.contextmanager
-def _prometheus(work: Path, endpoints: dict[str, Any]) -> Iterator[str | None]:
-    try:
-        from livemig.devcluster.prometheus import Prometheus
-    except ImportError:
-        yield None
-        return
-    metrics_url = str(endpoints.get("metrics_url") or endpoints.get("metrics") or "")
-    target = metrics_url.split("//", 1)[-1].split("/", 1)[0] if metrics_url else None
-    if not target:
-        yield None
-        return
-    prometheus = Prometheus(work / "prometheus", targets=[target])
-    try:
-        prometheus.start()
-    except Exception as exc:  # the demo goes on without it: say so
-        print(f"  (Prometheus not started: {exc})", file=sys.stderr)
-        yield None
-        return
-    try:
-        yield prometheus.url
-    finally:
-        prometheus.stop()
 
 
 def _kubectl_json(cluster: DevCluster, *args: str) -> Any:
@@ -254,12 +191,6 @@ def _wait_final(cluster: DevCluster, wave: Sequence[Move], names: Sequence[str],
         time.sleep(0.5)  # polling the API for a condition, with a deadline
 
 
-def _read_outcomes(path: Path, deadline: float) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
 def _vmis_on(cluster: DevCluster, node: str) -> list[str]:
     items = _kubectl_json(cluster, "get", "vmis", "-A")["items"]
     return [f"{v['metadata']['namespace']}/{v['metadata']['name']}" for v in items
@@ -299,22 +230,8 @@ def _num(value: Any, scale: float = 1.0) -> str:
     return "-" if value is None else f"{float(value) * scale:.1f}"
 
 
-def print_prometheus(url: str) -> None:
-    from prometheus_api_client import PrometheusConnect
-
-    client = PrometheusConnect(url=url, disable_ssl=True)
-    deadline = time.monotonic() + 30
+def print_prometheus(prometheus: Prometheus) -> None:
     query = "sum by (result) (livemig_sim_migrations_finished_total)"
-    while time.monotonic() < deadline:
-        result = client.custom_query(query)
-        if result:
-            print(f"\nPrometheus: {query}")
-            for sample in result:
-                print(f"  {sample['metric'].get('result', '?')}: {sample['value'][1]}")
-            return
-        time.sleep(1)  # waiting for the next scrape, with a deadline
-    print(f"\nPrometheus had no samples for {query} yet", file=sys.stderr)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    os.execv(sys.executable, [sys.executable, "-m", "livemig", "demo", *sys.argv[1:]])
+    print(f"\nPrometheus: {query}")
+    for sample in prometheus.wait_for(query, timeout_s=30):
+        print(f"  {sample['metric'].get('result', '?')}: {sample['value'][1]}")
