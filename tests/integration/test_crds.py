@@ -22,6 +22,7 @@ import yaml
 
 from livemig.core.policy import parse_policy
 from livemig.devcluster import DevCluster
+from support.manifests import apply_defaults, merge_patch
 
 pytestmark = pytest.mark.integration
 
@@ -43,35 +44,6 @@ EXPECTED_CRDS = {
     "kubevirts.kubevirt.io": ("Namespaced", "KubeVirt", ["kv", "kvs"], True),
     "migrationpolicies.migrations.kubevirt.io": ("Cluster", "MigrationPolicy", None, True),
 }
-
-
-def merge_patch(target: Any, patch: Any) -> Any:
-    """RFC 7386 JSON merge patch: objects merge recursively, null deletes, anything else replaces."""
-    if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    result = copy.deepcopy(target) if isinstance(target, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            result.pop(key, None)
-        else:
-            result[key] = merge_patch(result.get(key), value)
-    return result
-
-
-def apply_defaults(schema: dict[str, Any], value: Any) -> Any:
-    """Structural defaulting as tests/unit/core/policy/test_crd_consistency.py models it offline."""
-    if isinstance(value, dict) and schema.get("type") == "object":
-        properties = schema.get("properties", {})
-        for key, sub in properties.items():
-            if key not in value and "default" in sub:
-                value[key] = copy.deepcopy(sub["default"])
-        for key, item in value.items():
-            if key in properties:
-                apply_defaults(properties[key], item)
-    elif isinstance(value, list) and "items" in schema:
-        for item in value:
-            apply_defaults(schema["items"], item)
-    return value
 
 
 def create_dry_run(devcluster: DevCluster, obj: dict[str, Any], namespace: str | None = None) -> Any:

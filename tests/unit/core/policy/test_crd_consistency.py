@@ -21,6 +21,7 @@ import yaml
 from livemig.core.policy import SelectorOperator, parse_policy
 from livemig.core.policy.spec import Comparison
 from livemig.core.vocabulary import AbortReason, Objective, Outcome, Purpose, Technique, TechniqueMode
+from support.manifests import apply_defaults
 
 REPO = Path(__file__).resolve().parents[4]
 CRD = yaml.safe_load((REPO / "crds" / "livemig.io_migrationpolicies.yaml").read_text())
@@ -48,22 +49,6 @@ MINIMAL_SPECS = [
         "prometheus": {"queries": {"vmiDirtyRate": "x"}},
     },
 ]
-
-
-def apply_defaults(schema: dict[str, Any], value: Any) -> Any:
-    """Structural defaulting as the API server does it: absent properties get their default, recursively."""
-    if isinstance(value, dict) and schema.get("type") == "object":
-        properties = schema.get("properties", {})
-        for key, sub in properties.items():
-            if key not in value and "default" in sub:
-                value[key] = copy.deepcopy(sub["default"])
-        for key, item in value.items():
-            if key in properties:
-                apply_defaults(properties[key], item)
-    elif isinstance(value, list) and "items" in schema:
-        for item in value:
-            apply_defaults(schema["items"], item)
-    return value
 
 
 def manifests() -> list[dict[str, Any]]:

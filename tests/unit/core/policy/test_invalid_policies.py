@@ -5,7 +5,6 @@ tests/integration/test_crds.py runs the same cases against the real API server w
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 from typing import Any
 
@@ -14,22 +13,10 @@ import yaml
 
 from livemig.core.errors import SpecErrors
 from livemig.core.policy import parse_policy
+from support.manifests import merge_patch
 
 DATA = Path(__file__).resolve().parents[3] / "data" / "invalid_policies.yaml"
 CASES_DOC = yaml.safe_load(DATA.read_text())
-
-
-def merge_patch(target: Any, patch: Any) -> Any:
-    """RFC 7386 JSON merge patch: objects merge recursively, null deletes, anything else replaces."""
-    if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    result = copy.deepcopy(target) if isinstance(target, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            result.pop(key, None)
-        else:
-            result[key] = merge_patch(result.get(key), value)
-    return result
 
 
 def test_the_base_policy_is_valid() -> None:
