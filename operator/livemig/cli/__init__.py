@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from livemig.core.errors import SpecError, SpecErrors
 
 # Subcommand modules, in the order `livemig --help` lists them.
-_SUBCOMMANDS = ("predict", "plan", "sim", "lab", "devcluster", "demo")
+_SUBCOMMANDS = ("predict", "plan", "operator", "sim", "lab", "devcluster", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:
