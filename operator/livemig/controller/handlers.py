@@ -74,7 +74,9 @@ def policy_index(name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
 @kopf.on.resume(*LIVEMIG)
 @kopf.on.create(*LIVEMIG)
 @kopf.on.update(*LIVEMIG, field="spec")
-async def policy_changed(name: str, body: kopf.Body, memo: Any, logger: logging.Logger | logging.LoggerAdapter[Any], **_: Any) -> None:
+async def policy_changed(
+    name: str, body: kopf.Body, memo: Any, logger: logging.Logger | logging.LoggerAdapter[Any], **_: Any
+) -> None:
     """Check the spec as the parser does; a bad one is reported (Ready=False), not retried."""
     rt = runtime(memo)
     state = rt.policy(name, body.get("status"))
@@ -110,7 +112,9 @@ async def policy_cycle(stopped: kopf.DaemonStopped, name: str, body: kopf.Body, 
 
 
 @kopf.on.delete(*LIVEMIG)
-async def policy_deleted(name: str, memo: Any, logger: logging.Logger | logging.LoggerAdapter[Any], **kwargs: Any) -> None:
+async def policy_deleted(
+    name: str, memo: Any, logger: logging.Logger | logging.LoggerAdapter[Any], **kwargs: Any
+) -> None:
     """Nothing livemig made for the policy stays: queued moves, VMIMs, KubeVirt policies, labels, cordons."""
     rt = runtime(memo)
     view = view_from(kwargs)
