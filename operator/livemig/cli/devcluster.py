@@ -1,14 +1,26 @@
-"""`livemig devcluster up | down | env`: the local control plane in the background."""
+"""`livemig devcluster up | down | env`: the local control plane in the background.
+
+With `--scenario FILE`, `up` starts the whole embedded stack (docs/devcluster.md): etcd + kube-apiserver, livemig's
+CRD and the test KubeVirt CRDs, the KubeVirt simulator on the scenario, Prometheus scraping it and, with
+`--operator`, the livemig operator pointed at both; it returns once everything is ready.  `env` then also exports
+LIVEMIG_PROMETHEUS_URL, LIVEMIG_SIM_URL and LIVEMIG_OPERATOR_METRICS_URL; `down` stops all of it.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
+import math
 import os
 import shlex
+import signal
 import sys
 import time
 from pathlib import Path
 
+from livemig.core.cluster import load_snapshot
+from livemig.core.errors import SpecError
 from livemig.devcluster import DevCluster, DevClusterState
 
 
@@ -38,10 +50,43 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             help="where the certificates, kubeconfig, logs and etcd data live (default: %(default)s)",
         )
         action.set_defaults(handler=handler)
+        if name == "up":
+            action.add_argument(
+                "--scenario",
+                type=Path,
+                metavar="FILE",
+                help="also start the simulator on FILE, Prometheus, and the CRDs",
+            )
+            action.add_argument(
+                "--time-scale",
+                type=_time_scale,
+                default=None,
+                metavar="X",
+                help="simulated seconds per wall second (with --scenario; default: the scenario's)",
+            )
+            action.add_argument("--seed", type=int, default=None, metavar="N", help="the simulator's random seed")
+            action.add_argument("--operator", action="store_true", help="also run the livemig operator")
+
+
+STACK_FILE = "stack.json"
+
+
+def _time_scale(value: str) -> float:
+    try:
+        scale = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, not {value!r}") from None
+    if not math.isfinite(scale) or scale <= 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number above 0, not {value!r}")
+    return scale
 
 
 def _up(args: argparse.Namespace) -> int:
     started = time.monotonic()
+    if args.scenario is not None:
+        return _up_stack(args, started)
+    if args.operator or args.time_scale is not None or args.seed is not None:
+        raise SpecError("--operator", "--operator, --time-scale and --seed need --scenario FILE")
     cluster = DevCluster(args.state_dir, attached=False)
     state = cluster.start()
     print(
@@ -53,7 +98,68 @@ def _up(args: argparse.Namespace) -> int:
     return 0
 
 
+def _up_stack(args: argparse.Namespace, started: float) -> int:
+    from livemig.cli.stack import LocalStack
+
+    if not args.scenario.is_file():
+        raise SpecError("--scenario", f"no such file: {args.scenario}")
+    load_snapshot(args.scenario)  # a bad scenario is reported here, naming the field, before anything starts
+    stack = LocalStack(
+        args.state_dir / "stack",
+        args.scenario,
+        time_scale=args.time_scale,
+        seed=args.seed,
+        operator=args.operator,
+        attached=False,
+        cluster_dir=args.state_dir,
+    )
+    stack.start()
+    assert stack.cluster is not None
+    env = {**stack.env(), "PATH": f"{stack.cluster.bin_dir}:$PATH"}
+    (args.state_dir / STACK_FILE).write_text(json.dumps({"pids": stack.pids(), "env": env}, indent=2))
+    parts = "API server, CRDs, simulator, Prometheus" + (", operator" if args.operator else "")
+    print(
+        f"devcluster up in {time.monotonic() - started:.1f}s: {parts}  (logs: {args.state_dir / 'stack'})",
+        file=sys.stderr,
+    )
+    _print_env(env)
+    return 0
+
+
+def _print_env(env: dict[str, str]) -> None:
+    for key, value in env.items():
+        print(f"export {key}={value}" if key == "PATH" else f"export {key}={shlex.quote(value)}")
+
+
+def _stop_stack(state_dir: Path) -> None:
+    path = state_dir / STACK_FILE
+    if not path.exists():
+        return
+    pids = json.loads(path.read_text()).get("pids", {})
+    for pid in pids.values():
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(int(pid), signal.SIGTERM)
+    deadline = time.monotonic() + 20
+    for pid in pids.values():
+        while time.monotonic() < deadline and _alive(int(pid)):
+            time.sleep(0.1)  # waiting for a process to exit, with a deadline
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(int(pid), signal.SIGKILL)
+    path.unlink()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+    return True
+
+
 def _down(args: argparse.Namespace) -> int:
+    _stop_stack(args.state_dir)
     DevCluster(args.state_dir, attached=False).stop()
     print(f"devcluster in {args.state_dir} stopped", file=sys.stderr)
     return 0
@@ -61,6 +167,10 @@ def _down(args: argparse.Namespace) -> int:
 
 def _env(args: argparse.Namespace) -> int:
     state = DevClusterState.load(args.state_dir)
+    stack = args.state_dir / STACK_FILE
+    if stack.exists():
+        _print_env(json.loads(stack.read_text())["env"])
+        return 0
     print(f"export KUBECONFIG={shlex.quote(str(state.kubeconfig))}")
     print(f"export PATH={shlex.quote(str(state.bin_dir))}:$PATH")
     return 0

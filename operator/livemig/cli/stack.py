@@ -52,6 +52,7 @@ class LocalStack:
     attached: bool = True  # False: the control plane outlives this process (devcluster up)
     operator_args: tuple[str, ...] = ()
     scrape_interval: str = "1s"
+    cluster_dir: Path | None = None  # default: work_dir / "cluster"
     cluster: DevCluster | None = None
     sim: SimulatorProcess | None = None
     prometheus: Prometheus | None = None
@@ -61,7 +62,7 @@ class LocalStack:
     def start(self) -> LocalStack:
         self.work_dir.mkdir(parents=True, exist_ok=True)
         try:
-            self.cluster = DevCluster(self.work_dir / "cluster", attached=self.attached)
+            self.cluster = DevCluster(self.cluster_dir or self.work_dir / "cluster", attached=self.attached)
             self.cluster.start()
             if self.attached:
                 self._stack.callback(self.cluster.stop)
@@ -110,6 +111,16 @@ class LocalStack:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    def pids(self) -> dict[str, int]:
+        """The background processes of the stack (besides the control plane), for `devcluster down`."""
+        out: dict[str, int] = {}
+        for name, part in (("simulator", self.sim), ("operator", self.operator_process)):
+            if part is not None and part.process is not None:
+                out[name] = part.process.pid
+        if self.prometheus is not None and self.prometheus.process is not None:
+            out["prometheus"] = self.prometheus.process.pid
+        return out
 
     def env(self) -> dict[str, str]:
         assert self.cluster is not None

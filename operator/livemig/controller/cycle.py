@@ -16,7 +16,7 @@ from livemig.controller.executor import ClusterView, Executor, _event, _policy_r
 from livemig.controller.indexes import values
 from livemig.controller.runtime import PolicyState, Runtime
 from livemig.controller.status import duration, iso, plan_status
-from livemig.core.actuation import POLICY_LABEL, MoveRequest, is_livemig
+from livemig.core.actuation import MoveRequest, is_livemig
 from livemig.core.errors import SpecErrors
 from livemig.core.evaluation import Evaluation, MetricsState, Result, evaluate, hot_nodes, in_scope
 from livemig.core.inventory import Assumptions, ClusterObjects, Inventory, build_snapshot, meta, read_history
@@ -229,9 +229,9 @@ class Cycle:
         if policy.consolidation is not None and policy.consolidation.cordon_emptied:
             await self._cordon_emptied(inventory, plan)
         rt.executor.submit(self.name, policy.purpose, limits, requests)
+        await rt.executor.pump(view)
         elapsed = time.perf_counter() - started
         await self._report(policy, evaluation, warnings, inventory, draining, now, elapsed)
-        await rt.executor.pump(view)
         return evaluation
 
     # --- nodes
@@ -287,13 +287,7 @@ class Cycle:
     ) -> None:
         rt, state, view = self.rt, self.state, self.view
         plan = evaluation.plan
-        own_running = [
-            v
-            for v in view.vmims
-            if is_livemig(v)
-            and (meta(v).get("labels") or {}).get(POLICY_LABEL) == self.name[:63]
-            and (v.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
-        ]
+        own_running = [r for r in rt.executor.running(view) if r.policy == self.name[:63]]
         queued = len(rt.executor.queue.get(self.name, []))
         async with state.lock:
             counters = rt.counters(state)
@@ -311,10 +305,13 @@ class Cycle:
                 },
             }
             if plan is not None and plan.moves:
-                move_states = {}
-                for vmim in own_running:
-                    key = f"{meta(vmim).get('namespace')}/{(vmim.get('spec') or {}).get('vmiName')}"
-                    move_states[key] = ("Running", str(meta(vmim).get("name")))
+                names = {r.key: n for n, r in rt.executor.created.items()}
+                for vmim in view.vmims:
+                    if is_livemig(vmim) and (vmim.get("status") or {}).get("phase") not in ("Succeeded", "Failed"):
+                        names[f"{meta(vmim).get('namespace')}/{(vmim.get('spec') or {}).get('vmiName')}"] = str(
+                            meta(vmim).get("name")
+                        )
+                move_states = {r.key: ("Running", names.get(r.key, "")) for r in own_running}
                 changes["currentPlan"] = plan_status(
                     plan, now, "DryRun" if policy.dry_run else "Executing", move_states
                 )
@@ -412,8 +409,7 @@ class Cycle:
                 1
                 for v in snapshot.vmis_on(name)
                 if in_scope(policy, snapshot, v.namespace, v.labels)
-                and v.key not in inventory.busy
-                and (not v.live_migratable or str(v.eviction_strategy) == "None")
+                and (v.key in inventory.immovable or str(v.eviction_strategy) == "None")
             )
 
         if policy.purpose in (Purpose.MAINTENANCE, Purpose.EVACUATION):

@@ -143,6 +143,7 @@ class Executor:
     async def pump(self, view: ClusterView) -> list[str]:
         """Start what may start now; returns the VMIM names created."""
         async with self.lock:
+            await self._sweep(view)
             entries = {(e.queued.policy, e.queued.key): e for es in self.queue.values() for e in es}
             running = self.running(view)
             decision = release([e.queued for e in entries.values()], running, view.kubevirt_config, self.limits)
@@ -213,6 +214,23 @@ class Executor:
                 _set_move_state(plan, request.key, "Running", name)
                 await rt.write_status(state, {"counters": counters, **({"currentPlan": plan} if plan else {})})
         return name
+
+    async def _sweep(self, view: ClusterView) -> None:
+        """Remove what a start cut short left behind (a process killed between the VMI label, the KubeVirt policy
+        and the VMIM): a `livemig.io/move` label naming no VMIM, and its KubeVirt policy.  Runs under the lock, so
+        no start of this process is half-way; after a restart Kopf's indexes are complete before any handler."""
+        existing = {(str(meta(v).get("namespace")), str(meta(v).get("name"))) for v in view.vmims}
+        for key, vmi in view.vmis.items():
+            label = (meta(vmi).get("labels") or {}).get(MOVE_LABEL)
+            namespace, name = key.split("/", 1)
+            if not label or (namespace, label) in existing or label in self.created or label in self.recorded:
+                continue
+            log.info("removing the leftovers of an unfinished start: %s on %s", label, key)
+            try:
+                await self.runtime.writer.delete_kv_policy(kv_policy_name(label))
+                await self.runtime.writer.patch_vmi_metadata(namespace, name, {"labels": {MOVE_LABEL: None}})
+            except ApiException as exc:
+                log.warning("clean-up of %s on %s: %s", label, key, _api_reason(exc))
 
     async def _undo_start(self, request: MoveRequest, name: str) -> None:
         """A move that could not start leaves nothing behind."""

@@ -78,6 +78,7 @@ class Inventory:
 
     snapshot: ClusterSnapshot
     busy: frozenset[str] = frozenset()  # VMIs ns/name that must not be moved now (migrating, evacuating, ...)
+    immovable: frozenset[str] = frozenset()  # VMIs that cannot live-migrate (LiveMigratable not True)
     skipped: tuple[str, ...] = ()  # objects left out, with the reason
     bandwidth_source: Mapping[str, str] = field(default_factory=dict)  # node -> annotation | measured | default
     missing_dirty_rates: frozenset[str] = frozenset()
@@ -305,6 +306,7 @@ def build_snapshot(
 
     vmis_doc: list[dict[str, Any]] = []
     busy: set[str] = set()
+    immovable: set[str] = set()
     missing_dirty: set[str] = set()
     for vmi in objects.vmis:
         key = key_of(vmi)
@@ -322,8 +324,9 @@ def build_snapshot(
         if placed not in node_names:
             skipped.append(f"VMI {key}: on node {placed!r}, which is not in the inventory")
             continue
-        movable = _condition(vmi, "LiveMigratable") == "True"
-        if flight is not None or status.get("evacuationNodeName") or m.get("deletionTimestamp") or not movable:
+        if _condition(vmi, "LiveMigratable") != "True":
+            immovable.add(key)
+        if flight is not None or status.get("evacuationNodeName") or m.get("deletionTimestamp"):
             busy.add(key)
         memory = _guest_memory(spec)
         vmi_values = vmi_metrics.get(key, VmiMetrics())
@@ -345,7 +348,7 @@ def build_snapshot(
             "memory": memory,
             "usage": vmi_usage,
             "evictionStrategy": spec.get("evictionStrategy", cluster_strategy),
-            "liveMigratable": key not in busy,
+            "liveMigratable": key not in busy and key not in immovable,
             "migrations": [entry["t"] for entry in read_history(vmi)],
         }
         for k in ("nodeSelector", "affinity", "tolerations"):
@@ -366,6 +369,7 @@ def build_snapshot(
     return Inventory(
         snapshot=snapshot,
         busy=frozenset(busy),
+        immovable=frozenset(immovable),
         skipped=tuple(skipped),
         bandwidth_source=bandwidth_source,
         missing_dirty_rates=frozenset(missing_dirty),

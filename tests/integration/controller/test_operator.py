@@ -1,0 +1,205 @@
+"""The operator on the real API server, a real Prometheus and the simulator (issue 10, item 12).
+
+Each test starts its own stack; what it asserts comes from the simulator's outcome log (what really migrated, when,
+from where to where) and from the API server's objects, not from what the operator says about itself.
+"""
+
+from __future__ import annotations
+
+import collections
+from typing import Any
+
+import pytest
+
+from support.stack_helpers import (
+    apply,
+    condition,
+    max_overlap,
+    node,
+    policy_status,
+    scenario,
+    vmi,
+    vmims,
+    vmis_on,
+    wait_until,
+)
+
+pytestmark = pytest.mark.integration
+
+DRAINED = "node-01"
+
+
+def drain_scenario(per_node: int = 6, infra_on_drained: int = 2) -> dict[str, Any]:
+    """Four nodes; node-01 holds `per_node` prod VMIs (in scope), `infra_on_drained` infra VMIs (out of scope) and
+    one prod VMI that cannot live-migrate."""
+    nodes = [node(f"node-0{i}") for i in range(1, 5)]
+    vmis = [vmi("prod", f"web-{i:02d}", DRAINED) for i in range(per_node)]
+    vmis += [vmi("infra", f"dns-{i:02d}", DRAINED) for i in range(infra_on_drained)]
+    vmis.append(vmi("prod", "db-00", DRAINED, liveMigratable=False))
+    vmis += [vmi("prod", f"app-{i:02d}", f"node-0{2 + i % 3}") for i in range(6)]
+    return scenario(nodes, vmis)
+
+
+def maintenance_policy(name: str = "drain", **spec: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "purpose": "Maintenance",
+        "selector": {"namespaceSelector": {"matchLabels": {"tier": "prod"}}},
+        "maintenance": {"nodeNames": [DRAINED]},
+        "limits": {"maxConcurrentMigrations": 2, "maxConcurrentMigrationsPerNode": 2, "cooldown": "0s"},
+        "interval": "5s",
+    }
+    body.update(spec)
+    return {"apiVersion": "livemig.io/v1alpha1", "kind": "MigrationPolicy", "metadata": {"name": name}, "spec": body}
+
+
+def node_state(stack: Any, policy: str, name: str) -> dict[str, Any]:
+    return next((n for n in policy_status(stack, policy).get("nodes") or [] if n.get("name") == name), {})
+
+
+def test_maintenance_drain_moves_in_scope_vmis_within_limits_and_leaves_nothing_behind(start_stack: Any) -> None:
+    stack = start_stack(drain_scenario())
+    assert stack.sim is not None
+    apply(stack, maintenance_policy())
+    wait_until(lambda: node_state(stack, "drain", DRAINED).get("state") == "Drained", timeout_s=120,
+               what=f"{DRAINED} drained")  # fmt: skip
+
+    records = stack.sim.outcomes()
+    moved = {r["vmi"] for r in records}
+    expected = {f"prod/web-{i:02d}" for i in range(6)}
+    assert moved == expected, "only the in-scope, migratable VMIs of the drained node move"
+    assert all(r["result"] == "Succeeded" and r["source"] == DRAINED for r in records), records
+    assert all(r["target"] != DRAINED for r in records)
+    # The policy's limit (2 at once) held, counted in the simulator's own times.
+    assert max_overlap([(r["createdAt"], r["finishedAt"]) for r in records]) <= 2
+    # Out of scope and non-migratable VMIs stayed; the node is cordoned by livemig.
+    assert vmis_on(stack, DRAINED) == ["infra/dns-00", "infra/dns-01", "prod/db-00"]
+    node_obj = stack.kubectl_json("get", "node", DRAINED)
+    assert node_obj["spec"].get("unschedulable") is True
+    assert node_obj["metadata"]["annotations"].get("livemig.io/cordoned-by") == "drain"
+    # Each move ran with the KubeVirt policy livemig made for it, and the status agrees with the outcome log.
+    assert all(r["kubevirtPolicy"] == f"livemig-{r['vmim'].split('/')[1]}" for r in records)
+    status = wait_until(lambda: (s := policy_status(stack, "drain")).get("counters", {}).get("migrationsSucceeded")
+                        == len(records) and s, timeout_s=30, what="status counters")  # fmt: skip
+    assert status["counters"]["migrationsStarted"] == len(records)
+    assert status["counters"]["migrationsFailed"] == 0
+    assert {f"{o['vmi']['namespace']}/{o['vmi']['name']}" for o in status["recentOutcomes"]} == expected
+    # Nothing livemig added is left once migrations are final...
+    assert stack.kubectl_json("get", "migrationpolicies.migrations.kubevirt.io")["items"] == [] or all(
+        not p["metadata"]["name"].startswith("livemig-")
+        for p in stack.kubectl_json("get", "migrationpolicies.migrations.kubevirt.io")["items"]
+    )
+    labelled = stack.kubectl_json("get", "vmis", "-A", "-l", "livemig.io/move")["items"]
+    assert labelled == []
+    # ...and deleting the policy removes the rest: its VMIMs and the cordon.
+    assert stack.cluster is not None
+    stack.cluster.kubectl("delete", "migrationpolicies.livemig.io", "drain", "--timeout=60s")
+    wait_until(lambda: not [v for v in vmims(stack) if v["metadata"]["labels"].get("livemig.io/policy") == "drain"],
+               timeout_s=30, what="livemig's VMIMs removed")  # fmt: skip
+    node_obj = stack.kubectl_json("get", "node", DRAINED)
+    assert not node_obj["spec"].get("unschedulable")
+    assert "livemig.io/cordoned-by" not in (node_obj["metadata"].get("annotations") or {})
+
+
+def test_dry_run_publishes_the_plan_and_creates_nothing(start_stack: Any) -> None:
+    stack = start_stack(drain_scenario())
+    apply(stack, maintenance_policy("dry", dryRun=True))
+    status = wait_until(lambda: (s := policy_status(stack, "dry")).get("lastEvaluation", {}).get("result") == "DryRun"
+                        and s, timeout_s=60, what="a dry-run evaluation")  # fmt: skip
+    plan = status["currentPlan"]
+    assert plan["state"] == "DryRun"
+    assert {f"{m['vmi']['namespace']}/{m['vmi']['name']}" for m in plan["moves"]} == {
+        f"prod/web-{i:02d}" for i in range(6)
+    }
+    assert all(m["sourceNode"] == DRAINED and m["technique"] for m in plan["moves"])
+    # A second evaluation later, still nothing was created, and the node was not cordoned.
+    evaluations = status["counters"]["evaluations"]
+    wait_until(lambda: policy_status(stack, "dry")["counters"]["evaluations"] > evaluations, timeout_s=30,
+               what="another evaluation")  # fmt: skip
+    assert vmims(stack) == []
+    assert not stack.kubectl_json("get", "node", DRAINED)["spec"].get("unschedulable")
+    assert stack.sim is not None
+    assert stack.sim.outcomes() == []
+
+
+def test_operator_killed_mid_drain_does_not_duplicate_a_migration(start_stack: Any) -> None:
+    stack = start_stack(drain_scenario(per_node=10, infra_on_drained=0), time_scale=20.0)
+    assert stack.sim is not None
+    assert stack.operator_process is not None
+    apply(stack, maintenance_policy(limits={"maxConcurrentMigrations": 1, "maxConcurrentMigrationsPerNode": 1,
+                                            "cooldown": "0s"}))  # fmt: skip
+    wait_until(lambda: len(vmims(stack)) >= 3, timeout_s=90, what="three VMIMs")
+    stack.operator_process.kill()
+    stack.operator_process.start()
+    wait_until(lambda: node_state(stack, "drain", DRAINED).get("state") == "Drained", timeout_s=180,
+               what=f"{DRAINED} drained after the restart")  # fmt: skip
+    records = stack.sim.outcomes()
+    per_vmi = collections.Counter(r["vmi"] for r in records)
+    assert per_vmi == {f"prod/web-{i:02d}": 1 for i in range(10)}, per_vmi
+    per_vmi_objects = collections.Counter(f"{v['metadata']['namespace']}/{v['spec']['vmiName']}" for v in vmims(stack))
+    assert all(count == 1 for count in per_vmi_objects.values()), per_vmi_objects
+    assert all(r["result"] == "Succeeded" for r in records)
+    status = wait_until(lambda: (s := policy_status(stack, "drain"))["counters"]["migrationsSucceeded"] == 10 and s,
+                        timeout_s=30, what="counters after the restart")  # fmt: skip
+    assert status["counters"]["migrationsFailed"] == 0
+
+
+def hot_scenario() -> dict[str, Any]:
+    """node-01 runs hot on CPU (14 of 16 cores), the other three are nearly idle."""
+    nodes = [node(f"node-0{i}", cpu=16, memory="64Gi") for i in range(1, 5)]
+    vmis = [vmi("prod", f"busy-{i:02d}", "node-01", vcpus=2, cpu=1.75) for i in range(8)]
+    vmis += [vmi("prod", f"idle-{i:02d}", f"node-0{2 + i % 3}", vcpus=1, cpu=0.2) for i in range(3)]
+    return scenario(nodes, vmis)
+
+
+def balancing_policy(name: str = "balance", **spec: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "purpose": "LoadBalancing",
+        "loadBalancing": {"cpu": {"high": 0.8, "target": 0.6}, "averagingWindow": "20s", "hysteresis": 0.05},
+        "limits": {"maxConcurrentMigrations": 2, "cooldown": "1h"},
+        "interval": "5s",
+    }
+    body.update(spec)
+    return {"apiVersion": "livemig.io/v1alpha1", "kind": "MigrationPolicy", "metadata": {"name": name}, "spec": body}
+
+
+def test_load_balancing_waits_for_prometheus_and_acts_once_it_is_back(start_stack: Any) -> None:
+    stack = start_stack(hot_scenario())
+    assert stack.prometheus is not None
+    assert stack.sim is not None
+    stack.prometheus.stop()
+    apply(stack, balancing_policy())
+    status = wait_until(lambda: (s := policy_status(stack, "balance")).get("lastEvaluation", {}).get("result")
+                        == "StaleMetrics" and s, timeout_s=120, what="an evaluation without metrics")  # fmt: skip
+    degraded = condition(status, "Degraded")
+    assert degraded["status"] == "True"
+    assert degraded["reason"] == "MetricsUnavailable"
+    assert "nodeCpuUtilization" in degraded["message"]
+    assert "cannot reach" in degraded["message"] or "timed out" in degraded["message"]
+    assert vmims(stack) == []
+    stack.prometheus.start()
+    wait_until(lambda: stack.sim.outcomes(), timeout_s=120, what="a move once Prometheus is back")
+    wait_until(lambda: condition(policy_status(stack, "balance"), "Degraded").get("reason") != "MetricsUnavailable",
+               timeout_s=60, what="Degraded cleared")  # fmt: skip
+    records = stack.sim.outcomes()
+    assert all(r["source"] == "node-01" and r["target"] != "node-01" for r in records), records
+
+
+def test_competing_policies_obey_priority(start_stack: Any) -> None:
+    """A maintenance drain and a load-balancing policy over the same VMIs: the drain's VMIs move only by the drain
+    (higher priority), and nothing is moved onto the node being drained."""
+    doc = hot_scenario()
+    stack = start_stack(doc)
+    assert stack.sim is not None
+    apply(stack, maintenance_policy("drain", selector={}, maintenance={"nodeNames": ["node-01"]},
+                                    limits={"maxConcurrentMigrations": 2, "maxConcurrentMigrationsPerNode": 2,
+                                            "cooldown": "1h"}))  # fmt: skip
+    apply(stack, balancing_policy("balance", loadBalancing={"cpu": {"high": 0.5, "target": 0.3},
+                                                            "averagingWindow": "20s", "hysteresis": 0.05}))  # fmt: skip
+    wait_until(lambda: node_state(stack, "drain", "node-01").get("state") == "Drained", timeout_s=180,
+               what="node-01 drained")  # fmt: skip
+    by_name = {f"{v['metadata']['namespace']}/{v['metadata']['name']}": v for v in vmims(stack)}
+    for record in stack.sim.outcomes():
+        owner = by_name.get(record["vmim"], {}).get("metadata", {}).get("labels", {}).get("livemig.io/policy")
+        if record["source"] == "node-01":
+            assert owner == "drain", record
+        assert record["target"] != "node-01", record
