@@ -1,237 +1,238 @@
-"""`livemig demo`: a maintenance drain on the embedded local stack, end to end.
+"""`livemig demo`: the livemig operator at work on the embedded local stack, end to end.
 
-It starts a real etcd + kube-apiserver, installs KubeVirt's CRDs (test copies) and livemig's, runs the KubeVirt
-simulator on the small scenario with a real Prometheus scraping it, applies a livemig MigrationPolicy, plans the
-drain of one node with the planner and the performance model, and carries the plan out the way livemig does: one
-KubeVirt MigrationPolicy per technique, the VMI labelled for the technique the model chose, and one
-VirtualMachineInstanceMigration per move, wave by wave.  Then it prints predicted against simulated figures.
+It starts the stack `livemig devcluster up --scenario --operator` starts (etcd + kube-apiserver, the CRDs, the
+KubeVirt simulator on the small scenario, Prometheus scraping it, the operator), applies a maintenance policy and
+marks a node for maintenance, shows the operator's progress live from the policy's status, then applies a
+load-balancing policy and shows what it decides.  It ends with predicted against simulated time and downtime per
+migration, what Prometheus counted, and a timeline PNG.  The demo creates no migration itself: the operator does.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
-import json
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from livemig.core.cluster import ClusterSnapshot, load_snapshot
+from livemig.cli.stack import LocalStack
+from livemig.core.cluster import load_snapshot
 from livemig.core.errors import SpecError
-from livemig.core.planning import Move, Plan, plan_for_policy
 from livemig.core.policy import load_policy
-from livemig.core.vocabulary import Technique
-from livemig.devcluster import DevCluster
 from livemig.devcluster.binaries import repository_root
-from livemig.devcluster.prometheus import Prometheus
-from livemig.sim.process import SimulatorProcess
 
 MAINTENANCE_LABEL = "livemig.io/maintenance"
-TECHNIQUE_LABEL = "livemig.io/technique"
-# livemig's post-copy policy switches after 1 s per decimal GB of memory (the model's `post-copy` rule).
-POST_COPY_TIMEOUT_PER_GIB = 1
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "demo",
-        help="drain a node of the small scenario on the embedded local stack (API server, Prometheus, simulator)",
+        help="the operator draining a node and balancing load on the embedded local stack",
         description=__doc__.splitlines()[0] if __doc__ else None,
     )
     root = repository_root() or Path.cwd()
+    policies = root / "examples" / "policies"
     parser.add_argument("--scenario", type=Path, default=root / "examples" / "scenarios" / "small.yaml")
-    parser.add_argument("--policy", type=Path, default=root / "examples" / "policies" / "maintenance-drain.yaml")
+    parser.add_argument("--policy", type=Path, default=policies / "maintenance-drain.yaml",
+                        help="the maintenance policy (default: %(default)s)")  # fmt: skip
+    parser.add_argument("--balance-policy", type=Path, default=policies / "load-balancing-demo.yaml",
+                        help="the load-balancing policy applied after the drain ('' to skip)")  # fmt: skip
     parser.add_argument("--node", default="node-03", help="the node to drain (default: %(default)s)")
     parser.add_argument("--time-scale", type=float, default=60.0, help="simulated seconds per wall second")
     parser.add_argument("--timeout", type=float, default=300.0, help="wall-clock seconds to wait for the drain")
+    parser.add_argument("--timeline", type=Path, default=Path("livemig-demo-timeline.png"),
+                        help="where to write the timeline PNG (default: %(default)s)")  # fmt: skip
     parser.add_argument("--keep", action="store_true", help="leave the stack running until Ctrl-C")
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    root = repository_root()
-    if root is None:
+    if repository_root() is None:
         raise SpecError("demo", "run it from a livemig checkout (it needs hack/ and examples/)")
     snapshot = load_snapshot(args.scenario)
     if args.node not in {node.name for node in snapshot.nodes}:
         raise SpecError("--node", f"no node {args.node!r} in {args.scenario}")
-    policy = load_policy(args.policy)
-    if args.time_scale <= 0:
-        raise SpecError("--time-scale", "must be positive")
+    maintenance = load_policy(args.policy)
+    balance = load_policy(args.balance_policy) if str(args.balance_policy) else None
+    if not (args.time_scale > 0 and args.time_scale < float("inf")):
+        raise SpecError("--time-scale", "must be a finite number above 0")
 
-    with contextlib.ExitStack() as stack:
-        work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="livemig-demo-")))
-        step("starting etcd + kube-apiserver")
-        cluster = stack.enter_context(DevCluster(work / "cluster", attached=True))
-        for directory in (root / "hack" / "kubevirt-crds", root / "crds"):
-            for path in sorted(directory.glob("*.yaml")):
-                cluster.kubectl("apply", "--server-side", "-f", str(path))
-        cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", "--all")
-
-        step(f"starting the KubeVirt simulator on {args.scenario.name} at {args.time_scale:g}x, and Prometheus")
-        sim = stack.enter_context(
-            SimulatorProcess(args.scenario, cluster.kubeconfig, work_dir=work, time_scale=args.time_scale)
-        )
-        prometheus = stack.enter_context(Prometheus(work / "prometheus", targets=[sim.target]))
-        _wait_for_vmis(cluster, len(snapshot.vmis), deadline=time.monotonic() + 120)
-
-        step(f"applying policy {policy.name} and marking {args.node} for maintenance")
-        cluster.kubectl("apply", "-f", str(args.policy))
-        cluster.kubectl("label", "node", args.node, f"{MAINTENANCE_LABEL}=true", "--overwrite")
-        # Plan on the workload as it is now in simulated time (dirty rates vary: bursts, diurnal waves).
-        now_s = float(sim.state()["now"])
-        plan = plan_for_policy(_with_maintenance_label(snapshot.at(now_s), args.node), policy)
-        print_plan(plan)
-        if not plan.moves:
-            print("nothing to move", file=sys.stderr)
-            return 1
-
-        step("creating KubeVirt MigrationPolicies and VirtualMachineInstanceMigrations, wave by wave")
-        deadline = time.monotonic() + args.timeout
-        for index, wave in enumerate(plan.waves):
-            print(f"  wave {index + 1}/{len(plan.waves)}: {', '.join(m.vmi for m in wave)}", file=sys.stderr)
-            names = [_start_move(cluster, plan, move) for move in wave]
-            _wait_final(cluster, wave, names, deadline)
-
-        print_results(plan, sim.wait_outcomes(len(plan.moves), timeout_s=max(1.0, deadline - time.monotonic())))
-        print_prometheus(prometheus)
-        remaining = _vmis_on(cluster, args.node)
-        unexpected = sorted(set(remaining) - {skipped.vmi for skipped in plan.skipped})
-        print(f"\nVMIs left on {args.node}: {len(remaining)} ({len(plan.skipped)} the plan could not move)",
-              file=sys.stderr)  # fmt: skip
-        if args.keep:
-            print(f"stack kept running; KUBECONFIG={cluster.kubeconfig}  Prometheus: {prometheus.url}", file=sys.stderr)
-            with contextlib.suppress(KeyboardInterrupt):
-                while True:
-                    time.sleep(3600)
-        return 0 if not unexpected else 1
+    with tempfile.TemporaryDirectory(prefix="livemig-demo-") as tmp:
+        step("starting etcd + kube-apiserver, the CRDs, the KubeVirt simulator "
+             f"({args.scenario.name} at {args.time_scale:g}x), Prometheus and the livemig operator")  # fmt: skip
+        with LocalStack(Path(tmp), args.scenario, time_scale=args.time_scale) as stack:
+            stack.wait_vmis_running(len(snapshot.vmis))
+            assert stack.cluster is not None
+            assert stack.sim is not None
+            step(f"applying {maintenance.name} ({args.policy.name}) and labelling {args.node} "
+                 f"{MAINTENANCE_LABEL}=true: the operator cordons and drains it")  # fmt: skip
+            stack.cluster.kubectl("apply", "-f", str(args.policy))
+            stack.cluster.kubectl("label", "node", args.node, f"{MAINTENANCE_LABEL}=true", "--overwrite")
+            drained = watch_drain(stack, maintenance.name, args.node, deadline=time.monotonic() + args.timeout)
+            if balance is not None:
+                step(f"applying {balance.name} ({args.balance_policy.name}): the operator balances CPU load")
+                stack.cluster.kubectl("apply", "-f", str(args.balance_policy))
+                watch_balance(stack, balance.name, deadline=time.monotonic() + 90)
+            outcomes = stack.sim.outcomes()
+            print_results(stack, outcomes)
+            print_prometheus(stack)
+            failed = [r for r in outcomes if r.get("result") != "Succeeded"]
+            if write_timeline(outcomes, args.timeline):
+                print(f"\ntimeline: {args.timeline}", file=sys.stderr)
+            left = stack.kubectl_json("get", "vmis", "-A")["items"]
+            on_node = [f"{v['metadata']['namespace']}/{v['metadata']['name']}" for v in left
+                       if (v.get("status") or {}).get("nodeName") == args.node]  # fmt: skip
+            print(f"\nVMIs left on {args.node}: {len(on_node)} {on_node} (out of scope or not live-migratable)",
+                  file=sys.stderr)  # fmt: skip
+            print(f"failed migrations: {len(failed)}", file=sys.stderr)
+            if args.keep:
+                env = " ".join(f"{k}={v}" for k, v in stack.env().items())
+                print(f"stack kept running: {env}  (Ctrl-C stops it)", file=sys.stderr)
+                with contextlib.suppress(KeyboardInterrupt):
+                    while True:
+                        time.sleep(3600)
+            return 0 if drained and not failed else 1
 
 
 def step(text: str) -> None:
     print(f"==> {text}", file=sys.stderr, flush=True)
 
 
-def _with_maintenance_label(snapshot: ClusterSnapshot, node_name: str) -> ClusterSnapshot:
-    nodes = tuple(
-        dataclasses.replace(node, labels={**node.labels, MAINTENANCE_LABEL: "true"}) if node.name == node_name else node
-        for node in snapshot.nodes
-    )
-    return dataclasses.replace(snapshot, nodes=nodes)
+def _status(stack: LocalStack, name: str) -> dict[str, Any]:
+    try:
+        return dict(stack.kubectl_json("get", "migrationpolicies.livemig.io", name).get("status") or {})
+    except Exception:
+        return {}
 
 
-def _kubectl_json(cluster: DevCluster, *args: str) -> Any:
-    return json.loads(cluster.kubectl(*args, "-o", "json").stdout)
+def progress_line(status: Mapping[str, Any], vmims: Sequence[Mapping[str, Any]], policy: str) -> str:
+    """`done/planned, in flight (VMI technique), node states` from the policy's status and its VMIMs."""
+    counters = status.get("counters") or {}
+    plan = status.get("currentPlan") or {}
+    moves = plan.get("moves") or []
+    mine = [v for v in vmims if (v["metadata"].get("labels") or {}).get("livemig.io/policy") == policy]
+    running = [v for v in mine if (v.get("status") or {}).get("phase") not in ("Succeeded", "Failed")]
+    flight = ", ".join(f"{v['spec']['vmiName']} ({v['metadata']['labels'].get('livemig.io/technique')})"
+                       for v in running) or "-"  # fmt: skip
+    done = int(counters.get("migrationsSucceeded", 0))
+    planned = done + sum(1 for m in moves if m.get("state") in ("Pending", "Running"))
+    nodes = ", ".join(f"{n['name']} {n['state']}" + (f" ({n.get('remaining')} left)" if n.get("remaining") else "")
+                      for n in status.get("nodes") or []) or "-"  # fmt: skip
+    failed = int(counters.get("migrationsFailed", 0)) + int(counters.get("migrationsAborted", 0))
+    return f"  {done}/{max(planned, done)} done, {failed} failed, in flight: {flight}; nodes: {nodes}"
 
 
-def _wait_for_vmis(cluster: DevCluster, count: int, deadline: float) -> None:
+def watch_drain(stack: LocalStack, policy: str, node: str, *, deadline: float) -> bool:
+    last = ""
     while time.monotonic() < deadline:
-        items = _kubectl_json(cluster, "get", "vmis", "-A")["items"]
-        if sum(1 for vmi in items if vmi.get("status", {}).get("phase") == "Running") >= count:
+        status = _status(stack, policy)
+        line = progress_line(status, stack.kubectl_json("get", "vmim", "-A")["items"], policy)
+        if line != last:
+            print(line, file=sys.stderr, flush=True)
+            last = line
+        state = next((n.get("state") for n in status.get("nodes") or [] if n.get("name") == node), None)
+        if state == "Drained":
+            step(f"{node} drained")
+            return True
+        time.sleep(0.5)  # polling the policy's status, with a deadline
+    step(f"{node} not drained within the timeout")
+    return False
+
+
+def watch_balance(stack: LocalStack, policy: str, *, deadline: float) -> None:
+    """Show the balancing policy's first decisions, and its migrations until they are done."""
+    last, seen_evaluation = "", False
+    while time.monotonic() < deadline:
+        status = _status(stack, policy)
+        evaluation = status.get("lastEvaluation") or {}
+        if evaluation and not seen_evaluation:
+            print(f"  evaluation: {evaluation.get('result')}: {evaluation.get('message')}", file=sys.stderr)
+            seen_evaluation = evaluation.get("result") != "StaleMetrics"
+        line = progress_line(status, stack.kubectl_json("get", "vmim", "-A")["items"], policy)
+        if line != last:
+            print(line, file=sys.stderr, flush=True)
+            last = line
+        plan_state = (status.get("currentPlan") or {}).get("state")
+        if seen_evaluation and (plan_state in ("Completed", "Failed") or evaluation.get("result") == "NothingToDo"):
             return
-        time.sleep(0.5)  # polling the API for a condition, with a deadline
-    raise SystemExit(f"the simulator did not bring {count} VMIs to Running in time")
+        time.sleep(0.5)  # polling the policy's status, with a deadline
 
 
-TECHNIQUE_SETTINGS: dict[Technique, dict[str, Any]] = {
-    Technique.PRE_COPY: {"allowPostCopy": False, "allowAutoConverge": False},
-    Technique.AUTO_CONVERGE: {"allowPostCopy": False, "allowAutoConverge": True},
-    Technique.POST_COPY: {
-        "allowPostCopy": True, "allowWorkloadDisruption": True, "allowAutoConverge": False,
-        "completionTimeoutPerGiB": POST_COPY_TIMEOUT_PER_GIB,
-    },
-}  # fmt: skip
-
-
-def _start_move(cluster: DevCluster, plan: Plan, move: Move) -> str:
-    """Pins the technique with a KubeVirt MigrationPolicy, then creates the VirtualMachineInstanceMigration.
-
-    KubeVirt picks the matching policy with the most matching labels, once, at hand-off.  So the policy selects
-    every label the VMI and its namespace carry, plus livemig's technique label: no other policy can match more.
-    """
-    cluster.kubectl("label", "vmi", move.name, "-n", move.namespace, f"{TECHNIQUE_LABEL}={move.technique}",
-                    "--overwrite")  # fmt: skip
-    vmi_labels = _kubectl_json(cluster, "get", "vmi", move.name, "-n", move.namespace)["metadata"].get("labels", {})
-    namespace_labels = _kubectl_json(cluster, "get", "namespace", move.namespace)["metadata"].get("labels", {})
-    name = f"livemig-{plan.id[-8:]}-{move.name}"[:63]
-    kv_migration_policy = {
-        "apiVersion": "migrations.kubevirt.io/v1alpha1",
-        "kind": "MigrationPolicy",
-        "metadata": {"name": f"{move.namespace}-{name}"[:253], "labels": {"app.kubernetes.io/managed-by": "livemig"}},
-        "spec": {
-            "selectors": {"virtualMachineInstanceSelector": vmi_labels, "namespaceSelector": namespace_labels},
-            **TECHNIQUE_SETTINGS[move.technique],
-        },
-    }
-    cluster.kubectl("apply", "-f", "-", input=json.dumps(kv_migration_policy))
-    vmim = {
-        "apiVersion": "kubevirt.io/v1",
-        "kind": "VirtualMachineInstanceMigration",
-        "metadata": {"name": name, "namespace": move.namespace, "labels": {"livemig.io/plan": plan.id[:63]}},
-        "spec": {"vmiName": move.name, "addedNodeSelector": {"kubernetes.io/hostname": move.target}},
-    }
-    cluster.kubectl("create", "-f", "-", input=json.dumps(vmim))
-    return name
-
-
-def _wait_final(cluster: DevCluster, wave: Sequence[Move], names: Sequence[str], deadline: float) -> None:
-    pending = {(move.namespace, name) for move, name in zip(wave, names, strict=True)}
-    while pending:
-        if time.monotonic() > deadline:
-            raise SystemExit(f"migrations not finished in time: {sorted(pending)}")
-        for namespace, name in sorted(pending):
-            phase = cluster.kubectl("get", "vmim", name, "-n", namespace, "-o", "jsonpath={.status.phase}",
-                                    check=False).stdout  # fmt: skip
-            if phase in ("Succeeded", "Failed"):
-                print(f"    {namespace}/{name}: {phase}", file=sys.stderr)
-                pending.discard((namespace, name))
-        time.sleep(0.5)  # polling the API for a condition, with a deadline
-
-
-def _vmis_on(cluster: DevCluster, node: str) -> list[str]:
-    items = _kubectl_json(cluster, "get", "vmis", "-A")["items"]
-    return [f"{v['metadata']['namespace']}/{v['metadata']['name']}" for v in items
-            if v.get("status", {}).get("nodeName") == node]  # fmt: skip
-
-
-def print_plan(plan: Plan) -> None:
-    print(f"\nplan {plan.id[:12]} ({plan.purpose}, {plan.status}): {plan.reason}")
-    print(f"{'VMI':28} {'from':8} {'to':8} {'technique':13} {'pred. time':>10} {'downtime':>9}  wave")
-    for move in plan.moves:
-        print(f"{move.vmi:28} {move.source:8} {move.target:8} {move.technique:13} {move.predicted_time_s:9.1f}s "
-              f"{move.predicted_downtime_s * 1000:7.0f}ms  {move.wave + 1}")  # fmt: skip
-    for skipped in plan.skipped:
-        print(f"  skipped {skipped.vmi}: {skipped.reason}")
-
-
-def print_results(plan: Plan, results: Sequence[dict[str, Any]]) -> None:
-    """The planner's prediction beside what the simulator measured, per move."""
-    print(f"\n{'VMI':28} {'planned':13} {'applied':13} {'outcome':22} {'time pred/sim':>15}  {'downtime pred/sim':>18}")
-    print("(predictions are for the workload when the plan was made; the simulator follows it as it changes)")
-    by_vmi = {str(r.get("vmi")): r for r in results}
-    for move in plan.moves:
-        record = by_vmi.get(move.vmi)
-        if record is None:
-            print(f"{move.vmi:28} {move.technique!s:13} (no outcome logged)")
-            continue
+def print_results(stack: LocalStack, outcomes: Sequence[Mapping[str, Any]]) -> None:
+    """Per migration the operator started: what livemig predicted beside what the simulator measured."""
+    vmims = {f"{v['metadata']['namespace']}/{v['metadata']['name']}": v
+             for v in stack.kubectl_json("get", "vmim", "-A")["items"]}  # fmt: skip
+    print(f"\n{'VMI':26} {'policy':18} {'from':8} {'to':8} {'technique':13} {'outcome':22} "
+          f"{'time pred/sim':>15}  {'downtime pred/sim':>18}")  # fmt: skip
+    print("(predictions are the operator's, for the workload when it planned; the simulator follows it as it changes)")
+    for record in outcomes:
+        annotations = (vmims.get(str(record.get("vmim"))) or {}).get("metadata", {}).get("annotations") or {}
+        labels = (vmims.get(str(record.get("vmim"))) or {}).get("metadata", {}).get("labels") or {}
         simulated = record.get("simulated") or {}
         print(
-            f"{move.vmi:28} {move.technique!s:13} {record.get('technique') or '?'!s:13} "
+            f"{record.get('vmi')!s:26} {labels.get('livemig.io/policy', '?'):18} {record.get('source')!s:8} "
+            f"{record.get('target')!s:8} {record.get('technique') or '?'!s:13} "
             f"{record.get('outcome') or record.get('result')!s:22} "
-            f"{_num(move.predicted_time_s):>6}/{_num(simulated.get('total_time_s')):<6} s "
-            f"{_num(move.predicted_downtime_s, 1000):>7}/{_num(simulated.get('downtime_s'), 1000):<7} ms"
+            f"{_num(annotations.get('livemig.io/predicted-duration')):>6}/{_num(simulated.get('total_time_s')):<6} s "
+            f"{_num(annotations.get('livemig.io/predicted-downtime'), 1000):>7}/"
+            f"{_num(simulated.get('downtime_s'), 1000):<7} ms"
         )
 
 
 def _num(value: Any, scale: float = 1.0) -> str:
-    return "-" if value is None else f"{float(value) * scale:.1f}"
+    try:
+        return f"{float(value) * scale:.1f}"
+    except (TypeError, ValueError):
+        return "-"
 
 
-def print_prometheus(prometheus: Prometheus) -> None:
+def print_prometheus(stack: LocalStack) -> None:
+    assert stack.prometheus is not None
     query = "sum by (result) (livemig_sim_migrations_finished_total)"
     print(f"\nPrometheus: {query}")
-    for sample in prometheus.wait_for(query, timeout_s=30):
-        print(f"  {sample['metric'].get('result', '?')}: {sample['value'][1]}")
+    with contextlib.suppress(Exception):
+        for sample in stack.prometheus.wait_for(query, timeout_s=30):
+            print(f"  {sample['metric'].get('result', '?')}: {sample['value'][1]}")
+    if stack.operator_process is not None:
+        print("livemig operator /metrics: livemig_migrations_total")
+        for line in stack.operator_process.metrics().splitlines():
+            if line.startswith("livemig_migrations_total{"):
+                print(f"  {line}")
+
+
+def write_timeline(outcomes: Sequence[Mapping[str, Any]], path: Path) -> bool:
+    """One bar per migration over simulated time, coloured by technique, labelled with source → target."""
+    if not outcomes:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    start = min(float(r["createdAt"]) for r in outcomes)
+    colours = {"pre-copy": "tab:blue", "post-copy": "tab:orange", "auto-converge": "tab:green"}
+    fig, ax = plt.subplots(figsize=(10, 0.35 * len(outcomes) + 1.5))
+    for i, record in enumerate(outcomes):
+        created, began = float(record["createdAt"]) - start, float(record.get("startedAt") or record["createdAt"])
+        end = float(record["finishedAt"]) - start
+        ax.barh(i, began - start - created, left=created, color="lightgrey")
+        ax.barh(i, end - (began - start), left=began - start, color=colours.get(str(record.get("technique")), "grey"),
+                hatch="" if record.get("result") == "Succeeded" else "xx")  # fmt: skip
+        ax.text(end + 0.5, i, f"{record['source']} → {record['target']}", va="center", fontsize=7)
+    ax.set_yticks(range(len(outcomes)), [str(r["vmi"]) for r in outcomes], fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("simulated seconds (grey: queued in KubeVirt before the migration started)")
+    ax.set_title("livemig operator: migrations by technique")
+    handles = [Rectangle((0, 0), 1, 1, color=c) for c in colours.values()]
+    ax.legend(handles, list(colours), loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+__all__ = ["register", "run"]

@@ -1,5 +1,8 @@
 """`livemig plan --snapshot FILE --policy FILE [--json]`: the plan a policy gives for a cluster snapshot.
 
+`livemig plan --kubeconfig PATH --policy NAME [--prometheus-url URL] [--json]`: the plan the operator would make now
+from the live cluster and Prometheus, by the operator's own code path (livemig.cli.plan_live).
+
 Reads a cluster snapshot (or a simulator scenario) and a MigrationPolicy manifest, runs the planner for the
 policy's purpose with the performance model, and prints the ordered moves with their predicted cost, the schedule
 and the plan's efficacy.  Bad files exit 2, naming the file and the field.
@@ -9,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Any
 
@@ -24,8 +28,21 @@ def register(subparsers: Any) -> None:
         help="print the plan a MigrationPolicy gives for a cluster snapshot",
         description=__doc__.splitlines()[0] if __doc__ else None,
     )
-    parser.add_argument("--snapshot", required=True, metavar="FILE", help="cluster snapshot or scenario (YAML/JSON)")
-    parser.add_argument("--policy", required=True, metavar="FILE", help="livemig.io/v1alpha1 MigrationPolicy (YAML)")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--snapshot", metavar="FILE", help="cluster snapshot or scenario (YAML/JSON)")
+    source.add_argument("--kubeconfig", metavar="PATH", help="plan from the live cluster instead (what-if)")
+    parser.add_argument(
+        "--policy",
+        required=True,
+        metavar="FILE|NAME",
+        help="livemig.io/v1alpha1 MigrationPolicy (YAML file); with --kubeconfig also the name of one in the cluster",
+    )
+    parser.add_argument(
+        "--prometheus-url",
+        metavar="URL",
+        default=os.environ.get("LIVEMIG_PROMETHEUS_URL"),
+        help="with --kubeconfig: the Prometheus to query (default: $LIVEMIG_PROMETHEUS_URL)",
+    )
     parser.add_argument("--json", action="store_true", help="print the plan as one JSON object")
     parser.set_defaults(handler=run)
 
@@ -38,6 +55,10 @@ def _prefixed(flag: str, path: str, exc: SpecError | SpecErrors) -> SpecErrors:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.kubeconfig is not None:
+        from livemig.cli.plan_live import run_live
+
+        return run_live(args)
     problems: list[SpecError] = []
     snapshot = policy = None
     try:

@@ -122,4 +122,6 @@ def run(settings: OperatorSettings) -> None:
         log_format=kopf.LogFormat.JSON if settings.log_format == "json" else kopf.LogFormat.FULL,
         log_refkey="k8s" if settings.log_format == "json" else None,
     )
+    # Kopf logs every handler's success at INFO; livemig's own log lines say what happened.
+    logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     asyncio.run(serve(settings))

@@ -89,15 +89,12 @@ class Executor:
     # --- what other policies see
 
     def claims(self, view: ClusterView) -> Claims:
+        """What each policy holds: its queued and running moves, and the nodes it drains."""
         vmis: dict[str, tuple[str, Purpose]] = {}
         for policy, entries in self.queue.items():
             for entry in entries:
                 vmis.setdefault(entry.queued.key, (policy, entry.queued.purpose))
-        for running in self.running(view):
-            if running.policy:
-                purpose = _purpose_of(view.policies.get(running.policy))
-                if purpose is not None:
-                    vmis[running.key] = (running.policy, purpose)
+        vmis.update(_claims_of(self.running(view), view))
         draining = {node: name for name, state in self.runtime.policies.items() for node in state.draining}
         return Claims(vmis=vmis, draining_nodes=draining)
 
@@ -355,6 +352,32 @@ class Executor:
             if await writer.delete_kv_policy(str(meta(kv_policy).get("name"))):
                 done.append(f"MigrationPolicy.migrations.kubevirt.io {meta(kv_policy).get('name')}")
         return done
+
+
+def _claims_of(running: list[Running], view: ClusterView) -> dict[str, tuple[str, Purpose]]:
+    out: dict[str, tuple[str, Purpose]] = {}
+    for r in running:
+        purpose = _purpose_of(view.policies.get(r.policy)) if r.policy else None
+        if r.policy and purpose is not None:
+            out[r.key] = (r.policy, purpose)
+    return out
+
+
+def running_claims(view: ClusterView) -> Claims:
+    """Claims as the cluster shows them without an operator's memory: livemig's running migrations, and the nodes
+    the policies' status says they drain (for `livemig plan --kubeconfig`)."""
+    running = []
+    for vmim in view.vmims:
+        if is_livemig(vmim) and not vmim_is_final(vmim):
+            key = f"{meta(vmim).get('namespace')}/{(vmim.get('spec') or {}).get('vmiName')}"
+            running.append(Running(key, "", (meta(vmim).get("labels") or {}).get(POLICY_LABEL)))
+    draining = {
+        str(n.get("name")): name
+        for name, body in view.policies.items()
+        for n in (body.get("status") or {}).get("nodes") or []
+        if n.get("state") in ("Draining", "Waiting")
+    }
+    return Claims(vmis=_claims_of(running, view), draining_nodes=draining)
 
 
 def _set_move_state(plan: dict[str, Any], key: str, state: str, vmim: str) -> None:

@@ -22,6 +22,7 @@ from livemig.adapters.prometheus import PrometheusClients
 from livemig.controller.metrics import OperatorMetrics
 from livemig.controller.settings import OperatorSettings
 from livemig.controller.status import COUNTERS, set_condition
+from livemig.core.inventory import parse_time
 from livemig.core.planning import Plan
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,14 @@ class Runtime:
         if not state.loaded and body_status is not None:
             state.status = {k: v for k, v in dict(body_status).items() if k != "kopf"}
             state.loaded = True
+            # What the last process knew about nodes survives in status.nodes: the hysteresis memory of hot
+            # nodes and when nodes first crossed the health threshold.
+            for entry in state.status.get("nodes") or []:
+                name, kind = entry.get("name"), entry.get("state")
+                if kind == "Hot":
+                    state.hot_nodes = state.hot_nodes | {name}
+                elif kind == "Unhealthy" and (since := parse_time(entry.get("since"))) is not None:
+                    state.unhealthy_since[name] = since
         return state
 
     def forget(self, name: str) -> None:
