@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import secrets
 import sys
 from typing import Any
 
@@ -86,9 +87,9 @@ def register(subparsers: Any) -> None:
     run_parser.add_argument(
         "--priority",
         type=int,
-        default=0,
+        default=None,
         metavar="N",
-        help="peering priority (highest acts; equal priorities: see docs/operator.md)",
+        help="peering priority: the highest acts (default: random per process; equal priorities pause all)",
     )
     run_parser.add_argument("--log-format", choices=("json", "text"), default="text")
     run_parser.add_argument("--ready-file", metavar="PATH", help=argparse.SUPPRESS)
@@ -112,7 +113,11 @@ def run(args: argparse.Namespace) -> int:
     settings = OperatorSettings(
         connection=ConnectionSettings(kubeconfig=args.kubeconfig, prometheus_url=args.prometheus_url),
         endpoints=EndpointSettings(args.metrics_port, args.health_port, args.bind, args.ready_file),
-        peering=PeeringSettings(standalone=args.peering is None, name=args.peering, priority=args.priority),
+        peering=PeeringSettings(
+            standalone=args.peering is None,
+            name=args.peering,
+            priority=args.priority if args.priority is not None else secrets.randbelow(2**31 - 1) + 1,
+        ),
         model=ModelSettings(default_bandwidth_bps=args.default_migration_bandwidth),
         log_format=args.log_format,
         crash_at=args.crash_at,
