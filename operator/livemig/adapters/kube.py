@@ -56,8 +56,14 @@ class KubeWriter:
     """The operator's writes: VMI labels and annotations, VMIMs, KubeVirt MigrationPolicies, node cordons, policy
     status.  Reads come from Kopf's watch-fed indexes, not from here."""
 
-    def __init__(self, api: client.ApiClient, retry: RetrySettings = RetrySettings()) -> None:
+    def __init__(
+        self,
+        api: client.ApiClient,
+        retry: RetrySettings = RetrySettings(),
+        on_request: Callable[[], None] | None = None,
+    ) -> None:
         self.api = api
+        self._on_request = on_request
         self._custom: Any = client.CustomObjectsApi(api)
         self._core: Any = client.CoreV1Api(api)
         self._retry = retry
@@ -72,6 +78,8 @@ class KubeWriter:
         ):
             with attempt:
                 self.requests += 1
+                if self._on_request is not None:
+                    self._on_request()
                 return await fn()
         raise AssertionError("unreachable")  # pragma: no cover
 

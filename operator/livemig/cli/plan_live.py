@@ -32,9 +32,10 @@ DEFAULT_BANDWIDTH_BPS = 10e9 / 8
 def run_live(args: argparse.Namespace) -> int:
     if not Path(args.kubeconfig).is_file():
         raise SpecError("--kubeconfig", f"no such file: {args.kubeconfig}")
-    evaluation = asyncio.run(_evaluate(args))
+    evaluation, bandwidth = asyncio.run(_evaluate(args))
     if args.json:
         out: dict[str, Any] = {
+            "bandwidth": bandwidth,
             "result": str(evaluation.result),
             "message": evaluation.message,
             "candidates": evaluation.candidates,
@@ -56,7 +57,7 @@ def run_live(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _evaluate(args: argparse.Namespace) -> Evaluation:
+async def _evaluate(args: argparse.Namespace) -> tuple[Evaluation, dict[str, dict[str, Any]]]:
     try:
         api = await load_api_client(args.kubeconfig)
     except Exception as exc:
@@ -87,4 +88,10 @@ async def _evaluate(args: argparse.Namespace) -> Evaluation:
             {k: now for k, v in gathered.health.items() if policy.evacuation.is_unhealthy(v) and k not in since}
         )
         unhealthy = due_for_evacuation(since, policy.evacuation, now)
-    return evaluate(policy, gathered.inventory, gathered.metrics, running_claims(view), unhealthy_nodes=unhealthy)
+    inventory = gathered.inventory
+    bandwidth = {
+        node.name: {"bps": node.link_bandwidth_bps, "source": inventory.bandwidth_source.get(node.name, "default")}
+        for node in inventory.snapshot.nodes
+    }
+    claims = running_claims(view)
+    return evaluate(policy, inventory, gathered.metrics, claims, unhealthy_nodes=unhealthy), bandwidth

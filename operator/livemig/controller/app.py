@@ -77,6 +77,7 @@ async def serve(settings: OperatorSettings) -> None:
     if settings.connection.kubeconfig:
         os.environ["KUBECONFIG"] = settings.connection.kubeconfig  # for Kopf's own client (login above)
     rt = Runtime(settings, KubeWriter(api), PrometheusClients(settings.connection.prometheus_url))
+    rt.writer = KubeWriter(api, on_request=rt.metrics.api_requests.inc)
     endpoints = settings.endpoints
     try:
         server, _thread = start_http_server(endpoints.metrics_port, endpoints.bind, registry=rt.metrics.registry)

@@ -354,7 +354,13 @@ class Cycle:
             state.warnings = new_warnings
         if evaluation.result is Result.STALE_METRICS:
             _event(_policy_ref(view, self.name), "Warning", "MetricsUnavailable", evaluation.message)
-        log.info("policy %s: %s, %s", self.name, evaluation.result, evaluation.message, extra={"policy": self.name})
+        log.info(
+            "policy %s: %s, %s",
+            self.name,
+            evaluation.result,
+            evaluation.message,
+            extra={"policy": self.name, "evaluation_s": round(elapsed, 4), "result": str(evaluation.result)},
+        )
 
     def _degraded(self, evaluation: Evaluation, warnings: list[str]) -> tuple[str | None, str]:
         if evaluation.degraded:

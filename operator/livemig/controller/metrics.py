@@ -51,6 +51,11 @@ class OperatorMetrics:
         self.condition = Gauge(
             "livemig_policy_condition", "1 when the policy's condition is True.", ["policy", "condition"], registry=r
         )
+        self.api_requests = Counter(
+            "livemig_api_requests",
+            "Kubernetes API requests livemig's own client made (Kopf's watches and Events not included).",
+            registry=r,
+        )
         self.metrics_unavailable = Gauge(
             "livemig_metrics_unavailable", "1 while the policy's metrics are unavailable.", ["policy"], registry=r
         )

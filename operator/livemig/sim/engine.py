@@ -292,7 +292,7 @@ class Engine:
 
         async def node(n: Any) -> None:
             async with sem:
-                manifest = node_manifest(n)
+                manifest = node_manifest(n, annotate_bandwidth=self.scenario.simulation.bandwidth_annotation)
                 await _create_or_patch(partial(core.create_node, manifest), _noop)
                 await core.patch_node_status(
                     n.name, {"status": node_status(n, True, self.sim.timestamp(0))}, _content_type=MERGE
@@ -647,13 +647,28 @@ def event_manifest(event: Event, stamp: str) -> dict[str, Any]:
     }
 
 
-def node_manifest(node: Any) -> dict[str, Any]:
+BANDWIDTH_ANNOTATION = "livemig.io/migration-bandwidth"
+
+
+def bandwidth_text(bytes_per_s: float) -> str:
+    """A link rate as the annotation livemig reads (`25Gbit`, `10Gbit`, `2500Mbit`)."""
+    bits = bytes_per_s * 8
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if bits >= scale and abs(bits / scale - round(bits / scale)) < 1e-9:
+            return f"{round(bits / scale)}{unit}bit"
+    return f"{bits:.0f}bit"
+
+
+def node_manifest(node: Any, *, annotate_bandwidth: bool = True) -> dict[str, Any]:
     labels = {"kubernetes.io/hostname": node.name, "kubevirt.io/schedulable": "true", **node.labels, **MANAGED_BY}
     spec: dict[str, Any] = {
         "taints": [{"key": t.key, "value": t.value, "effect": str(t.effect)} for t in node.taints],
         "unschedulable": not node.schedulable,
     }
-    return {"apiVersion": "v1", "kind": "Node", "metadata": {"name": node.name, "labels": labels}, "spec": spec}
+    metadata: dict[str, Any] = {"name": node.name, "labels": labels}
+    if annotate_bandwidth:
+        metadata["annotations"] = {BANDWIDTH_ANNOTATION: bandwidth_text(node.link_bandwidth_bps)}
+    return {"apiVersion": "v1", "kind": "Node", "metadata": metadata, "spec": spec}
 
 
 def node_status(node: Any, ready: bool, stamp: str) -> dict[str, Any]:

@@ -57,6 +57,9 @@ class SimulationSettings:
     delays: Delays = field(default_factory=Delays)
     migration_cpu_source_cores: float = 1.0
     migration_cpu_target_cores: float = 0.5
+    #: Write each node's link bandwidth as the annotation livemig.io/migration-bandwidth (false: leave the operator
+    #: to measure it or use its default).
+    bandwidth_annotation: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +81,7 @@ class Scenario:
         return tuple(sorted(names))
 
 
-_SIM_KEYS = {"timeScale", "seed", "step", "kubevirtNamespace", "delays", "migrationCpu"}
+_SIM_KEYS = {"timeScale", "seed", "step", "kubevirtNamespace", "delays", "migrationCpu", "bandwidthAnnotation"}
 _DELAY_KEYS = {"targetPodScheduled", "targetReady", "migrationStart", "jitter"}
 
 
@@ -153,7 +156,12 @@ def _parse_simulation(doc: object, errors: list[SpecError]) -> SimulationSetting
     else:
         src = _number(cpu, "source", f"{path}.migrationCpu", errors, positive=False)
         dst = _number(cpu, "target", f"{path}.migrationCpu", errors, positive=False)
+    annotate = doc.get("bandwidthAnnotation", True)
+    if not isinstance(annotate, bool):
+        errors.append(SpecError(f"{path}.bandwidthAnnotation", f"must be true or false, not {annotate!r}"))
+        annotate = True
     return SimulationSettings(
+        bandwidth_annotation=annotate,
         time_scale=default.time_scale if scale is None else scale,
         seed=default.seed if seed is None else int(seed),
         step_s=step,

@@ -203,3 +203,37 @@ def test_competing_policies_obey_priority(start_stack: Any) -> None:
         if record["source"] == "node-01":
             assert owner == "drain", record
         assert record["target"] != "node-01", record
+
+
+def _plan_json(stack: Any, policy: str) -> dict[str, Any]:
+    import json
+    import subprocess
+    import sys
+
+    assert stack.cluster is not None
+    out = subprocess.run(
+        [sys.executable, "-m", "livemig", "plan", "--kubeconfig", str(stack.cluster.kubeconfig), "--policy", policy,
+         "--json"], capture_output=True, text=True, check=True, timeout=120,
+    )  # fmt: skip
+    return dict(json.loads(out.stdout))
+
+
+def test_node_bandwidth_comes_from_the_annotation_else_measured_migrations_else_the_default(start_stack: Any) -> None:
+    doc = drain_scenario(per_node=2, infra_on_drained=0)
+    doc["nodes"][1]["linkBandwidth"] = "25Gbit"
+    doc["simulation"]["bandwidthAnnotation"] = False
+    stack = start_stack(doc)
+    apply(stack, maintenance_policy())
+    # Before any migration: every node has the operator's default (10 Gbit/s).
+    before = _plan_json(stack, "drain")["bandwidth"]
+    assert before["node-02"] == {"bps": 10e9 / 8, "source": "default"}
+    wait_until(lambda: node_state(stack, "drain", DRAINED).get("state") == "Drained", timeout_s=120,
+               what=f"{DRAINED} drained")  # fmt: skip
+    after = _plan_json(stack, "drain")["bandwidth"]
+    assert after[DRAINED]["source"] == "measured"
+    assert 0 < after[DRAINED]["bps"] <= 10e9 / 8, "guest memory over duration is at most the link's rate"
+    assert after["node-02"]["source"] == "default"
+    # With the annotation (the simulator's default), the annotation wins.
+    assert stack.cluster is not None
+    stack.cluster.kubectl("annotate", "node", "node-02", "livemig.io/migration-bandwidth=25Gbit")
+    assert _plan_json(stack, "drain")["bandwidth"]["node-02"] == {"bps": 25e9 / 8, "source": "annotation"}
