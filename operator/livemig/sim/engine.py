@@ -42,7 +42,9 @@ from livemig.sim.scheduler import cpu_request_cores
 from livemig.sim.state import (
     Event,
     NodeReady,
+    NodeTaint,
     Simulation,
+    VmimCreate,
     VmimDeletion,
     VmimFinalizerRemoval,
     VmimStatus,
@@ -588,6 +590,28 @@ class Engine:
                     await core.create_namespaced_event(
                         w.namespace, event_manifest(w, self.sim.timestamp(self.clock.now()))
                     )
+                elif isinstance(w, VmimCreate):
+                    created = await custom.create_namespaced_custom_object(
+                        KV_GROUP, KV_VERSION, w.namespace, VMIM_PLURAL, dict(w.manifest)
+                    )
+                    name = created["metadata"]["name"]
+                    event = Event(
+                        w.namespace,
+                        "VirtualMachineInstance",
+                        w.vmi,
+                        None,
+                        "SuccessfulCreate",
+                        f"Created Migration {name}",
+                    )
+                    await core.create_namespaced_event(
+                        w.namespace, event_manifest(event, self.sim.timestamp(self.clock.now()))
+                    )
+                elif isinstance(w, NodeTaint):
+                    node = await core.read_node(w.name)
+                    taints = [t.to_dict() for t in (node.spec.taints or []) if t.key != w.key]
+                    taints = [{k: v for k, v in t.items() if v is not None} for t in taints]
+                    taints.append({"key": w.key, "effect": "NoSchedule"})
+                    await core.patch_node(w.name, {"spec": {"taints": taints}}, _content_type=MERGE)
                 elif isinstance(w, NodeReady):
                     n = self.scenario.snapshot.node(w.name)
                     await core.patch_node_status(

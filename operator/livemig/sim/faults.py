@@ -26,6 +26,7 @@ class FaultType(StrEnum):
     NODE_FAILURE = "nodeFailure"
     SLOW_LINK = "slowLink"
     TARGET_REFUSES = "targetRefuses"
+    NODE_DRAIN = "nodeDrain"  # taint the node <nodeDrainTaintKey>:NoSchedule: KubeVirt's evacuation starts
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,12 +182,13 @@ def link_failure_due(fault: Fault, vmi_key: str, running_since: float | None, no
 
 
 def timed_faults_due(faults: Sequence[Fault], fired: set[int], now: float) -> list[int]:
-    """Indices of node-bound one-shot faults (linkFailure on a node, nodeFailure) due at `now` and not yet fired."""
+    """Indices of node-bound one-shot faults (linkFailure on a node, nodeFailure, nodeDrain) due at `now`, not yet
+    fired."""
     due = []
     for i, f in enumerate(faults):
         if i in fired or f.vmi is not None:
             continue
-        if f.type in (FaultType.LINK_FAILURE, FaultType.NODE_FAILURE) and now >= f.at_s:
+        if f.type in (FaultType.LINK_FAILURE, FaultType.NODE_FAILURE, FaultType.NODE_DRAIN) and now >= f.at_s:
             due.append(i)
     return due
 

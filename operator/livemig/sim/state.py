@@ -22,6 +22,7 @@ from livemig.core.model import LinkProfile, RunState, VmProfile
 from livemig.core.vocabulary import AbortReason, Outcome, Technique
 from livemig.sim import rules
 from livemig.sim.backend import MigrationBackend, MigrationStart, backend_factory, settings_for, technique_for
+from livemig.sim.evacuation import EVACUATION_ANNOTATION, EvacuationController
 from livemig.sim.faults import Fault, FaultType, link_bandwidth_bps, link_failure_due, target_refuses, timed_faults_due
 from livemig.sim.rules import Phase
 from livemig.sim.scenario import Scenario
@@ -82,7 +83,24 @@ class Event:
     component: str = "virt-controller"
 
 
-Write = VmimStatus | VmimFinalizerRemoval | VmimDeletion | VmiPatch | NodeReady | Event
+@dataclass(frozen=True, slots=True)
+class VmimCreate:
+    """A VMIM KubeVirt's own controllers create (the evacuation controller)."""
+
+    namespace: str
+    manifest: Mapping[str, Any]
+    vmi: str  # the VMI's name, for the VMI event
+
+
+@dataclass(frozen=True, slots=True)
+class NodeTaint:
+    """The scenario's `nodeDrain` event: taint the node `<key>:NoSchedule` (as `kubectl taint` would)."""
+
+    name: str
+    key: str
+
+
+Write = VmimStatus | VmimFinalizerRemoval | VmimDeletion | VmiPatch | NodeReady | Event | VmimCreate | NodeTaint
 
 
 # --- state -----------------------------------------------------------------------------------------------------------
@@ -184,6 +202,7 @@ class MigrationState:
     finalizer_removed: bool = False
     max_throttle: float = 0.0
     created_epoch_s: float = 0.0  # metadata.creationTimestamp (whole seconds)
+    evacuation_node: str | None = None  # annotation kubevirt.io/evacuationMigration
 
     @property
     def key(self) -> str:
@@ -242,6 +261,7 @@ class Simulation:
         self._writes: list[Write] = []
         self._outcomes: list[dict[str, Any]] = []
         self._last_integrated: float = 0.0
+        self.evacuation = EvacuationController()
 
     # ---- helpers ----
 
@@ -345,7 +365,10 @@ class Simulation:
                 priority=str(spec.get("priority") or ""),
                 added_node_selector=dict(spec.get("addedNodeSelector") or {}),
                 created_epoch_s=_epoch(meta.get("creationTimestamp")),
+                evacuation_node=(meta.get("annotations") or {}).get(EVACUATION_ANNOTATION),
             )
+            if m.evacuation_node is not None:
+                self.evacuation.seen(m.vmi_key)
             if phase_now in ("Succeeded", "Failed"):
                 # Finished before this simulator started (or seen again after a restart): keep it for GC only.
                 m.phase = Phase(phase_now)
@@ -415,6 +438,7 @@ class Simulation:
                 self._start_pending(m, now)
         self._handle_deletions(now)
         self._admit(now)
+        self._evacuate(now)
         for m in sorted(self.open.values(), key=lambda x: x.seq):
             if not m.phase.is_final:
                 self._advance(m, now)
@@ -423,6 +447,27 @@ class Simulation:
         self._writes.clear()
         self._outcomes.clear()
         return TickResult(writes, outcomes)
+
+    def _evacuate(self, now: float) -> None:
+        """KubeVirt's evacuation controller (sim/evacuation.py): VMIMs for the VMIs of drain-tainted nodes."""
+        unfinished = [
+            (m.vmi_key, m.source_node or (self.vmis[m.vmi_key].node if m.vmi_key in self.vmis else ""))
+            for m in self.open.values()
+            if not m.phase.is_final
+        ]
+        manifests = self.evacuation.step(
+            now,
+            nodes={name: state.spec for name, state in self.nodes.items() if state.ready},
+            vmis=self.vmis.values(),
+            unfinished=unfinished,
+            drain_taint_key=self.config.node_drain_taint_key,
+            cluster_cap=self.config.parallel_migrations_per_cluster,
+            node_cap=self.config.parallel_outbound_migrations_per_node,
+        )
+        for manifest in manifests:
+            self._writes.append(
+                VmimCreate(manifest["metadata"]["namespace"], manifest, str(manifest["spec"]["vmiName"]))
+            )
 
     def _start_pending(self, m: MigrationState, now: float) -> None:
         vmi = self.vmis.get(m.vmi_key)
@@ -769,6 +814,8 @@ class Simulation:
 
     def _finalize(self, m: MigrationState, now: float, migration_state: Mapping[str, Any] | None) -> None:
         m.final_at = now
+        if m.evacuation_node is not None:
+            self.evacuation.finished(m.vmi_key, m.phase is Phase.SUCCEEDED, now)
         self._vmim_status(m, migration_state)
         self.migration_totals["succeeded" if m.phase is Phase.SUCCEEDED else "failed"] += 1
         self._release_finalizer(m)
@@ -825,6 +872,8 @@ class Simulation:
             self.faults_fired[fault.type.value] += 1
             if fault.type is FaultType.NODE_FAILURE and fault.node in self.nodes:
                 self._fail_node(fault.node, now)
+            elif fault.type is FaultType.NODE_DRAIN and fault.node in self.nodes:
+                self._writes.append(NodeTaint(fault.node, self.config.node_drain_taint_key))
             elif fault.type is FaultType.LINK_FAILURE and fault.node is not None:
                 for m in list(self.open.values()):
                     if m.phase is Phase.RUNNING and fault.node in (m.source_node, m.target_node) and m.backend:
