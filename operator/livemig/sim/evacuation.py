@@ -3,15 +3,16 @@
 The baseline users already have: `kubectl drain` with `evictionStrategy: LiveMigrate`, or the deprecated drain taint.
 A node tainted `<nodeDrainTaintKey>:NoSchedule` (the KubeVirt CR's `spec.configuration.migrations.nodeDrainTaintKey`,
 default `kubevirt.io/drain`) has all its eligible VMIs evacuated. (KubeVirt also evacuates VMIs whose
-`status.evacuationNodeName` its eviction webhook set; the simulator has no eviction webhook.)
-Eligible (`GenerateNewMigration` filters): Running, not being deleted, migratable on eviction (`LiveMigrate`, or `LiveMigrateIfPossible` and LiveMigratable),
-no unfinished VMIM. Up to v1.8 (MigrationPriorityQueue off), one pass creates `min(clusterFree, nodeFree)` VMIMs
-(free slots under `parallelMigrationsPerCluster` and the node's `parallelOutboundMigrationsPerNode`, counting every
-unfinished VMIM) and the node is re-queued every 5 s. Each VMIM is `kubevirt-evacuation-<random>`, annotated
-`kubevirt.io/evacuationMigration=<node>`, and runs under the cluster's migration configuration and whatever KubeVirt
-MigrationPolicy matches — no technique choice. Backoff after failed evacuations of a VMI: 20 s after the last
-failure, doubling per consecutive failure, reset by a success (KubeVirt applies it in the migration controller to
-the pending VMIM; here the next VMIM is created when the backoff has passed — the same wait, one fewer Pending VMIM).
+`status.evacuationNodeName` its eviction webhook set; the simulator has no eviction webhook.) Eligible
+(`GenerateNewMigration` filters): Running, not being deleted, migratable on eviction (`LiveMigrate`, or
+`LiveMigrateIfPossible` and LiveMigratable), no unfinished VMIM. Up to v1.8 (MigrationPriorityQueue off), one pass
+creates `min(clusterFree, nodeFree)` VMIMs (free slots under `parallelMigrationsPerCluster` and the node's
+`parallelOutboundMigrationsPerNode`, counting every unfinished VMIM) and the node is re-queued every 5 s. Each VMIM is
+`kubevirt-evacuation-<random>`, annotated `kubevirt.io/evacuationMigration=<node>`, and runs under the cluster's
+migration configuration and whatever KubeVirt MigrationPolicy matches — no technique choice. Backoff after failed
+evacuations of a VMI: 20 s after the last failure, doubling per consecutive failure, reset by a success (KubeVirt
+applies it in the migration controller to the pending VMIM; here the next VMIM is created when the backoff has passed
+— the same wait, one fewer Pending VMIM).
 
 Pure: the Simulation calls `step(now)` from its tick and turns the returned manifests into creations.
 """
