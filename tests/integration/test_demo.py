@@ -18,15 +18,31 @@ pytestmark = pytest.mark.integration
 def test_demo_shows_the_operator_draining_the_node(tmp_path: Path) -> None:
     timeline = tmp_path / "timeline.png"
     result = subprocess.run(
-        [sys.executable, "-m", "livemig", "demo", "--node", "node-03", "--time-scale", "120",
-         "--timeline", str(timeline)],
-        capture_output=True, text=True, timeout=540, check=False,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "livemig",
+            "demo",
+            "--node",
+            "node-03",
+            "--time-scale",
+            "120",
+            "--timeline",
+            str(timeline),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=540,
+        check=False,
+    )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-4000:]
     assert "node-03 drained" in result.stderr
-    rows = re.findall(r"^(\S+/\S+)\s+(\S+)\s+(node-\d+)\s+(node-\d+)\s+(pre-copy|post-copy|auto-converge)\s+(\S+)",
-                      result.stdout, re.MULTILINE)  # fmt: skip
+    rows = re.findall(
+        r"^(\S+/\S+)\s+(\S+)\s+(node-\d+)\s+(node-\d+)\s+(pre-copy|post-copy|auto-converge)\s+(\S+)",
+        result.stdout,
+        re.MULTILINE,
+    )
     drained = [r for r in rows if r[1] == "maintenance-drain"]
     assert drained, result.stdout
     # Every migration of the drain left node-03 for another node, carried out by the operator, and completed.
@@ -37,8 +53,9 @@ def test_demo_shows_the_operator_draining_the_node(tmp_path: Path) -> None:
     assert re.search(r"^failed migrations: 0$", result.stderr, re.MULTILINE), result.stderr[-2000:]
     assert re.search(rf"succeeded: {len(rows)}\b", result.stdout), "Prometheus did not count the migrations"
     # The operator's own metrics agree with the simulator on the drain.
-    counted = re.search(r'livemig_migrations_total\{outcome="completed",policy="maintenance-drain".*\} (\d+)',
-                        result.stdout)  # fmt: skip
+    counted = re.search(
+        r'livemig_migrations_total\{outcome="completed",policy="maintenance-drain".*\} (\d+)', result.stdout
+    )
     assert counted is not None
     assert int(counted.group(1)) == len(drained)
     left = re.search(r"VMIs left on node-03: (\d+) \[(.*)\]", result.stderr)

@@ -50,15 +50,37 @@ def scenario(
 
 
 def node(name: str, *, cpu: int = 32, memory: str = "128Gi", **extra: Any) -> dict[str, Any]:
-    return {"name": name, "cpu": str(cpu), "memory": memory, "labels": {"kubernetes.io/hostname": name},
-            "linkBandwidth": "10Gbit", **extra}  # fmt: skip
+    return {
+        "name": name,
+        "cpu": str(cpu),
+        "memory": memory,
+        "labels": {"kubernetes.io/hostname": name},
+        "linkBandwidth": "10Gbit",
+        **extra,
+    }
 
 
-def vmi(namespace: str, name: str, node_name: str, *, vcpus: int = 2, memory: str = "2Gi", cpu: float = 0.5,
-        dirty: str = "5Mi", **extra: Any) -> dict[str, Any]:  # fmt: skip
-    return {"namespace": namespace, "name": name, "node": node_name, "vcpus": vcpus, "memory": memory,
-            "labels": {"app": name.rsplit("-", 1)[0]},
-            "usage": {"cpu": cpu, "memory": "1Gi", "dirtyRate": dirty}, **extra}  # fmt: skip
+def vmi(
+    namespace: str,
+    name: str,
+    node_name: str,
+    *,
+    vcpus: int = 2,
+    memory: str = "2Gi",
+    cpu: float = 0.5,
+    dirty: str = "5Mi",
+    **extra: Any,
+) -> dict[str, Any]:
+    return {
+        "namespace": namespace,
+        "name": name,
+        "node": node_name,
+        "vcpus": vcpus,
+        "memory": memory,
+        "labels": {"app": name.rsplit("-", 1)[0]},
+        "usage": {"cpu": cpu, "memory": "1Gi", "dirtyRate": dirty},
+        **extra,
+    }
 
 
 def apply(stack: LocalStack, manifest: dict[str, Any]) -> None:
@@ -80,8 +102,11 @@ def vmims(stack: LocalStack) -> list[dict[str, Any]]:
 
 def vmis_on(stack: LocalStack, node_name: str) -> list[str]:
     items = stack.kubectl_json("get", "vmis", "-A")["items"]
-    return sorted(f"{v['metadata']['namespace']}/{v['metadata']['name']}" for v in items
-                  if (v.get("status") or {}).get("nodeName") == node_name)  # fmt: skip
+    return sorted(
+        f"{v['metadata']['namespace']}/{v['metadata']['name']}"
+        for v in items
+        if (v.get("status") or {}).get("nodeName") == node_name
+    )
 
 
 def max_overlap(intervals: list[tuple[float, float]]) -> int:

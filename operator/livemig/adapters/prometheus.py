@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +24,8 @@ from urllib3.util.retry import Retry
 from livemig.core.queries import PlannedQuery, QueryAnswer, Sample
 
 log = logging.getLogger(__name__)
+#: How long an answer is reused (a cycle of several policies asks the same built-in queries).
+CACHE_S = 2.0
 
 
 class PrometheusQueryError(Exception):
@@ -47,15 +50,30 @@ class RetryPolicy:
 class PrometheusClient:
     """Instant queries against one Prometheus, each bounded by `timeout_s` and retried per `retry`."""
 
-    def __init__(self, url: str, timeout_s: float, retry: RetryPolicy = RetryPolicy()) -> None:
+    def __init__(
+        self, url: str, timeout_s: float, retry: RetryPolicy = RetryPolicy(), cache_s: float = CACHE_S
+    ) -> None:
         self.url = url.rstrip("/")
         self.timeout_s = timeout_s
         self._retry = retry
+        self._cache_s = cache_s
+        self._cache: dict[str, tuple[float, list[Sample]]] = {}
         # The library's own urllib3 retries are off: tenacity decides, once, with backoff.
         self._connect = PrometheusConnect(url=self.url, retry=Retry(total=0, raise_on_status=False), timeout=timeout_s)
 
     def vector(self, promql: str) -> list[Sample]:
-        """The instant vector `promql` evaluates to now.  Raises PrometheusQueryError after the retries."""
+        """The instant vector `promql` evaluates to now.  Raises PrometheusQueryError after the retries.
+
+        Policies evaluated within `cache_s` of each other share an answer (the built-in queries are the same for
+        every policy); errors are never cached."""
+        cached = self._cache.get(promql)
+        if cached is not None and time.monotonic() - cached[0] < self._cache_s:
+            return cached[1]
+        samples = self._query(promql)
+        self._cache[promql] = (time.monotonic(), samples)
+        return samples
+
+    def _query(self, promql: str) -> list[Sample]:
         retrying = Retrying(
             stop=stop_after_attempt(self._retry.attempts),
             wait=wait_exponential(multiplier=self._retry.backoff_s, max=self._retry.max_backoff_s),

@@ -36,15 +36,27 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     root = repository_root() or Path.cwd()
     policies = root / "examples" / "policies"
     parser.add_argument("--scenario", type=Path, default=root / "examples" / "scenarios" / "small.yaml")
-    parser.add_argument("--policy", type=Path, default=policies / "maintenance-drain.yaml",
-                        help="the maintenance policy (default: %(default)s)")  # fmt: skip
-    parser.add_argument("--balance-policy", type=Path, default=policies / "load-balancing-demo.yaml",
-                        help="the load-balancing policy applied after the drain ('' to skip)")  # fmt: skip
+    parser.add_argument(
+        "--policy",
+        type=Path,
+        default=policies / "maintenance-drain.yaml",
+        help="the maintenance policy (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--balance-policy",
+        type=Path,
+        default=policies / "load-balancing-demo.yaml",
+        help="the load-balancing policy applied after the drain ('' to skip)",
+    )
     parser.add_argument("--node", default="node-03", help="the node to drain (default: %(default)s)")
     parser.add_argument("--time-scale", type=float, default=60.0, help="simulated seconds per wall second")
     parser.add_argument("--timeout", type=float, default=300.0, help="wall-clock seconds to wait for the drain")
-    parser.add_argument("--timeline", type=Path, default=Path("livemig-demo-timeline.png"),
-                        help="where to write the timeline PNG (default: %(default)s)")  # fmt: skip
+    parser.add_argument(
+        "--timeline",
+        type=Path,
+        default=Path("livemig-demo-timeline.png"),
+        help="where to write the timeline PNG (default: %(default)s)",
+    )
     parser.add_argument("--keep", action="store_true", help="leave the stack running until Ctrl-C")
     parser.set_defaults(handler=run)
 
@@ -61,14 +73,18 @@ def run(args: argparse.Namespace) -> int:
         raise SpecError("--time-scale", "must be a finite number above 0")
 
     with tempfile.TemporaryDirectory(prefix="livemig-demo-") as tmp:
-        step("starting etcd + kube-apiserver, the CRDs, the KubeVirt simulator "
-             f"({args.scenario.name} at {args.time_scale:g}x), Prometheus and the livemig operator")  # fmt: skip
+        step(
+            "starting etcd + kube-apiserver, the CRDs, the KubeVirt simulator "
+            f"({args.scenario.name} at {args.time_scale:g}x), Prometheus and the livemig operator"
+        )
         with LocalStack(Path(tmp), args.scenario, time_scale=args.time_scale) as stack:
             stack.wait_vmis_running(len(snapshot.vmis))
             assert stack.cluster is not None
             assert stack.sim is not None
-            step(f"applying {maintenance.name} ({args.policy.name}) and labelling {args.node} "
-                 f"{MAINTENANCE_LABEL}=true: the operator cordons and drains it")  # fmt: skip
+            step(
+                f"applying {maintenance.name} ({args.policy.name}) and labelling {args.node} "
+                f"{MAINTENANCE_LABEL}=true: the operator cordons and drains it"
+            )
             stack.cluster.kubectl("apply", "-f", str(args.policy))
             stack.cluster.kubectl("label", "node", args.node, f"{MAINTENANCE_LABEL}=true", "--overwrite")
             drained = watch_drain(stack, maintenance.name, args.node, deadline=time.monotonic() + args.timeout)
@@ -83,10 +99,15 @@ def run(args: argparse.Namespace) -> int:
             if write_timeline(outcomes, args.timeline):
                 print(f"\ntimeline: {args.timeline}", file=sys.stderr)
             left = stack.kubectl_json("get", "vmis", "-A")["items"]
-            on_node = [f"{v['metadata']['namespace']}/{v['metadata']['name']}" for v in left
-                       if (v.get("status") or {}).get("nodeName") == args.node]  # fmt: skip
-            print(f"\nVMIs left on {args.node}: {len(on_node)} {on_node} (out of scope or not live-migratable)",
-                  file=sys.stderr)  # fmt: skip
+            on_node = [
+                f"{v['metadata']['namespace']}/{v['metadata']['name']}"
+                for v in left
+                if (v.get("status") or {}).get("nodeName") == args.node
+            ]
+            print(
+                f"\nVMIs left on {args.node}: {len(on_node)} {on_node} (out of scope or not live-migratable)",
+                file=sys.stderr,
+            )
             print(f"failed migrations: {len(failed)}", file=sys.stderr)
             if args.keep:
                 env = " ".join(f"{k}={v}" for k, v in stack.env().items())
@@ -115,12 +136,19 @@ def progress_line(status: Mapping[str, Any], vmims: Sequence[Mapping[str, Any]],
     moves = plan.get("moves") or []
     mine = [v for v in vmims if (v["metadata"].get("labels") or {}).get("livemig.io/policy") == policy]
     running = [v for v in mine if (v.get("status") or {}).get("phase") not in ("Succeeded", "Failed")]
-    flight = ", ".join(f"{v['spec']['vmiName']} ({v['metadata']['labels'].get('livemig.io/technique')})"
-                       for v in running) or "-"  # fmt: skip
+    flight = (
+        ", ".join(f"{v['spec']['vmiName']} ({v['metadata']['labels'].get('livemig.io/technique')})" for v in running)
+        or "-"
+    )
     done = int(counters.get("migrationsSucceeded", 0))
     planned = done + sum(1 for m in moves if m.get("state") in ("Pending", "Running"))
-    nodes = ", ".join(f"{n['name']} {n['state']}" + (f" ({n.get('remaining')} left)" if n.get("remaining") else "")
-                      for n in status.get("nodes") or []) or "-"  # fmt: skip
+    nodes = (
+        ", ".join(
+            f"{n['name']} {n['state']}" + (f" ({n.get('remaining')} left)" if n.get("remaining") else "")
+            for n in status.get("nodes") or []
+        )
+        or "-"
+    )
     failed = int(counters.get("migrationsFailed", 0)) + int(counters.get("migrationsAborted", 0))
     return f"  {done}/{max(planned, done)} done, {failed} failed, in flight: {flight}; nodes: {nodes}"
 
@@ -163,10 +191,14 @@ def watch_balance(stack: LocalStack, policy: str, *, deadline: float) -> None:
 
 def print_results(stack: LocalStack, outcomes: Sequence[Mapping[str, Any]]) -> None:
     """Per migration the operator started: what livemig predicted beside what the simulator measured."""
-    vmims = {f"{v['metadata']['namespace']}/{v['metadata']['name']}": v
-             for v in stack.kubectl_json("get", "vmim", "-A")["items"]}  # fmt: skip
-    print(f"\n{'VMI':26} {'policy':18} {'from':8} {'to':8} {'technique':13} {'outcome':22} "
-          f"{'time pred/sim':>15}  {'downtime pred/sim':>18}")  # fmt: skip
+    vmims = {
+        f"{v['metadata']['namespace']}/{v['metadata']['name']}": v
+        for v in stack.kubectl_json("get", "vmim", "-A")["items"]
+    }
+    print(
+        f"\n{'VMI':26} {'policy':18} {'from':8} {'to':8} {'technique':13} {'outcome':22} "
+        f"{'time pred/sim':>15}  {'downtime pred/sim':>18}"
+    )
     print("(predictions are the operator's, for the workload when it planned; the simulator follows it as it changes)")
     for record in outcomes:
         annotations = (vmims.get(str(record.get("vmim"))) or {}).get("metadata", {}).get("annotations") or {}
@@ -220,8 +252,13 @@ def write_timeline(outcomes: Sequence[Mapping[str, Any]], path: Path) -> bool:
         created, began = float(record["createdAt"]) - start, float(record.get("startedAt") or record["createdAt"])
         end = float(record["finishedAt"]) - start
         ax.barh(i, began - start - created, left=created, color="lightgrey")
-        ax.barh(i, end - (began - start), left=began - start, color=colours.get(str(record.get("technique")), "grey"),
-                hatch="" if record.get("result") == "Succeeded" else "xx")  # fmt: skip
+        ax.barh(
+            i,
+            end - (began - start),
+            left=began - start,
+            color=colours.get(str(record.get("technique")), "grey"),
+            hatch="" if record.get("result") == "Succeeded" else "xx",
+        )
         ax.text(end + 0.5, i, f"{record['source']} → {record['target']}", va="center", fontsize=7)
     ax.set_yticks(range(len(outcomes)), [str(r["vmi"]) for r in outcomes], fontsize=7)
     ax.invert_yaxis()

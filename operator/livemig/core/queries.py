@@ -237,15 +237,18 @@ def collect(answers: Iterable[QueryAnswer], nodes: Iterable[str], vmis: Iterable
         }  # NaN ages are stale too
         values: dict[str, float] = {}
         bad: list[str] = []
+        reported: set[str] = set()
         for sample in answer.samples:
             ident = _identity(sample.labels, q.by)
             if ident is None:
                 continue
             if not _usable(sample.value):
                 bad.append(f"{ident}={sample.value}")
+                reported.add(ident)
                 continue
             if ident in stale:
                 bad.append(f"{ident} older than maxAge {max_age_s:g}s")
+                reported.add(ident)
                 continue
             values[ident] = sample.value
         if q.key == "healthQuery":
@@ -259,7 +262,7 @@ def collect(answers: Iterable[QueryAnswer], nodes: Iterable[str], vmis: Iterable
         expected = expected_nodes if q.by == ("node",) else expected_vmis
         for ident, value in values.items():
             target.setdefault(ident, {})[q.key] = value
-        missing = [i for i in expected if i not in values]
+        missing = [i for i in expected if i not in values and i not in reported]
         if bad:
             problems.append(
                 f"{q.key} ({q.promql}): unusable samples: {', '.join(sorted(bad)[:5])}"

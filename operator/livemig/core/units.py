@@ -40,7 +40,10 @@ def parse_quantity(value: str | int | float, field: str) -> float:
         raise SpecError(field, f"must be a quantity like 4Gi, not {value!r}") from exc
     suffix = match.group(2)
     scale = _BINARY.get(suffix) or _DECIMAL[suffix]
-    return float(number * scale)
+    amount = float(number * scale)
+    if not math.isfinite(amount):
+        raise SpecError(field, f"must be a finite quantity, not {value!r}")
+    return amount
 
 
 def parse_bytes(value: str | int | float, field: str, *, allow_zero: bool = True) -> int:

@@ -60,8 +60,9 @@ def test_maintenance_drain_moves_in_scope_vmis_within_limits_and_leaves_nothing_
     stack = start_stack(drain_scenario())
     assert stack.sim is not None
     apply(stack, maintenance_policy())
-    wait_until(lambda: node_state(stack, "drain", DRAINED).get("state") == "Drained", timeout_s=120,
-               what=f"{DRAINED} drained")  # fmt: skip
+    wait_until(
+        lambda: node_state(stack, "drain", DRAINED).get("state") == "Drained", timeout_s=120, what=f"{DRAINED} drained"
+    )
 
     records = stack.sim.outcomes()
     moved = {r["vmi"] for r in records}
@@ -78,8 +79,13 @@ def test_maintenance_drain_moves_in_scope_vmis_within_limits_and_leaves_nothing_
     assert node_obj["metadata"]["annotations"].get("livemig.io/cordoned-by") == "drain"
     # Each move ran with the KubeVirt policy livemig made for it, and the status agrees with the outcome log.
     assert all(r["kubevirtPolicy"] == f"livemig-{r['vmim'].split('/')[1]}" for r in records)
-    status = wait_until(lambda: (s := policy_status(stack, "drain")).get("counters", {}).get("migrationsSucceeded")
-                        == len(records) and s, timeout_s=30, what="status counters")  # fmt: skip
+    status = wait_until(
+        lambda: (
+            (s := policy_status(stack, "drain")).get("counters", {}).get("migrationsSucceeded") == len(records) and s
+        ),
+        timeout_s=30,
+        what="status counters",
+    )
     assert status["counters"]["migrationsStarted"] == len(records)
     assert status["counters"]["migrationsFailed"] == 0
     assert {f"{o['vmi']['namespace']}/{o['vmi']['name']}" for o in status["recentOutcomes"]} == expected
@@ -93,8 +99,11 @@ def test_maintenance_drain_moves_in_scope_vmis_within_limits_and_leaves_nothing_
     # ...and deleting the policy removes the rest: its VMIMs and the cordon.
     assert stack.cluster is not None
     stack.cluster.kubectl("delete", "migrationpolicies.livemig.io", "drain", "--timeout=60s")
-    wait_until(lambda: not [v for v in vmims(stack) if v["metadata"]["labels"].get("livemig.io/policy") == "drain"],
-               timeout_s=30, what="livemig's VMIMs removed")  # fmt: skip
+    wait_until(
+        lambda: not [v for v in vmims(stack) if v["metadata"]["labels"].get("livemig.io/policy") == "drain"],
+        timeout_s=30,
+        what="livemig's VMIMs removed",
+    )
     node_obj = stack.kubectl_json("get", "node", DRAINED)
     assert not node_obj["spec"].get("unschedulable")
     assert "livemig.io/cordoned-by" not in (node_obj["metadata"].get("annotations") or {})
@@ -103,8 +112,11 @@ def test_maintenance_drain_moves_in_scope_vmis_within_limits_and_leaves_nothing_
 def test_dry_run_publishes_the_plan_and_creates_nothing(start_stack: Any) -> None:
     stack = start_stack(drain_scenario())
     apply(stack, maintenance_policy("dry", dryRun=True))
-    status = wait_until(lambda: (s := policy_status(stack, "dry")).get("lastEvaluation", {}).get("result") == "DryRun"
-                        and s, timeout_s=60, what="a dry-run evaluation")  # fmt: skip
+    status = wait_until(
+        lambda: (s := policy_status(stack, "dry")).get("lastEvaluation", {}).get("result") == "DryRun" and s,
+        timeout_s=60,
+        what="a dry-run evaluation",
+    )
     plan = status["currentPlan"]
     assert plan["state"] == "DryRun"
     assert {f"{m['vmi']['namespace']}/{m['vmi']['name']}" for m in plan["moves"]} == {
@@ -113,8 +125,11 @@ def test_dry_run_publishes_the_plan_and_creates_nothing(start_stack: Any) -> Non
     assert all(m["sourceNode"] == DRAINED and m["technique"] for m in plan["moves"])
     # A second evaluation later, still nothing was created, and the node was not cordoned.
     evaluations = status["counters"]["evaluations"]
-    wait_until(lambda: policy_status(stack, "dry")["counters"]["evaluations"] > evaluations, timeout_s=30,
-               what="another evaluation")  # fmt: skip
+    wait_until(
+        lambda: policy_status(stack, "dry")["counters"]["evaluations"] > evaluations,
+        timeout_s=30,
+        what="another evaluation",
+    )
     assert vmims(stack) == []
     assert not stack.kubectl_json("get", "node", DRAINED)["spec"].get("unschedulable")
     assert stack.sim is not None
@@ -125,21 +140,31 @@ def test_operator_killed_mid_drain_does_not_duplicate_a_migration(start_stack: A
     stack = start_stack(drain_scenario(per_node=10, infra_on_drained=0), time_scale=20.0)
     assert stack.sim is not None
     assert stack.operator_process is not None
-    apply(stack, maintenance_policy(limits={"maxConcurrentMigrations": 1, "maxConcurrentMigrationsPerNode": 1,
-                                            "cooldown": "0s"}))  # fmt: skip
+    apply(
+        stack,
+        maintenance_policy(
+            limits={"maxConcurrentMigrations": 1, "maxConcurrentMigrationsPerNode": 1, "cooldown": "0s"}
+        ),
+    )
     wait_until(lambda: len(vmims(stack)) >= 3, timeout_s=90, what="three VMIMs")
     stack.operator_process.kill()
     stack.operator_process.start()
-    wait_until(lambda: node_state(stack, "drain", DRAINED).get("state") == "Drained", timeout_s=180,
-               what=f"{DRAINED} drained after the restart")  # fmt: skip
+    wait_until(
+        lambda: node_state(stack, "drain", DRAINED).get("state") == "Drained",
+        timeout_s=180,
+        what=f"{DRAINED} drained after the restart",
+    )
     records = stack.sim.outcomes()
     per_vmi = collections.Counter(r["vmi"] for r in records)
     assert per_vmi == {f"prod/web-{i:02d}": 1 for i in range(10)}, per_vmi
     per_vmi_objects = collections.Counter(f"{v['metadata']['namespace']}/{v['spec']['vmiName']}" for v in vmims(stack))
     assert all(count == 1 for count in per_vmi_objects.values()), per_vmi_objects
     assert all(r["result"] == "Succeeded" for r in records)
-    status = wait_until(lambda: (s := policy_status(stack, "drain"))["counters"]["migrationsSucceeded"] == 10 and s,
-                        timeout_s=30, what="counters after the restart")  # fmt: skip
+    status = wait_until(
+        lambda: (s := policy_status(stack, "drain"))["counters"]["migrationsSucceeded"] == 10 and s,
+        timeout_s=30,
+        what="counters after the restart",
+    )
     assert status["counters"]["migrationsFailed"] == 0
 
 
@@ -168,8 +193,11 @@ def test_load_balancing_waits_for_prometheus_and_acts_once_it_is_back(start_stac
     assert stack.sim is not None
     stack.prometheus.stop()
     apply(stack, balancing_policy())
-    status = wait_until(lambda: (s := policy_status(stack, "balance")).get("lastEvaluation", {}).get("result")
-                        == "StaleMetrics" and s, timeout_s=120, what="an evaluation without metrics")  # fmt: skip
+    status = wait_until(
+        lambda: (s := policy_status(stack, "balance")).get("lastEvaluation", {}).get("result") == "StaleMetrics" and s,
+        timeout_s=120,
+        what="an evaluation without metrics",
+    )
     degraded = condition(status, "Degraded")
     assert degraded["status"] == "True"
     assert degraded["reason"] == "MetricsUnavailable"
@@ -178,8 +206,11 @@ def test_load_balancing_waits_for_prometheus_and_acts_once_it_is_back(start_stac
     assert vmims(stack) == []
     stack.prometheus.start()
     wait_until(lambda: stack.sim.outcomes(), timeout_s=120, what="a move once Prometheus is back")
-    wait_until(lambda: condition(policy_status(stack, "balance"), "Degraded").get("reason") != "MetricsUnavailable",
-               timeout_s=60, what="Degraded cleared")  # fmt: skip
+    wait_until(
+        lambda: condition(policy_status(stack, "balance"), "Degraded").get("reason") != "MetricsUnavailable",
+        timeout_s=60,
+        what="Degraded cleared",
+    )
     records = stack.sim.outcomes()
     assert all(r["source"] == "node-01" and r["target"] != "node-01" for r in records), records
 
@@ -190,13 +221,24 @@ def test_competing_policies_obey_priority(start_stack: Any) -> None:
     doc = hot_scenario()
     stack = start_stack(doc)
     assert stack.sim is not None
-    apply(stack, maintenance_policy("drain", selector={}, maintenance={"nodeNames": ["node-01"]},
-                                    limits={"maxConcurrentMigrations": 2, "maxConcurrentMigrationsPerNode": 2,
-                                            "cooldown": "1h"}))  # fmt: skip
-    apply(stack, balancing_policy("balance", loadBalancing={"cpu": {"high": 0.5, "target": 0.3},
-                                                            "averagingWindow": "20s", "hysteresis": 0.05}))  # fmt: skip
-    wait_until(lambda: node_state(stack, "drain", "node-01").get("state") == "Drained", timeout_s=180,
-               what="node-01 drained")  # fmt: skip
+    apply(
+        stack,
+        maintenance_policy(
+            "drain",
+            selector={},
+            maintenance={"nodeNames": ["node-01"]},
+            limits={"maxConcurrentMigrations": 2, "maxConcurrentMigrationsPerNode": 2, "cooldown": "1h"},
+        ),
+    )
+    apply(
+        stack,
+        balancing_policy(
+            "balance", loadBalancing={"cpu": {"high": 0.5, "target": 0.3}, "averagingWindow": "20s", "hysteresis": 0.05}
+        ),
+    )
+    wait_until(
+        lambda: node_state(stack, "drain", "node-01").get("state") == "Drained", timeout_s=180, what="node-01 drained"
+    )
     by_name = {f"{v['metadata']['namespace']}/{v['metadata']['name']}": v for v in vmims(stack)}
     for record in stack.sim.outcomes():
         owner = by_name.get(record["vmim"], {}).get("metadata", {}).get("labels", {}).get("livemig.io/policy")
@@ -212,9 +254,22 @@ def _plan_json(stack: Any, policy: str) -> dict[str, Any]:
 
     assert stack.cluster is not None
     out = subprocess.run(
-        [sys.executable, "-m", "livemig", "plan", "--kubeconfig", str(stack.cluster.kubeconfig), "--policy", policy,
-         "--json"], capture_output=True, text=True, check=True, timeout=120,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "livemig",
+            "plan",
+            "--kubeconfig",
+            str(stack.cluster.kubeconfig),
+            "--policy",
+            policy,
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
     return dict(json.loads(out.stdout))
 
 
@@ -227,8 +282,9 @@ def test_node_bandwidth_comes_from_the_annotation_else_measured_migrations_else_
     # Before any migration: every node has the operator's default (10 Gbit/s).
     before = _plan_json(stack, "drain")["bandwidth"]
     assert before["node-02"] == {"bps": 10e9 / 8, "source": "default"}
-    wait_until(lambda: node_state(stack, "drain", DRAINED).get("state") == "Drained", timeout_s=120,
-               what=f"{DRAINED} drained")  # fmt: skip
+    wait_until(
+        lambda: node_state(stack, "drain", DRAINED).get("state") == "Drained", timeout_s=120, what=f"{DRAINED} drained"
+    )
     after = _plan_json(stack, "drain")["bandwidth"]
     assert after[DRAINED]["source"] == "measured"
     assert 0 < after[DRAINED]["bps"] <= 10e9 / 8, "guest memory over duration is at most the link's rate"

@@ -36,8 +36,11 @@ def test_drain_taint_evacuates_eligible_vmis_under_kubevirt_caps(
     doc["vmis"][5]["evictionStrategy"] = "LiveMigrate"
     sim = run_sim(doc, time_scale=20)
     devcluster.kubectl("taint", "node", f"{ns}-n0", "kubevirt.io/drain=:NoSchedule")
-    wait_until(lambda: all(_nodes_of(devcluster, ns)[f"web-{i}"] != f"{ns}-n0" for i in range(5)), timeout_s=90,
-               what="the five migratable VMIs off the tainted node")  # fmt: skip
+    wait_until(
+        lambda: all(_nodes_of(devcluster, ns)[f"web-{i}"] != f"{ns}-n0" for i in range(5)),
+        timeout_s=90,
+        what="the five migratable VMIs off the tainted node",
+    )
     vmims = _vmims(devcluster, ns)
     assert {v["spec"]["vmiName"] for v in vmims} == {f"web-{i}" for i in range(5)}
     for v in vmims:
@@ -53,8 +56,11 @@ def test_drain_taint_evacuates_eligible_vmis_under_kubevirt_caps(
     # parallelOutboundMigrationsPerNode (2) bounds what one pass creates and what runs at once.
     assert max_overlap([(r["createdAt"], r["finishedAt"]) for r in records]) <= 2
     events = json.loads(devcluster.kubectl("get", "events", "-n", ns, "-o", "json").stdout)["items"]
-    created = [e for e in events if e["reason"] == "SuccessfulCreate" and e["involvedObject"]["kind"] ==
-               "VirtualMachineInstance"]  # fmt: skip
+    created = [
+        e
+        for e in events
+        if e["reason"] == "SuccessfulCreate" and e["involvedObject"]["kind"] == "VirtualMachineInstance"
+    ]
     assert len(created) == 5
     assert all(e["message"].startswith("Created Migration kubevirt-evacuation-") for e in created)
 
@@ -63,11 +69,15 @@ def test_node_drain_scenario_event_starts_the_evacuation(
     devcluster: DevCluster, namespace: str, run_sim: Callable[..., Any]
 ) -> None:
     ns = namespace
-    doc = scenario(ns, [vm("a", 1), vm("b", 1)], nodes=3, faults=[{"type": "nodeDrain", "node": f"{ns}-n1",
-                                                                  "at": "5s"}])  # fmt: skip
+    doc = scenario(
+        ns, [vm("a", 1), vm("b", 1)], nodes=3, faults=[{"type": "nodeDrain", "node": f"{ns}-n1", "at": "5s"}]
+    )
     run_sim(doc, time_scale=20)
-    wait_until(lambda: set(_nodes_of(devcluster, ns).values()).isdisjoint({f"{ns}-n1"}), timeout_s=90,
-               what="both VMIs off the drained node")  # fmt: skip
+    wait_until(
+        lambda: set(_nodes_of(devcluster, ns).values()).isdisjoint({f"{ns}-n1"}),
+        timeout_s=90,
+        what="both VMIs off the drained node",
+    )
     node = json.loads(devcluster.kubectl("get", "node", f"{ns}-n1", "-o", "json").stdout)
     assert {"key": "kubevirt.io/drain", "effect": "NoSchedule"} in node["spec"]["taints"]
     assert all(v["metadata"]["name"].startswith("kubevirt-evacuation-") for v in _vmims(devcluster, ns))

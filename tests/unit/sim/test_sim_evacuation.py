@@ -27,10 +27,23 @@ DRAIN = Taint("kubevirt.io/drain", "", TaintEffect.NO_SCHEDULE)
 NODES = {"a": Node("a", 32, 1e11, taints=(DRAIN,)), "b": Node("b", 32, 1e11)}
 
 
-def step(c: EvacuationController, now: float, vmis: list[V], unfinished: list[tuple[str, str]] = (),  # type: ignore[assignment]
-         cluster_cap: int = 5, node_cap: int = 2) -> list[str]:  # fmt: skip
-    out = c.step(now, nodes=NODES, vmis=vmis, unfinished=unfinished, drain_taint_key="kubevirt.io/drain",
-                 cluster_cap=cluster_cap, node_cap=node_cap)  # fmt: skip
+def step(
+    c: EvacuationController,
+    now: float,
+    vmis: list[V],
+    unfinished: list[tuple[str, str]] = (),  # type: ignore[assignment]
+    cluster_cap: int = 5,
+    node_cap: int = 2,
+) -> list[str]:
+    out = c.step(
+        now,
+        nodes=NODES,
+        vmis=vmis,
+        unfinished=unfinished,
+        drain_taint_key="kubevirt.io/drain",
+        cluster_cap=cluster_cap,
+        node_cap=node_cap,
+    )
     return [f"{m['metadata']['namespace']}/{m['spec']['vmiName']}" for m in out]
 
 
