@@ -134,6 +134,31 @@ def test_dry_run_publishes_the_plan_and_creates_nothing(start_stack: Any) -> Non
     assert not stack.kubectl_json("get", "node", DRAINED)["spec"].get("unschedulable")
     assert stack.sim is not None
     assert stack.sim.outcomes() == []
+    # A selector that matches nothing is a condition and an Event, not a crash.
+    apply(
+        stack,
+        maintenance_policy(
+            "nothing",
+            selector={"vmiSelector": {"matchLabels": {"app": "no-such-app"}}},
+            maintenance={"nodeNames": ["node-09"]},
+        ),
+    )
+    degraded = wait_until(
+        lambda: (
+            condition(policy_status(stack, "nothing"), "Degraded").get("status") == "True"
+            and condition(policy_status(stack, "nothing"), "Degraded")
+        ),
+        timeout_s=60,
+        what="Degraded on the empty selector",
+    )
+    assert degraded["reason"] == "SelectorMatchesNothing"
+    assert "spec.selector matches no running VMI" in degraded["message"]
+    assert "spec.maintenance.nodeNames: no such node: node-09" in degraded["message"]
+    events = stack.kubectl_json("get", "events", "-n", "default", "--field-selector", "reason=PolicyWarning")
+    assert any("node-09" in e["message"] for e in events["items"])
+    # SIGTERM stops the operator within 10 s, cleanly.
+    assert stack.operator_process is not None
+    assert stack.operator_process.stop(timeout_s=10) == 0
 
 
 def test_operator_killed_mid_drain_does_not_duplicate_a_migration(start_stack: Any) -> None:
