@@ -218,7 +218,7 @@ class Cycle:
         limits = PolicyLimits(policy.limits.max_concurrent_migrations, policy.limits.max_concurrent_migrations_per_node)
         acting = plan is not None and bool(plan.moves) and not policy.dry_run
         requests = move_requests(evaluation, policy, inventory, view) if acting else []
-        draining = self._drain_nodes(policy, inventory, evaluation)
+        draining = self._drain_nodes(policy, inventory, unhealthy)
         state.draining = (
             frozenset(draining) if policy.purpose in (Purpose.MAINTENANCE, Purpose.EVACUATION) else frozenset()
         )
@@ -236,11 +236,12 @@ class Cycle:
 
     # --- nodes
 
-    def _drain_nodes(self, policy: LivemigPolicy, inventory: Inventory, evaluation: Evaluation) -> list[str]:
+    def _drain_nodes(self, policy: LivemigPolicy, inventory: Inventory, unhealthy: frozenset[str]) -> list[str]:
+        """The nodes this policy drains now: Maintenance's selected nodes, Evacuation's due unhealthy ones."""
         if policy.purpose is Purpose.MAINTENANCE:
             return maintenance_nodes(inventory.snapshot, planning_spec(policy))
-        if policy.purpose is Purpose.EVACUATION and evaluation.plan is not None:
-            return sorted({m.source for m in evaluation.plan.moves})
+        if policy.purpose is Purpose.EVACUATION:
+            return sorted(unhealthy)
         return []
 
     async def _cordon(self, nodes: set[str]) -> None:

@@ -318,3 +318,49 @@ def test_node_bandwidth_comes_from_the_annotation_else_measured_migrations_else_
     assert stack.cluster is not None
     stack.cluster.kubectl("annotate", "node", "node-02", "livemig.io/migration-bandwidth=25Gbit")
     assert _plan_json(stack, "drain")["bandwidth"]["node-02"] == {"bps": 25e9 / 8, "source": "annotation"}
+
+
+def test_evacuation_drains_a_node_once_its_health_query_stays_past_the_threshold(start_stack: Any) -> None:
+    """The health query (here: the simulator's readiness gauge of node-02, unhealthy when below 2 — i.e. always) must
+    hold for `for` before the node is drained with priority; the node is then no target for anyone."""
+    nodes = [node(f"node-0{i}") for i in range(1, 5)]
+    vmis = [vmi("prod", f"web-{i:02d}", "node-02") for i in range(4)]
+    stack = start_stack(scenario(nodes, vmis))
+    assert stack.sim is not None
+    evacuation = {
+        "apiVersion": "livemig.io/v1alpha1",
+        "kind": "MigrationPolicy",
+        "metadata": {"name": "evacuate"},
+        "spec": {
+            "purpose": "Evacuation",
+            "interval": "5s",
+            "evacuation": {
+                "healthQuery": 'max by (node) (livemig_sim_node_ready{node="node-02"})',
+                "threshold": 2,
+                "comparison": "LessThan",
+                "for": "15s",
+            },
+            "limits": {"maxConcurrentMigrations": 2, "maxConcurrentMigrationsPerNode": 2, "cooldown": "0s"},
+        },
+    }
+    apply(stack, evacuation)
+    unhealthy = wait_until(
+        lambda: (
+            node_state(stack, "evacuate", "node-02").get("state") == "Unhealthy"
+            and node_state(stack, "evacuate", "node-02")
+        ),
+        timeout_s=60,
+        what="node-02 Unhealthy",
+    )
+    assert stack.sim.outcomes() == [], "nothing moves before the query has held for `for`"
+    assert "past the health threshold since" in unhealthy["message"]
+    wait_until(
+        lambda: node_state(stack, "evacuate", "node-02").get("state") == "Drained",
+        timeout_s=120,
+        what="node-02 evacuated",
+    )
+    records = stack.sim.outcomes()
+    assert {r["vmi"] for r in records} == {f"prod/web-{i:02d}" for i in range(4)}
+    assert all(r["source"] == "node-02" and r["target"] != "node-02" and r["result"] == "Succeeded" for r in records)
+    first_move = min(r["createdAt"] for r in records)
+    assert first_move > 0
