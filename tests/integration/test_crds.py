@@ -43,6 +43,8 @@ EXPECTED_CRDS = {
     ),
     "kubevirts.kubevirt.io": ("Namespaced", "KubeVirt", ["kv", "kvs"], True),
     "migrationpolicies.migrations.kubevirt.io": ("Cluster", "MigrationPolicy", None, True),
+    # Kopf's peering resource, for `livemig operator run --peering` (status written as a plain field by Kopf).
+    "clusterkopfpeerings.kopf.dev": ("Cluster", "ClusterKopfPeering", None, False),
 }
 
 

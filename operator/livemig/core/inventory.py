@@ -30,6 +30,8 @@ HISTORY_KEEP = 32
 FINAL_PHASES = frozenset({"Succeeded", "Failed"})
 #: Recent successful migrations per source node used to measure its transfer rate.
 MEASURED_MIGRATIONS = 5
+#: Only migrations at least this long are measured: KubeVirt's timestamps have whole seconds.
+MIN_MEASURED_S = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,7 +154,8 @@ def _finite(value: object) -> bool:
 def measured_bandwidth(vmims: Iterable[Mapping[str, Any]], memory_of: Mapping[str, float]) -> dict[str, float]:
     """Per source node, the mean transfer rate (guest memory / duration) of its newest successful migrations.
 
-    A lower bound of the link's rate (re-sent dirty pages are not counted), so a conservative estimate."""
+    A lower bound of the link's rate (re-sent dirty pages are not counted), so a conservative estimate; migrations
+    shorter than MIN_MEASURED_S are left out (whole-second timestamps would make their rate up to 2x off)."""
     samples: dict[str, list[tuple[float, float]]] = {}
     for vmim in vmims:
         status = _section(vmim, "status")
@@ -163,7 +166,7 @@ def measured_bandwidth(vmims: Iterable[Mapping[str, Any]], memory_of: Mapping[st
         source = state.get("sourceNode")
         vmi = f"{meta(vmim).get('namespace', '')}/{_section(vmim, 'spec').get('vmiName', '')}"
         memory = memory_of.get(vmi)
-        if start is None or end is None or end <= start or not isinstance(source, str) or not memory:
+        if start is None or end is None or end - start < MIN_MEASURED_S or not isinstance(source, str) or not memory:
             continue
         samples.setdefault(source, []).append((end, memory / (end - start)))
     out: dict[str, float] = {}

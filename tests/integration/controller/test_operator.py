@@ -299,7 +299,9 @@ def _plan_json(stack: Any, policy: str) -> dict[str, Any]:
 
 
 def test_node_bandwidth_comes_from_the_annotation_else_measured_migrations_else_the_default(start_stack: Any) -> None:
-    doc = drain_scenario(per_node=2, infra_on_drained=0)
+    # 16 GiB guests take ~14 s over 10 Gbit/s: long enough to be measured (whole-second timestamps).
+    nodes = [node(f"node-0{i}") for i in range(1, 5)]
+    doc = scenario(nodes, [vmi("prod", f"web-{i:02d}", DRAINED, memory="16Gi") for i in range(2)])
     doc["nodes"][1]["linkBandwidth"] = "25Gbit"
     doc["simulation"]["bandwidthAnnotation"] = False
     stack = start_stack(doc)

@@ -112,7 +112,7 @@ def test_bandwidth_annotation_then_measured_then_default() -> None:
             "migrationState": {
                 "sourceNode": "n2",
                 "startTimestamp": "2026-01-01T00:00:00Z",
-                "endTimestamp": "2026-01-01T00:00:04Z",
+                "endTimestamp": "2026-01-01T00:00:16Z",
             },
         },
     }
@@ -122,7 +122,7 @@ def test_bandwidth_annotation_then_measured_then_default() -> None:
         assumptions=Assumptions(default_bandwidth_bps=1e9),
     )
     assert inv.snapshot.node("n1").link_bandwidth_bps == 25e9 / 8
-    assert inv.snapshot.node("n2").link_bandwidth_bps == pytest.approx(4 * 2**30 / 4)
+    assert inv.snapshot.node("n2").link_bandwidth_bps == pytest.approx(4 * 2**30 / 16)
     assert inv.snapshot.node("n3").link_bandwidth_bps == 1e9
     assert inv.bandwidth_source == {"n1": "annotation", "n2": "measured", "n3": "default"}
 
@@ -142,8 +142,9 @@ def test_measured_bandwidth_averages_the_newest_successful_migrations_only() -> 
             },
         }
 
-    rates = measured_bandwidth([done("Succeeded", 10, 1), done("Failed", 1, 2), done("Succeeded", 20, 3)], {"p/v": 100})
-    assert rates == {"n": pytest.approx((10 + 5) / 2)}
+    samples = [done("Succeeded", 10, 1), done("Failed", 30, 2), done("Succeeded", 20, 3), done("Succeeded", 2, 4)]
+    rates = measured_bandwidth(samples, {"p/v": 100})
+    assert rates == {"n": pytest.approx((10 + 5) / 2)}, "failed and too-short (rounded) migrations are left out"
 
 
 def test_unknown_dirty_rate_is_assumed_from_the_link_and_reported() -> None:
