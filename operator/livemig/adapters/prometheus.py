@@ -84,11 +84,12 @@ class PrometheusClient:
             for attempt in retrying:
                 with attempt:
                     raw = self._connect.custom_query(promql, params={"timeout": f"{self.timeout_s:g}s"})
-        except requests.Timeout:
-            raise PrometheusQueryError(
-                f"timed out after {self.timeout_s:g}s ({self._retry.attempts} attempts)"
-            ) from None
         except requests.RequestException as exc:
+            # With the library's own retries off, urllib3 reports a read timeout as a ConnectionError.
+            if isinstance(exc, requests.Timeout) or "timed out" in str(exc).lower():
+                raise PrometheusQueryError(
+                    f"timed out after {self.timeout_s:g}s ({self._retry.attempts} attempts)"
+                ) from None
             raise PrometheusQueryError(f"cannot reach {self.url}: {type(exc).__name__}") from None
         except PrometheusApiClientException as exc:
             raise PrometheusQueryError(_short(str(exc))) from None

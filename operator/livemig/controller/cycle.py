@@ -293,6 +293,8 @@ class Cycle:
         async with state.lock:
             counters = rt.counters(state)
             counters["evaluations"] += 1
+            finished = counters["migrationsSucceeded"] + counters["migrationsFailed"] + counters["migrationsAborted"]
+            counters["migrationsStarted"] = max(counters["migrationsStarted"], finished + len(own_running))
             changes: dict[str, Any] = {
                 "observedGeneration": state.generation or 0,
                 "counters": counters,

@@ -161,4 +161,8 @@ def counters_after(counters: Mapping[str, Any], result: MigrationResult, guest_b
         out["migrationsAborted"] += 1
     else:
         out["migrationsFailed"] += 1
+    # A process killed between creating a VMIM and counting it leaves `migrationsStarted` short: every finished
+    # migration was started.
+    finished = out["migrationsSucceeded"] + out["migrationsFailed"] + out["migrationsAborted"]
+    out["migrationsStarted"] = max(out["migrationsStarted"], finished)
     return out
