@@ -409,15 +409,25 @@ class Cycle:
             cordoned = (meta(node).get("annotations") or {}).get(CORDONED_BY) == self.name
             return {"name": name, "state": state, "since": since, "cordonedByLivemig": cordoned, **extra}
 
+        # Where each VMI runs now (status.nodeName): the snapshot counts a migrating VMI on its target already.
+        running_on: dict[str, str] = {
+            key: str((vmi.get("status") or {}).get("nodeName")) for key, vmi in self.view.vmis.items()
+        }
+
         def remaining(name: str) -> int:
-            return sum(1 for v in snapshot.vmis_on(name) if in_scope(policy, snapshot, v.namespace, v.labels))
+            return sum(
+                1
+                for v in snapshot.vmis
+                if running_on.get(v.key) == name and in_scope(policy, snapshot, v.namespace, v.labels)
+            )
 
         def stuck(name: str) -> int:
             """In-scope VMIs on the node that cannot be moved (not LiveMigratable, eviction strategy None)."""
             return sum(
                 1
-                for v in snapshot.vmis_on(name)
-                if in_scope(policy, snapshot, v.namespace, v.labels)
+                for v in snapshot.vmis
+                if running_on.get(v.key) == name
+                and in_scope(policy, snapshot, v.namespace, v.labels)
                 and (v.key in inventory.immovable or str(v.eviction_strategy) == "None")
             )
 

@@ -20,7 +20,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from livemig.core.errors import LivemigError
@@ -307,6 +307,34 @@ class DevCluster:
         (self.state_dir / STATE_FILE).write_text(state.to_json())
         self.state = state
         return state
+
+    def restart_apiserver(self, *, timeout_s: float = 90.0) -> None:
+        """Kill kube-apiserver (SIGKILL) and start it again on the same port and storage: an API-server restart for
+        the reliability tests. Only for a cluster this process started."""
+        state = self._require_state()
+        old = next((p for p in self._processes if p.pid == state.apiserver_pid), None)
+        if old is None:
+            raise DevClusterError("restart_apiserver: this process did not start the control plane")
+        old.kill()
+        old.wait(timeout=30)
+        self._processes.remove(old)
+        apiserver = self._spawn("kube-apiserver", [str(a) for a in old.args])  # type: ignore[union-attr]
+        pki_dir = state.pki_dir
+        tls = ssl.create_default_context(cafile=str(pki_dir / "ca.crt"))
+        tls.load_cert_chain(str(pki_dir / "admin.crt"), str(pki_dir / "admin.key"))
+        deadline = time.monotonic() + timeout_s
+        self._wait(lambda: _http_ok(f"{state.server}/readyz", tls), deadline, "kube-apiserver /readyz", apiserver)
+        self.state = replace(state, apiserver_pid=apiserver.pid)
+        (self.state_dir / STATE_FILE).write_text(self.state.to_json())
+
+    def pause_etcd(self, seconds: float) -> None:
+        """Stop etcd (SIGSTOP) for `seconds`, then let it go on: an etcd outage the API server sees as timeouts."""
+        state = self._require_state()
+        os.kill(state.etcd_pid, signal.SIGSTOP)
+        try:
+            time.sleep(seconds)  # the outage's length is the point here, not a wait for a condition
+        finally:
+            os.kill(state.etcd_pid, signal.SIGCONT)
 
     def _wait(self, ready: Callable[[], bool], deadline: float, what: str, process: subprocess.Popen[bytes]) -> None:
         delay = 0.05

@@ -19,11 +19,14 @@ from functools import partial
 from pathlib import Path
 from typing import IO, Any
 
+import aiohttp
 from aiohttp import web
 from kubernetes.aio import client, config, watch
 from kubernetes.aio.client.exceptions import ApiException
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_delay, wait_exponential
 
+from livemig.adapters.kube import transient
 from livemig.core.errors import LivemigError, SpecError, SpecErrors
 from livemig.core.kubevirt import (
     MIGRATION_POLICY_GROUP,
@@ -59,6 +62,7 @@ KV_GROUP, KV_VERSION = "kubevirt.io", "v1"
 VMI_PLURAL, VMIM_PLURAL, KUBEVIRT_PLURAL = "virtualmachineinstances", "virtualmachineinstancemigrations", "kubevirts"
 KUBEVIRT_NAME = "kubevirt"
 MERGE = "application/merge-patch+json"
+WRITE_RETRY_S = 120.0
 MANAGED_BY = {"app.kubernetes.io/managed-by": "livemig-sim"}
 
 
@@ -569,60 +573,70 @@ class Engine:
         else:
             print(line, flush=True)
 
+    async def _write_one(self, w: Write, custom: Any, core: Any) -> None:
+        if isinstance(w, VmimStatus):
+            await custom.patch_namespaced_custom_object_status(
+                KV_GROUP, KV_VERSION, w.namespace, VMIM_PLURAL, w.name, {"status": dict(w.status)}
+            )
+        elif isinstance(w, VmiPatch):
+            await custom.patch_namespaced_custom_object(
+                KV_GROUP, KV_VERSION, w.namespace, VMI_PLURAL, w.name, dict(w.patch)
+            )
+        elif isinstance(w, VmimFinalizerRemoval):
+            await self._remove_finalizer(custom, w.namespace, w.name)
+        elif isinstance(w, VmimDeletion):
+            await custom.delete_namespaced_custom_object(KV_GROUP, KV_VERSION, w.namespace, VMIM_PLURAL, w.name)
+        elif isinstance(w, Event):
+            await core.create_namespaced_event(w.namespace, event_manifest(w, self.sim.timestamp(self.clock.now())))
+        elif isinstance(w, VmimCreate):
+            created = await custom.create_namespaced_custom_object(
+                KV_GROUP, KV_VERSION, w.namespace, VMIM_PLURAL, dict(w.manifest)
+            )
+            name = created["metadata"]["name"]
+            event = Event(
+                w.namespace,
+                "VirtualMachineInstance",
+                w.vmi,
+                None,
+                "SuccessfulCreate",
+                f"Created Migration {name}",
+            )
+            await core.create_namespaced_event(w.namespace, event_manifest(event, self.sim.timestamp(self.clock.now())))
+        elif isinstance(w, NodeTaint):
+            node = await core.read_node(w.name)
+            taints = [t.to_dict() for t in (node.spec.taints or []) if t.key != w.key]
+            taints = [{k: v for k, v in t.items() if v is not None} for t in taints]
+            taints.append({"key": w.key, "effect": "NoSchedule"})
+            await core.patch_node(w.name, {"spec": {"taints": taints}}, _content_type=MERGE)
+        elif isinstance(w, NodeReady):
+            n = self.scenario.snapshot.node(w.name)
+            await core.patch_node_status(
+                w.name,
+                {"status": node_status(n, w.ready, self.sim.timestamp(self.clock.now()))},
+                _content_type=MERGE,
+            )
+
     async def _apply(self, writes: Iterable[Write]) -> None:
         custom: Any = client.CustomObjectsApi(self.api)
         core: Any = client.CoreV1Api(self.api)
         for w in writes:
             try:
-                if isinstance(w, VmimStatus):
-                    await custom.patch_namespaced_custom_object_status(
-                        KV_GROUP, KV_VERSION, w.namespace, VMIM_PLURAL, w.name, {"status": dict(w.status)}
-                    )
-                elif isinstance(w, VmiPatch):
-                    await custom.patch_namespaced_custom_object(
-                        KV_GROUP, KV_VERSION, w.namespace, VMI_PLURAL, w.name, dict(w.patch)
-                    )
-                elif isinstance(w, VmimFinalizerRemoval):
-                    await self._remove_finalizer(custom, w.namespace, w.name)
-                elif isinstance(w, VmimDeletion):
-                    await custom.delete_namespaced_custom_object(KV_GROUP, KV_VERSION, w.namespace, VMIM_PLURAL, w.name)
-                elif isinstance(w, Event):
-                    await core.create_namespaced_event(
-                        w.namespace, event_manifest(w, self.sim.timestamp(self.clock.now()))
-                    )
-                elif isinstance(w, VmimCreate):
-                    created = await custom.create_namespaced_custom_object(
-                        KV_GROUP, KV_VERSION, w.namespace, VMIM_PLURAL, dict(w.manifest)
-                    )
-                    name = created["metadata"]["name"]
-                    event = Event(
-                        w.namespace,
-                        "VirtualMachineInstance",
-                        w.vmi,
-                        None,
-                        "SuccessfulCreate",
-                        f"Created Migration {name}",
-                    )
-                    await core.create_namespaced_event(
-                        w.namespace, event_manifest(event, self.sim.timestamp(self.clock.now()))
-                    )
-                elif isinstance(w, NodeTaint):
-                    node = await core.read_node(w.name)
-                    taints = [t.to_dict() for t in (node.spec.taints or []) if t.key != w.key]
-                    taints = [{k: v for k, v in t.items() if v is not None} for t in taints]
-                    taints.append({"key": w.key, "effect": "NoSchedule"})
-                    await core.patch_node(w.name, {"spec": {"taints": taints}}, _content_type=MERGE)
-                elif isinstance(w, NodeReady):
-                    n = self.scenario.snapshot.node(w.name)
-                    await core.patch_node_status(
-                        w.name,
-                        {"status": node_status(n, w.ready, self.sim.timestamp(self.clock.now()))},
-                        _content_type=MERGE,
-                    )
+                # Like KubeVirt's controllers, ride out an API server restart or an etcd outage: retry the write
+                # with backoff on connection errors, 429 and 5xx (for up to two minutes), then give up on it.
+                async for attempt in AsyncRetrying(
+                    stop=stop_after_delay(WRITE_RETRY_S),
+                    wait=wait_exponential(multiplier=0.2, max=5.0),
+                    retry=retry_if_exception(transient),
+                    reraise=True,
+                ):
+                    with attempt:
+                        await self._write_one(w, custom, core)
             except ApiException as exc:
                 if exc.status == 404:
                     continue  # the object is gone (deleted meanwhile): nothing left to write
                 log.warning("write %s failed: %s", type(w).__name__, exc)
+            except (aiohttp.ClientError, ConnectionError, TimeoutError) as exc:
+                log.warning("write %s given up after %.0f s of retries: %s", type(w).__name__, WRITE_RETRY_S, exc)
 
     async def _remove_finalizer(self, custom: Any, namespace: str, name: str) -> None:
         for _ in range(5):

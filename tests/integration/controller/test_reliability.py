@@ -203,3 +203,21 @@ def test_no_move_on_bad_metrics_and_work_resumes_when_they_are_good(start_stack:
     # Good data again: the first evaluation after it moves VMIs off the hot node.
     wait_until(lambda: stack.sim.outcomes(), timeout_s=120, what="a move once the metrics are good")
     assert all(r["source"] == "node-01" for r in stack.sim.outcomes())
+
+
+def test_the_operator_rides_out_an_api_server_restart_and_an_etcd_outage(start_stack: Any) -> None:
+    """Mid-drain, kube-apiserver is killed and started again, later etcd stops for 15 s: Kopf's watches reconnect,
+    livemig's writes are retried (tenacity), nothing is duplicated and the drain completes."""
+    count = 20
+    stack = start_stack(big_drain(count), time_scale=5.0)
+    assert stack.cluster is not None
+    operator = stack.operator_process
+    assert operator is not None
+    apply(stack, drain_policy())
+    wait_until(lambda: len(vmims(stack)) >= 4, timeout_s=120, what="four migrations")
+    stack.cluster.restart_apiserver()
+    wait_until(lambda: len(vmims(stack)) >= 10, timeout_s=180, what="ten migrations after the API server restart")
+    stack.cluster.pause_etcd(15)
+    wait_until(lambda: drained(stack), timeout_s=300, what=f"{DRAINED} drained after the outages")
+    assert operator.running, "the operator rode the outages out without exiting"
+    check_exactly_once(stack, count)
