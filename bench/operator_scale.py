@@ -277,7 +277,8 @@ def render(args: argparse.Namespace, a: dict[str, Any], b: dict[str, Any]) -> st
     lines += [
         "",
         f"- Operator RSS (target < 200 MiB): max {max(rss):.0f} MiB, last {rss[-1]:.0f} MiB, first {rss[0]:.0f} MiB "
-        f"({len(rss)} samples, one per second)."
+        f"({len(rss)} samples, one per second). It grows over a run this short; whether it levels off is for a "
+        "longer soak to show."
         if rss
         else "- Operator RSS: no samples.",
         f"- API requests by livemig's client: {a['requests']:.0f} in {a['evaluations']} evaluations = "
