@@ -241,7 +241,11 @@ class Cycle:
         if policy.purpose is Purpose.MAINTENANCE:
             return maintenance_nodes(inventory.snapshot, planning_spec(policy))
         if policy.purpose is Purpose.EVACUATION:
-            return sorted(unhealthy)
+            return sorted(
+                n.name
+                for n in inventory.snapshot.nodes
+                if n.name in unhealthy and (policy.node_selector is None or matches(policy.node_selector, n.labels))
+            )
         return []
 
     async def _cordon(self, nodes: set[str]) -> None:

@@ -221,3 +221,49 @@ def test_the_operator_rides_out_an_api_server_restart_and_an_etcd_outage(start_s
     wait_until(lambda: drained(stack), timeout_s=300, what=f"{DRAINED} drained after the outages")
     assert operator.running, "the operator rode the outages out without exiting"
     check_exactly_once(stack, count)
+
+
+def test_a_failed_migration_is_retried_after_the_cooldown_and_within_the_budget(start_stack: Any) -> None:
+    """Migration faults (issue 12, item 4, in part): a link failure fails one migration (pre-copy: the VM keeps
+    running on its source); livemig records it and retries only after the cooldown. A target that refuses every
+    migration gets at most maxMigrationsPerVMI attempts per VMI, never more."""
+    nodes = [node("node-01"), node("node-02"), node("node-03")]
+    vmis = [vmi("prod", f"vm-{i:03d}", DRAINED, memory="4Gi") for i in range(3)]
+    doc = scenario(nodes, vmis)
+    doc["faults"] = [{"type": "linkFailure", "vmi": "prod/vm-001", "afterMigrationStart": "1s"}]
+    stack = start_stack(doc, time_scale=5.0)
+    assert stack.sim is not None
+    cooldown_s = 20
+    apply(stack, drain_policy(cooldown=f"{cooldown_s}s", maxMigrationsPerVMI=3))
+    wait_until(lambda: drained(stack), timeout_s=240, what=f"{DRAINED} drained despite the link failure")
+    records = [r for r in stack.sim.outcomes() if r["vmi"] == "prod/vm-001"]
+    assert [r["result"] for r in records] == ["Failed", "Succeeded"], records
+    assert not any(r.get("vmLost") for r in stack.sim.outcomes())
+    # The retry waited for the cooldown (wall seconds; the simulator runs 5x).
+    assert records[1]["createdAt"] - records[0]["finishedAt"] >= cooldown_s * 5 * 0.9
+    status = policy_status(stack, "drain")
+    outcomes = {(o["vmi"]["name"], o["outcome"]) for o in status["recentOutcomes"]}
+    assert ("vm-001", "failed") in outcomes
+    assert status["counters"]["migrationsFailed"] == 1
+
+
+def test_a_refusing_target_gets_at_most_the_budget_of_attempts(start_stack: Any) -> None:
+    nodes = [node("node-01"), node("node-02")]
+    stack = start_stack(scenario(nodes, [vmi("prod", "vm-000", DRAINED)]), time_scale=5.0)
+    assert stack.sim is not None
+    status, _ = stack.sim.post_fault({"type": "targetRefuses", "node": "node-02"})
+    assert status == 201
+    apply(stack, drain_policy(cooldown="5s", maxMigrationsPerVMI=2))
+    wait_until(lambda: len(stack.sim.outcomes()) >= 2, timeout_s=180, what="two failed attempts")
+    # Two more evaluations (interval 5 s) and well past the cooldown: no third attempt within the window.
+    evaluations = policy_status(stack, "drain")["counters"]["evaluations"]
+    wait_until(
+        lambda: policy_status(stack, "drain")["counters"]["evaluations"] >= evaluations + 3,
+        timeout_s=60,
+        what="three more evaluations",
+    )
+    records = stack.sim.outcomes()
+    assert len(records) == 2, records
+    assert all(r["result"] == "Failed" for r in records)
+    assert len(vmims(stack)) == 2
+    assert condition(policy_status(stack, "drain"), "Degraded")["reason"] == "MigrationsFailing"
