@@ -616,3 +616,23 @@ def test_an_overcommitted_node_delays_its_vcpus_and_reports_cpu_pressure() -> No
     assert hot.delay_seconds == pytest.approx(2 * 0.5 * 10)
     assert sim.nodes["n0"].psi["cpu_waiting"] == pytest.approx(0.5 * 10)
     assert sim.nodes["n0"].cpu_seconds["idle"] == pytest.approx(0.0)
+
+
+@pytest.mark.parametrize(
+    ("version", "name"),
+    [("v1.8", "kubevirt_vmi_migration_data_bytes_total"), ("v1.7", "kubevirt_vmi_migration_data_total_bytes")],
+)
+def test_migration_data_metric_named_as_the_kubevirt_version_names_it(version: str, name: str) -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from livemig.sim.exporter import SimulationCollector
+
+    d = Driver(make_sim(vmis=[big_vm(dirty="10Mi")], link="1Gbit", kubevirt={"version": version}))
+    d.sim.on_vmim(vmim("m1", "big"), d.now)
+    d.until(lambda: d.sim.migrations["ns/m1"].phase is Phase.RUNNING and d.sim.migrations["ns/m1"].last is not None)
+    registry = CollectorRegistry()
+    registry.register(SimulationCollector(d.sim, lambda: d.now))
+    text = generate_latest(registry).decode()
+    assert f'{name}{{name="big",namespace="ns",node="n0"}} 8.589934592e+09' in text
+    other = {"kubevirt_vmi_migration_data_bytes_total", "kubevirt_vmi_migration_data_total_bytes"} - {name}
+    assert other.pop() not in text
