@@ -108,6 +108,11 @@ class KubevirtVersion:
         """v1.5 copied virt-launcher's `completed` (true on failure too); from v1.6 only success sets it."""
         return self.minor < 6
 
+    @property
+    def has_added_node_selector(self) -> bool:
+        """VMIM `spec.addedNodeSelector` exists from v1.6; v1.5's CRD has no such field (the API server prunes it)."""
+        return self.minor >= 6
+
 
 DEFAULT_KUBEVIRT_VERSION = KubevirtVersion(8)
 

@@ -182,7 +182,11 @@ class Engine:
 
         cert = webhook.make_serving_cert()
         self._ca_pem = cert.ca_pem
-        self.admission = webhook.AdmissionHandlers(self._get_vmi, self._list_vmims_for_vmi)
+        self.admission = webhook.AdmissionHandlers(
+            self._get_vmi,
+            self._list_vmims_for_vmi,
+            added_node_selector_supported=self.scenario.kubevirt_version.has_added_node_selector,
+        )
         hook = web.Application()
         hook.router.add_post(webhook.VALIDATE_PATH, self.admission.validate)
         hook.router.add_post(webhook.MUTATE_PATH, self.admission.mutate)

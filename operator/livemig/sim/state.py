@@ -372,7 +372,10 @@ class Simulation:
                 seq=self._seq,
                 created_at=now,
                 priority=str(spec.get("priority") or ""),
-                added_node_selector=dict(spec.get("addedNodeSelector") or {}),
+                # v1.5 has no such field (pruned): a VMIM that bypassed the webhook still gets no selector.
+                added_node_selector=(
+                    dict(spec.get("addedNodeSelector") or {}) if self.kubevirt_version.has_added_node_selector else {}
+                ),
                 created_epoch_s=_epoch(meta.get("creationTimestamp")),
                 evacuation_node=(meta.get("annotations") or {}).get(EVACUATION_ANNOTATION),
             )

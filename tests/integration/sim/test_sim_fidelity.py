@@ -61,3 +61,16 @@ def test_migration_state_replaced_whole_at_handoff_and_completed_only_on_success
     assert second["endTimestamp"] != first["endTimestamp"]
     assert vmi["status"]["nodeName"] == f"{ns}-n1"
     assert "kubevirt.io/migrationTargetNodeName" not in vmi["metadata"]["labels"]
+
+
+def test_added_node_selector_is_pruned_on_v1_5(
+    devcluster: DevCluster, namespace: str, run_sim: Callable[..., Any]
+) -> None:
+    """v1.5's CRD has no `spec.addedNodeSelector`: the stored VMIM has none and the migration ignores it."""
+    ns = namespace
+    run_sim(scenario(ns, [vm("vm-a", 0)], nodes=2, kubevirt={"version": "v1.5"}))
+    selector = {"kubernetes.io/hostname": "no-such-node"}
+    assert create_vmim(devcluster, ns, "m-1", "vm-a", addedNodeSelector=selector).returncode == 0
+    assert "addedNodeSelector" not in get(devcluster, ns, "vmim", "m-1")["spec"]
+    wait_phase(devcluster, ns, "m-1", "Succeeded")
+    assert get(devcluster, ns, "vmi", "vm-a")["status"]["nodeName"] == f"{ns}-n1"

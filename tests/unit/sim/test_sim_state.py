@@ -489,6 +489,14 @@ def test_added_node_selector_restricts_the_target() -> None:
     assert d.sim.migrations["ns/m1"].target_node == "n3"
 
 
+def test_added_node_selector_does_not_exist_on_v1_5() -> None:
+    d = Driver(make_sim(kubevirt={"version": "v1.5"}))
+    d.sim.on_vmim(vmim("m1", "vm0", addedNodeSelector={"kubernetes.io/hostname": "nowhere"}), d.now)
+    d.until(d.done("m1"))
+    assert d.final("m1") is Phase.SUCCEEDED  # the selector matching no node was pruned, not applied
+    assert d.sim.migrations["ns/m1"].added_node_selector == {}
+
+
 def test_node_counters_follow_the_vms() -> None:
     sim = make_sim()
     sim.integrate(60.0)
