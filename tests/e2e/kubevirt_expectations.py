@@ -91,8 +91,8 @@ V18_POLICY_CONFIG_FIELDS: Final = (
 def v18_records_policy(policy_spec: Mapping[str, Any]) -> bool:
     """Whether v1.8's hand-off writes migrationPolicyName for a *matching* policy with this spec.
 
-    v1.8 (virt-controller migration.go, matchMigrationPolicy): migrationPolicyName and migrationConfiguration are set
-    only when the matched policy changed the configuration, i.e. set at least one field; v1.9+ always writes the
-    resolved configuration (kubevirt.md §4.3).
+    v1.8 (virt-controller migration.go, handoffTargetPod): migrationPolicyName is set only when the matched policy
+    changed the configuration, i.e. set at least one field; migrationConfiguration is always set, the cluster's when
+    no policy applied (kubevirt.md §4.3).
     """
     return any(policy_spec.get(field) is not None for field in V18_POLICY_CONFIG_FIELDS)

@@ -11,6 +11,7 @@ Pure: values in, values out.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -52,6 +53,14 @@ class KubevirtMigrationConfig:
             return self.allow_post_copy
         return self.allow_workload_disruption
 
+    def handoff_manifest(self) -> dict[str, Any]:
+        """`migrationState.migrationConfiguration` as KubeVirt records it at hand-off: the configuration in force with
+        its defaults filled in and `allowWorkloadDisruption` resolved (kubevirt.md §4.3)."""
+        doc = self.to_manifest()
+        doc["allowWorkloadDisruption"] = self.allows_workload_disruption
+        doc["nodeDrainTaintKey"] = self.node_drain_taint_key
+        return doc
+
     def migration_bandwidth_bps(self, link_bandwidth_bps: float) -> float:
         """The rate one migration can use on a link: the link, capped by bandwidthPerMigration when set."""
         if self.bandwidth_per_migration_bps > 0:
@@ -74,6 +83,47 @@ class KubevirtMigrationConfig:
         if self.node_drain_taint_key != DEFAULT_NODE_DRAIN_TAINT_KEY:
             doc["nodeDrainTaintKey"] = self.node_drain_taint_key
         return doc
+
+
+# ------------------------------------------------------------------------------------------------- the version
+
+_VERSION = re.compile(r"^v1\.(\d+)(?:\.(\d+))?$")
+SUPPORTED_KUBEVIRT_MINORS = (5, 6, 7, 8)
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class KubevirtVersion:
+    """The KubeVirt release whose behaviour is mimicked (v1.5.x to v1.8.x)."""
+
+    minor: int
+    patch: int = 0
+
+    @property
+    def tag(self) -> str:
+        """As KubeVirt publishes it in the KubeVirt CR's `status.observedKubeVirtVersion`."""
+        return f"v1.{self.minor}.{self.patch}"
+
+    @property
+    def completed_on_failure(self) -> bool:
+        """v1.5 copied virt-launcher's `completed` (true on failure too); from v1.6 only success sets it."""
+        return self.minor < 6
+
+    @property
+    def has_added_node_selector(self) -> bool:
+        """VMIM `spec.addedNodeSelector` exists from v1.6; v1.5's CRD has no such field (the API server prunes it)."""
+        return self.minor >= 6
+
+
+DEFAULT_KUBEVIRT_VERSION = KubevirtVersion(8)
+
+
+def parse_kubevirt_version(value: object, path: str) -> KubevirtVersion:
+    """`v1.5` .. `v1.8` (or with a patch number, `v1.8.0`)."""
+    match = _VERSION.match(value) if isinstance(value, str) else None
+    supported = ", ".join(f"v1.{m}" for m in SUPPORTED_KUBEVIRT_MINORS)
+    if match is None or int(match.group(1)) not in SUPPORTED_KUBEVIRT_MINORS:
+        raise SpecError(path, f"must be a supported KubeVirt version ({supported}), not {value!r}")
+    return KubevirtVersion(int(match.group(1)), int(match.group(2) or 0))
 
 
 # ------------------------------------------------------------------------------------------ the migration config
@@ -379,17 +429,21 @@ def decide_handoff_config(
 
 
 __all__ = [
+    "DEFAULT_KUBEVIRT_VERSION",
     "DEFAULT_NODE_DRAIN_TAINT_KEY",
     "KUBEVIRT_IGNORED",
     "MIGRATION_POLICY_GROUP",
     "MIGRATION_POLICY_PLURAL",
     "MIGRATION_POLICY_VERSION",
+    "SUPPORTED_KUBEVIRT_MINORS",
     "HandoffDecision",
     "KubevirtMigrationConfig",
+    "KubevirtVersion",
     "KvMigrationPolicy",
     "apply_kv_migration_policy",
     "decide_handoff_config",
     "match_kv_migration_policy",
+    "parse_kubevirt_version",
     "parse_kv_migration_policy",
     "parse_migration_configuration",
     "read_migration_configuration",

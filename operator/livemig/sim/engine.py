@@ -62,6 +62,7 @@ KV_GROUP, KV_VERSION = "kubevirt.io", "v1"
 VMI_PLURAL, VMIM_PLURAL, KUBEVIRT_PLURAL = "virtualmachineinstances", "virtualmachineinstancemigrations", "kubevirts"
 KUBEVIRT_NAME = "kubevirt"
 MERGE = "application/merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
 WRITE_RETRY_S = 120.0
 MANAGED_BY = {"app.kubernetes.io/managed-by": "livemig-sim"}
 
@@ -181,7 +182,11 @@ class Engine:
 
         cert = webhook.make_serving_cert()
         self._ca_pem = cert.ca_pem
-        self.admission = webhook.AdmissionHandlers(self._get_vmi, self._list_vmims_for_vmi)
+        self.admission = webhook.AdmissionHandlers(
+            self._get_vmi,
+            self._list_vmims_for_vmi,
+            added_node_selector_supported=self.scenario.kubevirt_version.has_added_node_selector,
+        )
         hook = web.Application()
         hook.router.add_post(webhook.VALIDATE_PATH, self.admission.validate)
         hook.router.add_post(webhook.MUTATE_PATH, self.admission.mutate)
@@ -344,6 +349,15 @@ class Engine:
             lambda: custom.patch_namespaced_custom_object(
                 KV_GROUP, KV_VERSION, kv_ns, KUBEVIRT_PLURAL, KUBEVIRT_NAME, {"spec": kv["spec"]}
             ),
+        )
+        # virt-operator publishes the deployed release; operators read it to know which KubeVirt they drive.
+        await custom.patch_namespaced_custom_object_status(
+            KV_GROUP,
+            KV_VERSION,
+            kv_ns,
+            KUBEVIRT_PLURAL,
+            KUBEVIRT_NAME,
+            {"status": {"phase": "Deployed", "observedKubeVirtVersion": self.scenario.kubevirt_version.tag}},
         )
         for manifest in self.scenario.policy_manifests:
             name = manifest["metadata"]["name"]
@@ -578,6 +592,10 @@ class Engine:
             await custom.patch_namespaced_custom_object_status(
                 KV_GROUP, KV_VERSION, w.namespace, VMIM_PLURAL, w.name, {"status": dict(w.status)}
             )
+        elif isinstance(w, VmiPatch) and w.replace:
+            await custom.patch_namespaced_custom_object(
+                KV_GROUP, KV_VERSION, w.namespace, VMI_PLURAL, w.name, json_patch_ops(w.patch), _content_type=JSON_PATCH
+            )
         elif isinstance(w, VmiPatch):
             await custom.patch_namespaced_custom_object(
                 KV_GROUP, KV_VERSION, w.namespace, VMI_PLURAL, w.name, dict(w.patch)
@@ -695,6 +713,18 @@ def bandwidth_text(bytes_per_s: float) -> str:
         if bits >= scale and abs(bits / scale - round(bits / scale)) < 1e-9:
             return f"{round(bits / scale)}{unit}bit"
     return f"{bits:.0f}bit"
+
+
+def json_patch_ops(patch: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """A VMI patch's labels and top-level status fields as JSON-patch operations that replace each value whole
+    (`add` replaces an existing member; a `None` label is removed).  The VMI always has labels and a status."""
+    ops: list[dict[str, Any]] = []
+    for key, value in ((patch.get("metadata") or {}).get("labels") or {}).items():
+        path = "/metadata/labels/" + key.replace("~", "~0").replace("/", "~1")
+        ops.append({"op": "remove", "path": path} if value is None else {"op": "add", "path": path, "value": value})
+    for key, value in (patch.get("status") or {}).items():
+        ops.append({"op": "add", "path": f"/status/{key}", "value": value})
+    return ops
 
 
 def node_manifest(node: Any, *, annotate_bandwidth: bool = True) -> dict[str, Any]:

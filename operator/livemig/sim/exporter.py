@@ -184,9 +184,14 @@ class SimulationCollector(Collector):
             labels=["vmi", "vmim", "namespace"],
         )
         prog = ["namespace", "name", "node"]
-        data_total = CounterMetricFamily(
-            "kubevirt_vmi_migration_data_bytes", "The total Guest OS data to be migrated to the new VM.", labels=prog
-        )
+        data_help = "The total Guest OS data to be migrated to the new VM."
+        data_total: Metric
+        if sim.kubevirt_version.minor >= 8:  # exposed as kubevirt_vmi_migration_data_bytes_total
+            data_total = CounterMetricFamily("kubevirt_vmi_migration_data_bytes", data_help, labels=prog)
+        else:
+            # Before v1.8 KubeVirt named it kubevirt_vmi_migration_data_total_bytes (a counter without the _total
+            # suffix, which prometheus_client cannot expose as a counter: a gauge of the same name and value).
+            data_total = GaugeMetricFamily("kubevirt_vmi_migration_data_total_bytes", data_help, labels=prog)
         remaining = GaugeMetricFamily(
             "kubevirt_vmi_migration_data_remaining_bytes",
             "The remaining guest OS data to be migrated to the new VM.",

@@ -254,11 +254,21 @@ def admit_migration_update(new: Mapping[str, Any], old: Mapping[str, Any]) -> De
     return None
 
 
-def mutate_migration_create(vmim: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """KubeVirt's MigrationCreateMutator as a JSON patch: label `kubevirt.io/vmi-name`, finalizer."""
+def mutate_migration_create(
+    vmim: Mapping[str, Any], *, added_node_selector_supported: bool = True
+) -> list[dict[str, Any]]:
+    """KubeVirt's MigrationCreateMutator as a JSON patch: label `kubevirt.io/vmi-name`, finalizer.
+
+    Mimicking v1.5 (`added_node_selector_supported=False`), `spec.addedNodeSelector` is removed: v1.5's CRD has no
+    such field, so the API server prunes it from the stored object (kubectl's strict field validation would refuse
+    it; the shared test CRD is v1.8's, so the simulator prunes it here).
+    """
     metadata = vmim.get("metadata") or {}
-    vmi_name = (vmim.get("spec") or {}).get("vmiName", "")
+    spec = vmim.get("spec") or {}
+    vmi_name = spec.get("vmiName", "")
     ops: list[dict[str, Any]] = []
+    if not added_node_selector_supported and "addedNodeSelector" in spec:
+        ops.append({"op": "remove", "path": "/spec/addedNodeSelector"})
     labels = dict(metadata.get("labels") or {})
     labels[VMI_NAME_LABEL] = vmi_name
     ops.append({"op": "add", "path": "/metadata/labels", "value": labels})

@@ -2,6 +2,8 @@
 scenario-only keys `simulation`, `faults` and `kubevirtPolicies` (and, per VMI, `backend`).
 
 ```yaml
+kubevirt:
+  version: v1.8            # KubeVirt release mimicked where behaviour differs: v1.5 .. v1.8 (default v1.8)
 simulation:
   timeScale: 60            # simulated seconds per wall second (CLI --time-scale overrides)
   seed: 1                  # jitter of the target-pod delays (CLI --seed overrides)
@@ -30,10 +32,13 @@ from typing import Any
 from livemig.core.cluster import ClusterSnapshot, parse_snapshot, read_document
 from livemig.core.errors import SpecError, SpecErrors
 from livemig.core.kubevirt import (
+    DEFAULT_KUBEVIRT_VERSION,
     MIGRATION_POLICY_GROUP,
     MIGRATION_POLICY_VERSION,
     KubevirtMigrationConfig,
+    KubevirtVersion,
     KvMigrationPolicy,
+    parse_kubevirt_version,
     parse_kv_migration_policy,
 )
 from livemig.core.units import parse_duration
@@ -74,6 +79,8 @@ class Scenario:
     # The scenario's own VMI entries (namespace/name -> mapping), for the Kubernetes-shaped fields the simulator
     # copies into the VMI objects verbatim (affinity, tolerations, nodeSelector).
     vmi_documents: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # `kubevirt.version`: the KubeVirt release mimicked where behaviour differs (default v1.8).
+    kubevirt_version: KubevirtVersion = DEFAULT_KUBEVIRT_VERSION
 
     @property
     def namespaces(self) -> tuple[str, ...]:
@@ -212,6 +219,15 @@ def parse_scenario(doc: Mapping[str, Any]) -> Scenario:
     """Validate a whole scenario, collecting every problem (cluster part and scenario-only keys) before raising."""
     errors: list[SpecError] = []
     snapshot: ClusterSnapshot | None = None
+    version = DEFAULT_KUBEVIRT_VERSION
+    kubevirt_doc = doc.get("kubevirt")
+    if isinstance(kubevirt_doc, Mapping) and "version" in kubevirt_doc:
+        # Scenario-only: the snapshot's `kubevirt:` section is the migration configuration, without a version.
+        try:
+            version = parse_kubevirt_version(kubevirt_doc["version"], "kubevirt.version")
+        except SpecError as exc:
+            errors.append(exc)
+        doc = {**doc, "kubevirt": {k: v for k, v in kubevirt_doc.items() if k != "version"}}
     try:
         snapshot = parse_snapshot(doc)
     except SpecErrors as exc:
@@ -244,6 +260,7 @@ def parse_scenario(doc: Mapping[str, Any]) -> Scenario:
     raw_vmis: list[Any] = listed if isinstance(listed, list) else []
     vmi_documents = {f"{v.get('namespace')}/{v.get('name')}": v for v in raw_vmis if isinstance(v, Mapping)}
     return Scenario(
+        kubevirt_version=version,
         vmi_documents=vmi_documents,
         snapshot=snapshot,
         kubevirt=snapshot.kubevirt,

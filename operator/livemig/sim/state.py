@@ -61,6 +61,10 @@ class VmiPatch:
     namespace: str
     name: str
     patch: Mapping[str, Any]  # merge patch of the whole object (labels, status)
+    # KubeVirt replaces `status.migrationState` whole at hand-off (`handleTargetPodHandoff`): the engine then writes
+    # the patch's labels and status fields as a JSON patch (`add` replaces a member), so nothing of the previous
+    # migration survives, as a merge patch would leave it.
+    replace: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,6 +233,7 @@ class Simulation:
         self.settings = scenario.simulation
         self.seed = self.settings.seed if seed is None else seed
         self.config: KubevirtMigrationConfig = scenario.kubevirt
+        self.kubevirt_version = scenario.kubevirt_version
         self.policies: dict[str, KvMigrationPolicy] = {p.name: p for p in scenario.policies}
         self.namespace_labels: dict[str, dict[str, str]] = {
             ns.name: dict(ns.labels) for ns in scenario.snapshot.namespaces
@@ -307,9 +312,9 @@ class Simulation:
             Event(namespace, "VirtualMachineInstance", name, None, reason, message, warning, "virt-handler")
         )
 
-    def _vmi_patch(self, vmi: VmiState, patch: Mapping[str, Any]) -> None:
+    def _vmi_patch(self, vmi: VmiState, patch: Mapping[str, Any], *, replace: bool = False) -> None:
         namespace, name = vmi.key.split("/", 1)
-        self._writes.append(VmiPatch(namespace, name, patch))
+        self._writes.append(VmiPatch(namespace, name, patch, replace))
 
     def _migration_state_manifest(self, m: MigrationState, now: float) -> dict[str, Any]:
         """The VMI's `status.migrationState` as KubeVirt leaves it for this migration."""
@@ -320,9 +325,10 @@ class Simulation:
             "targetNode": m.target_node,
             "targetPod": f"virt-launcher-{m.vmi_key.split('/', 1)[1]}-{m.uid[:5]}",
         }
-        if m.policy_name is not None and m.config is not None:
+        if m.policy_name is not None:
             ms["migrationPolicyName"] = m.policy_name
-            ms["migrationConfiguration"] = m.config.to_manifest()
+        if m.config is not None:  # always at hand-off: the policy-merged or else the cluster's configuration (§4.3)
+            ms["migrationConfiguration"] = m.config.handoff_manifest()
         if m.phase in (Phase.TARGET_READY, Phase.RUNNING) or m.running_since is not None:
             ms["targetNodeAddress"] = _node_address(m.target_node or "")
         if m.running_since is not None:
@@ -335,8 +341,11 @@ class Simulation:
             ms["abortStatus"] = m.abort_status
         if m.end_at is not None:
             ms["endTimestamp"] = self.timestamp(m.end_at)
-            ms["completed"] = True
             ms["failed"] = m.outcome is None or not m.outcome.succeeded
+            # From v1.6 only success sets `completed` (the source virt-handler does not copy it on failure); v1.5
+            # copied virt-launcher's `completed`, true on failure too.
+            if not ms["failed"] or self.kubevirt_version.completed_on_failure:
+                ms["completed"] = True
             if m.failure_reason:
                 ms["failureReason"] = m.failure_reason
             if not ms["failed"]:
@@ -363,7 +372,10 @@ class Simulation:
                 seq=self._seq,
                 created_at=now,
                 priority=str(spec.get("priority") or ""),
-                added_node_selector=dict(spec.get("addedNodeSelector") or {}),
+                # v1.5 has no such field (pruned): a VMIM that bypassed the webhook still gets no selector.
+                added_node_selector=(
+                    dict(spec.get("addedNodeSelector") or {}) if self.kubevirt_version.has_added_node_selector else {}
+                ),
                 created_epoch_s=_epoch(meta.get("creationTimestamp")),
                 evacuation_node=(meta.get("annotations") or {}).get(EVACUATION_ANNOTATION),
             )
@@ -641,6 +653,7 @@ class Simulation:
                 "metadata": {"labels": {rules.TARGET_NODE_LABEL: m.target_node}},
                 "status": {"migrationState": self._migration_state_manifest(m, now)},
             },
+            replace=True,
         )
         self._vmim_status(m)
 
@@ -762,11 +775,12 @@ class Simulation:
         vmi.node = m.target_node
         vmi.migration_uid = None
         vmi.labels[rules.NODE_NAME_LABEL] = m.target_node
+        vmi.labels.pop(rules.TARGET_NODE_LABEL, None)  # the target virt-handler drops it once final
         ms = self._migration_state_manifest(m, now)
         self._vmi_patch(
             vmi,
             {
-                "metadata": {"labels": {rules.NODE_NAME_LABEL: m.target_node}},
+                "metadata": {"labels": {rules.NODE_NAME_LABEL: m.target_node, rules.TARGET_NODE_LABEL: None}},
                 "status": {"nodeName": m.target_node, "evacuationNodeName": None, "migrationState": ms},
             },
         )
@@ -803,7 +817,8 @@ class Simulation:
                     self.vmis_lost += 1
                     status["phase"] = "Failed"
                     status["reason"] = lost_reason
-                self._vmi_patch(vmi, {"status": status})
+                vmi.labels.pop(rules.TARGET_NODE_LABEL, None)  # removed once the migration is final
+                self._vmi_patch(vmi, {"metadata": {"labels": {rules.TARGET_NODE_LABEL: None}}, "status": status})
         self._set_phase(m, Phase.FAILED, now)
         self._vmim_event(m, "FailedMigration", reason, warning=True)
         if ms is not None:  # after the hand-off the VMI reports it too

@@ -84,9 +84,12 @@ def _review_response(
 
 
 class AdmissionHandlers:
-    def __init__(self, get_vmi: GetVmi, list_vmims: ListVmimsForVmi) -> None:
+    def __init__(
+        self, get_vmi: GetVmi, list_vmims: ListVmimsForVmi, *, added_node_selector_supported: bool = True
+    ) -> None:
         self._get_vmi = get_vmi
         self._list_vmims = list_vmims
+        self._added_node_selector_supported = added_node_selector_supported
         self.denials: list[str] = []
 
     async def validate(self, request: web.Request) -> web.Response:
@@ -116,7 +119,13 @@ class AdmissionHandlers:
     async def mutate(self, request: web.Request) -> web.Response:
         review = await request.json()
         req = review.get("request") or {}
-        patch = rules.mutate_migration_create(req.get("object") or {}) if req.get("operation") == "CREATE" else []
+        patch = (
+            rules.mutate_migration_create(
+                req.get("object") or {}, added_node_selector_supported=self._added_node_selector_supported
+            )
+            if req.get("operation") == "CREATE"
+            else []
+        )
         return web.json_response(_review_response(req.get("uid", ""), None, patch))
 
 

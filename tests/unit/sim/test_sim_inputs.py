@@ -272,3 +272,17 @@ def test_example_scenarios_are_what_the_generator_writes(name: str) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_kubevirt_version_default_and_choice() -> None:
+    assert parse_scenario(scenario_doc()).kubevirt_version.tag == "v1.8.0"
+    assert parse_scenario(scenario_doc(kubevirt={"version": "v1.5"})).kubevirt_version.tag == "v1.5.0"
+    assert parse_scenario(scenario_doc(kubevirt={"version": "v1.7.2"})).kubevirt_version.tag == "v1.7.2"
+
+
+@pytest.mark.parametrize("version", ["v1.4", "v1.9", "1.8", 8, "v2.0"])
+def test_unsupported_kubevirt_version_is_refused(version: object) -> None:
+    with pytest.raises(SpecErrors) as exc:
+        parse_scenario(scenario_doc(kubevirt={"version": version}))
+    assert [e.path for e in exc.value.errors] == ["kubevirt.version"]
+    assert "v1.5, v1.6, v1.7, v1.8" in str(exc.value)

@@ -171,3 +171,13 @@ def test_mutation_adds_label_and_finalizer() -> None:
     ops = rules.mutate_migration_create({"metadata": {"labels": {"x": "y"}}, "spec": {"vmiName": "vm"}})
     assert {"op": "add", "path": "/metadata/labels", "value": {"x": "y", rules.VMI_NAME_LABEL: "vm"}} in ops
     assert {"op": "add", "path": "/metadata/finalizers", "value": [rules.MIGRATION_FINALIZER]} in ops
+
+
+def test_mutator_prunes_added_node_selector_only_where_the_version_lacks_it() -> None:
+    vmim = {"metadata": {}, "spec": {"vmiName": "vm", "addedNodeSelector": {"pool": "x"}}}
+    remove = {"op": "remove", "path": "/spec/addedNodeSelector"}
+    assert remove in rules.mutate_migration_create(vmim, added_node_selector_supported=False)
+    assert remove not in rules.mutate_migration_create(vmim)
+    assert remove not in rules.mutate_migration_create(
+        {"metadata": {}, "spec": {"vmiName": "vm"}}, added_node_selector_supported=False
+    )

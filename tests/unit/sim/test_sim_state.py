@@ -163,9 +163,40 @@ def test_handoff_writes_target_label_and_state_before_running() -> None:
     d = Driver(make_sim())
     d.sim.on_vmim(vmim("m1", "vm0"), d.now)
     d.until(lambda: d.sim.migrations["ns/m1"].phase is Phase.PREPARING_TARGET)
-    handoff = next(w for w in d.writes if isinstance(w, VmiPatch)).patch
+    write = next(w for w in d.writes if isinstance(w, VmiPatch))
+    handoff = write.patch
+    assert write.replace  # migrationState replaced whole, not merged into the previous migration's
     assert handoff["metadata"]["labels"][rules.TARGET_NODE_LABEL] == d.sim.migrations["ns/m1"].target_node
     assert "startTimestamp" not in handoff["status"]["migrationState"]
+    # No policy matched: KubeVirt still records the cluster's configuration, resolved, and no policy name.
+    config = handoff["status"]["migrationState"]["migrationConfiguration"]
+    assert config["allowWorkloadDisruption"] is False
+    assert config["nodeDrainTaintKey"] == "kubevirt.io/drain"
+    assert config["parallelMigrationsPerCluster"] == 5
+    assert "migrationPolicyName" not in handoff["status"]["migrationState"]
+
+
+def test_target_node_label_removed_when_final() -> None:
+    d = Driver(make_sim())
+    d.sim.on_vmim(vmim("m1", "vm0"), d.now)
+    d.until(d.done("m1"))
+    last = [w for w in d.writes if isinstance(w, VmiPatch) and w.name == "vm0"][-1].patch
+    assert last["metadata"]["labels"][rules.TARGET_NODE_LABEL] is None
+    assert rules.TARGET_NODE_LABEL not in d.sim.vmis["ns/vm0"].labels
+
+
+@pytest.mark.parametrize(("version", "completed"), [("v1.5", True), ("v1.6", None), ("v1.8.0", None)])
+def test_completed_on_failure_per_kubevirt_version(version: str, completed: bool | None) -> None:
+    sim = make_sim(
+        vmis=[big_vm(dirty="100Mi")], link="1Gbit", kubevirt={"version": version, "completionTimeoutPerGiB": 1}
+    )
+    d = Driver(sim)
+    d.sim.on_vmim(vmim("m1", "big"), d.now)
+    d.until(d.done("m1"), limit_s=600)
+    assert d.final("m1") is Phase.FAILED
+    ms = [w for w in d.writes if isinstance(w, VmiPatch)][-1].patch["status"]["migrationState"]
+    assert ms["failed"] is True
+    assert ms.get("completed") is completed
 
 
 def test_limits_never_exceeded() -> None:
@@ -334,7 +365,7 @@ def test_delete_while_running_aborts() -> None:
     assert ms["abortRequested"] is True
     assert ms["abortStatus"] == "Succeeded"
     assert ms["failed"]
-    assert ms["completed"]
+    assert "completed" not in ms  # from v1.6 only success sets it
     assert d.sim.vmis["ns/big"].node == "n0"
 
 
@@ -456,6 +487,14 @@ def test_added_node_selector_restricts_the_target() -> None:
     d.sim.on_vmim(vmim("m1", "vm0", addedNodeSelector={"pool": "x"}), d.now)
     d.until(d.done("m1"))
     assert d.sim.migrations["ns/m1"].target_node == "n3"
+
+
+def test_added_node_selector_does_not_exist_on_v1_5() -> None:
+    d = Driver(make_sim(kubevirt={"version": "v1.5"}))
+    d.sim.on_vmim(vmim("m1", "vm0", addedNodeSelector={"kubernetes.io/hostname": "nowhere"}), d.now)
+    d.until(d.done("m1"))
+    assert d.final("m1") is Phase.SUCCEEDED  # the selector matching no node was pruned, not applied
+    assert d.sim.migrations["ns/m1"].added_node_selector == {}
 
 
 def test_node_counters_follow_the_vms() -> None:
@@ -585,3 +624,23 @@ def test_an_overcommitted_node_delays_its_vcpus_and_reports_cpu_pressure() -> No
     assert hot.delay_seconds == pytest.approx(2 * 0.5 * 10)
     assert sim.nodes["n0"].psi["cpu_waiting"] == pytest.approx(0.5 * 10)
     assert sim.nodes["n0"].cpu_seconds["idle"] == pytest.approx(0.0)
+
+
+@pytest.mark.parametrize(
+    ("version", "name"),
+    [("v1.8", "kubevirt_vmi_migration_data_bytes_total"), ("v1.7", "kubevirt_vmi_migration_data_total_bytes")],
+)
+def test_migration_data_metric_named_as_the_kubevirt_version_names_it(version: str, name: str) -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from livemig.sim.exporter import SimulationCollector
+
+    d = Driver(make_sim(vmis=[big_vm(dirty="10Mi")], link="1Gbit", kubevirt={"version": version}))
+    d.sim.on_vmim(vmim("m1", "big"), d.now)
+    d.until(lambda: d.sim.migrations["ns/m1"].phase is Phase.RUNNING and d.sim.migrations["ns/m1"].last is not None)
+    registry = CollectorRegistry()
+    registry.register(SimulationCollector(d.sim, lambda: d.now))
+    text = generate_latest(registry).decode()
+    assert f'{name}{{name="big",namespace="ns",node="n0"}} 8.589934592e+09' in text
+    other = {"kubevirt_vmi_migration_data_bytes_total", "kubevirt_vmi_migration_data_total_bytes"} - {name}
+    assert other.pop() not in text
