@@ -109,6 +109,7 @@ def test_rendered_objects_are_accepted_by_the_api_server(
         ("operator.metricsPort=70000", "/operator/metricsPort"),
         ("metrics.serviceMonitor.interval=soon", "/metrics/serviceMonitor/interval"),
         ("operator.replicas=2", "additional properties 'replicas'"),
+        ("podDisruptionBudget.minAvailable=half", "/podDisruptionBudget/minAvailable"),
     ],
 )
 def test_bad_values_are_rejected_naming_the_value(setting: str, named: str) -> None:
@@ -119,6 +120,34 @@ def test_bad_values_are_rejected_naming_the_value(setting: str, named: str) -> N
     )
     assert out.returncode != 0
     assert named in out.stderr, out.stderr
+
+
+@pytest.mark.parametrize(
+    ("settings", "blocks"),
+    [
+        (["operator.replicaCount=1"], True),
+        (["operator.replicaCount=2"], False),
+        (["operator.replicaCount=2", "podDisruptionBudget.minAvailable=2"], True),
+        (["operator.replicaCount=2", "podDisruptionBudget.minAvailable=50%"], False),
+        (["operator.replicaCount=2", "podDisruptionBudget.minAvailable=51%"], True),
+        (["operator.replicaCount=3", "podDisruptionBudget.minAvailable=2"], False),
+    ],
+)
+def test_a_budget_that_would_block_every_eviction_is_refused(settings: list[str], blocks: bool) -> None:
+    """minAvailable >= replicas makes `kubectl drain` of the operator's node wait forever: refuse it, naming both
+    values, instead of installing it."""
+    result = subprocess.run(["bash", "hack/controlplane/build.sh"], capture_output=True, text=True, check=True)
+    helm = Path(result.stdout.strip()) / "helm"
+    args = [arg for setting in ["podDisruptionBudget.enabled=true", *settings] for arg in ("--set", setting)]
+    out = subprocess.run([str(helm), "template", "lm", str(CHART), *args], capture_output=True, text=True, check=False)
+    if blocks:
+        assert out.returncode != 0
+        assert "podDisruptionBudget.minAvailable" in out.stderr, out.stderr
+        assert "operator.replicaCount" in out.stderr, out.stderr
+    else:
+        assert out.returncode == 0, out.stderr
+        (budget,) = [d for d in yaml.safe_load_all(out.stdout) if d and d["kind"] == "PodDisruptionBudget"]
+        assert budget["spec"]["minAvailable"] in (1, 2, "50%")
 
 
 def test_the_grafana_dashboard_queries_the_operators_metrics() -> None:
