@@ -102,7 +102,7 @@ async def serve(settings: OperatorSettings) -> None:
         await ready.wait()
         if endpoints.ready_file:
             text = json.dumps({"metrics_port": metrics_port, "health_port": health_port})
-            await asyncio.to_thread(Path(endpoints.ready_file).write_text, text)
+            await asyncio.to_thread(_write_atomically, Path(endpoints.ready_file), text)
 
     announcer = asyncio.create_task(announce())
     try:
@@ -130,3 +130,10 @@ def run(settings: OperatorSettings) -> None:
     # Kopf logs every handler's success at INFO; livemig's own log lines say what happened.
     logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     asyncio.run(serve(settings))
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Write then rename: whoever polls for the file never reads it half-written."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
