@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -113,8 +113,20 @@ class KubevirtVersion:
         """VMIM `spec.addedNodeSelector` exists from v1.6; v1.5's CRD has no such field (the API server prunes it)."""
         return self.minor >= 6
 
+    @property
+    def has_migration_priority(self) -> bool:
+        """VMIM `spec.priority` exists from v1.7."""
+        return self.minor >= 7
+
+    def priority_queue_enabled(self, feature_gates: Iterable[str]) -> bool:
+        """KubeVirt's `MigrationPriorityQueue` gate: Alpha in v1.7, Beta in v1.8, GA only in v1.9; KubeVirt enables
+        only GA gates by default (`isFeatureGateEnabled`), so up to v1.8 it is on only when the KubeVirt CR lists it
+        in `spec.configuration.developerConfiguration.featureGates` (and v1.5/v1.6 have no such code at all)."""
+        return self.minor >= 7 and MIGRATION_PRIORITY_QUEUE_GATE in feature_gates
+
 
 DEFAULT_KUBEVIRT_VERSION = KubevirtVersion(8)
+MIGRATION_PRIORITY_QUEUE_GATE = "MigrationPriorityQueue"
 
 
 def parse_kubevirt_version(value: object, path: str) -> KubevirtVersion:

@@ -45,6 +45,7 @@ from livemig.sim.scheduler import cpu_request_cores
 from livemig.sim.state import (
     Event,
     NodeReady,
+    NodeLabel,
     NodeTaint,
     Simulation,
     VmimCreate,
@@ -185,10 +186,12 @@ class Engine:
         self.admission = webhook.AdmissionHandlers(
             self._get_vmi,
             self._list_vmims_for_vmi,
-            added_node_selector_supported=self.scenario.kubevirt_version.has_added_node_selector,
+            version=self.scenario.kubevirt_version,
+            priority_queue=lambda: self.sim.priority_queue,
         )
         hook = web.Application()
         hook.router.add_post(webhook.VALIDATE_PATH, self.admission.validate)
+        hook.router.add_post(webhook.VALIDATE_POLICY_PATH, self.admission.validate_policy)
         hook.router.add_post(webhook.MUTATE_PATH, self.admission.mutate)
         hook_runner = web.AppRunner(hook, access_log=None)
         await hook_runner.setup()
@@ -342,7 +345,12 @@ class Engine:
             "apiVersion": f"{KV_GROUP}/{KV_VERSION}",
             "kind": "KubeVirt",
             "metadata": {"name": KUBEVIRT_NAME, "namespace": kv_ns},
-            "spec": {"configuration": {"migrations": dict(self.scenario.kubevirt_manifest)}},
+            "spec": {
+                "configuration": {
+                    "migrations": dict(self.scenario.kubevirt_manifest),
+                    "developerConfiguration": {"featureGates": list(self.scenario.feature_gates)},
+                }
+            },
         }
         await _create_or_patch(
             lambda: custom.create_namespaced_custom_object(KV_GROUP, KV_VERSION, kv_ns, KUBEVIRT_PLURAL, kv),
@@ -368,6 +376,16 @@ class Engine:
             )
 
     async def _register_webhooks(self) -> None:
+        # The simulator plays virt-controller: its own requests (evacuation VMIMs with a priority) pass the check
+        # KubeVirt keeps for virt-controller's service account.
+        if self.admission is not None:
+            with contextlib.suppress(ApiException):
+                review = await client.AuthenticationV1Api(self.api).create_self_subject_review(
+                    client.V1SelfSubjectReview(api_version="authentication.k8s.io/v1", kind="SelfSubjectReview")
+                )
+                user = review.status.user_info if review.status is not None else None
+                if user is not None and user.username:
+                    self.admission.controller_users = self.admission.controller_users | {str(user.username)}
         adm: Any = client.AdmissionregistrationV1Api(self.api)
         mutating, validating = webhook.webhook_configurations(
             self.name, self.webhook_port, self._ca_pem, self.scenario.namespaces
@@ -482,10 +500,14 @@ class Engine:
         def on_event(kind: str, obj: Mapping[str, Any]) -> None:
             if kind == "DELETED" or (obj.get("metadata") or {}).get("name") != KUBEVIRT_NAME:
                 return
-            migrations = ((obj.get("spec") or {}).get("configuration") or {}).get("migrations")
+            configuration = (obj.get("spec") or {}).get("configuration") or {}
+            gates = (configuration.get("developerConfiguration") or {}).get("featureGates") or []
             try:
                 self.sim.on_kubevirt_config(
-                    parse_migration_configuration(migrations, "spec.configuration.migrations", manifest=True)
+                    parse_migration_configuration(
+                        configuration.get("migrations"), "spec.configuration.migrations", manifest=True
+                    ),
+                    [str(g) for g in gates] if isinstance(gates, list) else [],
                 )
             except SpecErrors as exc:
                 log.warning("ignoring the KubeVirt CR's migration configuration: %s", exc)
@@ -555,8 +577,12 @@ class Engine:
 
         def on_event(kind: str, obj: Mapping[str, Any]) -> None:
             meta = obj.get("metadata") or {}
-            if kind != "DELETED":
-                self.sim.on_vmi_labels(f"{meta.get('namespace')}/{meta.get('name')}", meta.get("labels") or {})
+            key = f"{meta.get('namespace')}/{meta.get('name')}"
+            if kind == "DELETED":
+                self.sim.on_vmi_gone(key, self.clock.now())
+                return
+            self.sim.on_vmi_labels(key, meta.get("labels") or {})
+            self.sim.on_vmi_phase(key, str((obj.get("status") or {}).get("phase") or ""), self.clock.now())
 
         await self._watch(
             custom.list_cluster_custom_object, on_event, group=KV_GROUP, version=KV_VERSION, plural=VMI_PLURAL
@@ -620,6 +646,8 @@ class Engine:
                 f"Created Migration {name}",
             )
             await core.create_namespaced_event(w.namespace, event_manifest(event, self.sim.timestamp(self.clock.now())))
+        elif isinstance(w, NodeLabel):
+            await core.patch_node(w.name, {"metadata": {"labels": {w.key: w.value}}}, _content_type=MERGE)
         elif isinstance(w, NodeTaint):
             node = await core.read_node(w.name)
             taints = [t.to_dict() for t in (node.spec.taints or []) if t.key != w.key]
@@ -682,12 +710,16 @@ class Engine:
 
 
 def event_manifest(event: Event, stamp: str) -> dict[str, Any]:
-    involved: dict[str, Any] = {
-        "apiVersion": f"{KV_GROUP}/{KV_VERSION}",
-        "kind": event.kind,
-        "name": event.name,
-        "namespace": event.namespace,
-    }
+    involved: dict[str, Any] = (
+        {"apiVersion": "v1", "kind": "Node", "name": event.name}
+        if event.kind == "Node"
+        else {
+            "apiVersion": f"{KV_GROUP}/{KV_VERSION}",
+            "kind": event.kind,
+            "name": event.name,
+            "namespace": event.namespace,
+        }
+    )
     if event.uid:
         involved["uid"] = event.uid
     return {

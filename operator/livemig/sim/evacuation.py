@@ -5,9 +5,11 @@ A node tainted `<nodeDrainTaintKey>:NoSchedule` (the KubeVirt CR's `spec.configu
 default `kubevirt.io/drain`) has all its eligible VMIs evacuated. (KubeVirt also evacuates VMIs whose
 `status.evacuationNodeName` its eviction webhook set; the simulator has no eviction webhook.) Eligible
 (`GenerateNewMigration` filters): Running, not being deleted, migratable on eviction (`LiveMigrate`, or
-`LiveMigrateIfPossible` and LiveMigratable), no unfinished VMIM. Up to v1.8 (MigrationPriorityQueue off), one pass
+`LiveMigrateIfPossible` and LiveMigratable), no unfinished VMIM. With MigrationPriorityQueue off (KubeVirt's default up
+to v1.8), one pass
 creates `min(clusterFree, nodeFree)` VMIMs (free slots under `parallelMigrationsPerCluster` and the node's
-`parallelOutboundMigrationsPerNode`, counting every unfinished VMIM) and the node is re-queued every 5 s. Each VMIM is
+`parallelOutboundMigrationsPerNode`, counting every unfinished VMIM) and the node is re-queued every 5 s; with it on,
+one VMIM per candidate at once, `spec.priority: system-critical`, and the priority queue orders them. Each VMIM is
 `kubevirt-evacuation-<random>`, annotated `kubevirt.io/evacuationMigration=<node>`, and runs under the cluster's
 migration configuration and whatever KubeVirt MigrationPolicy matches — no technique choice. Backoff after failed
 evacuations of a VMI: 20 s after the last failure, doubling per consecutive failure, reset by a success (KubeVirt
@@ -65,8 +67,10 @@ class EvacuationController:
         drain_taint_key: str,
         cluster_cap: int,
         node_cap: int,
+        priority_queue: bool = False,
     ) -> list[dict[str, Any]]:
-        """The VMIMs to create now, as manifests."""
+        """The VMIMs to create now, as manifests.  With the MigrationPriorityQueue gate on, KubeVirt marks them
+        `system-critical` (`system-maintenance` for the descheduler's evictions, which the simulator has not)."""
         for key, (at, _) in list(self.requested.items()):
             if now - at > REQUEST_TIMEOUT_S:
                 del self.requested[key]
@@ -97,7 +101,9 @@ class EvacuationController:
                 continue
             self.next_pass[node] = now + REQUEUE_S
             candidates = [v for v in sorted(by_node[node], key=lambda v: v.key) if self._eligible(v, busy, now)]
-            free = min(cluster_cap - running, node_cap - outbound.get(node, 0))
+            # Gate off: only as many as the caps have room for.  Gate on: every candidate at once, and the priority
+            # queue (system-critical first) decides who runs.
+            free = len(candidates) if priority_queue else min(cluster_cap - running, node_cap - outbound.get(node, 0))
             for vmi in candidates[: max(0, free)]:
                 namespace, name = vmi.key.split("/", 1)
                 self.requested[vmi.key] = (now, node)
@@ -114,7 +120,7 @@ class EvacuationController:
                             "namespace": namespace,
                             "annotations": {EVACUATION_ANNOTATION: node},
                         },
-                        "spec": {"vmiName": name},
+                        "spec": {"vmiName": name, **({"priority": "system-critical"} if priority_queue else {})},
                     }
                 )
         return out

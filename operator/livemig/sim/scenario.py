@@ -4,6 +4,7 @@ scenario-only keys `simulation`, `faults` and `kubevirtPolicies` (and, per VMI, 
 ```yaml
 kubevirt:
   version: v1.8            # KubeVirt release mimicked where behaviour differs: v1.5 .. v1.8 (default v1.8)
+  featureGates: [MigrationPriorityQueue]   # the CR's developerConfiguration.featureGates (default none)
 simulation:
   timeScale: 60            # simulated seconds per wall second (CLI --time-scale overrides)
   seed: 1                  # jitter of the target-pod delays (CLI --seed overrides)
@@ -81,6 +82,8 @@ class Scenario:
     vmi_documents: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     # `kubevirt.version`: the KubeVirt release mimicked where behaviour differs (default v1.8).
     kubevirt_version: KubevirtVersion = DEFAULT_KUBEVIRT_VERSION
+    # `kubevirt.featureGates`: the KubeVirt CR's spec.configuration.developerConfiguration.featureGates.
+    feature_gates: tuple[str, ...] = ()
 
     @property
     def namespaces(self) -> tuple[str, ...]:
@@ -220,14 +223,23 @@ def parse_scenario(doc: Mapping[str, Any]) -> Scenario:
     errors: list[SpecError] = []
     snapshot: ClusterSnapshot | None = None
     version = DEFAULT_KUBEVIRT_VERSION
+    feature_gates: tuple[str, ...] = ()
     kubevirt_doc = doc.get("kubevirt")
-    if isinstance(kubevirt_doc, Mapping) and "version" in kubevirt_doc:
-        # Scenario-only: the snapshot's `kubevirt:` section is the migration configuration, without a version.
-        try:
-            version = parse_kubevirt_version(kubevirt_doc["version"], "kubevirt.version")
-        except SpecError as exc:
-            errors.append(exc)
-        doc = {**doc, "kubevirt": {k: v for k, v in kubevirt_doc.items() if k != "version"}}
+    if isinstance(kubevirt_doc, Mapping) and ("version" in kubevirt_doc or "featureGates" in kubevirt_doc):
+        # Scenario-only: the snapshot's `kubevirt:` section is the migration configuration, without a version or
+        # feature gates.
+        if "version" in kubevirt_doc:
+            try:
+                version = parse_kubevirt_version(kubevirt_doc["version"], "kubevirt.version")
+            except SpecError as exc:
+                errors.append(exc)
+        gates = kubevirt_doc.get("featureGates")
+        if gates is not None:
+            if not isinstance(gates, list) or not all(isinstance(g, str) and g for g in gates):
+                errors.append(SpecError("kubevirt.featureGates", "must be a list of feature gate names"))
+            else:
+                feature_gates = tuple(gates)
+        doc = {**doc, "kubevirt": {k: v for k, v in kubevirt_doc.items() if k not in ("version", "featureGates")}}
     try:
         snapshot = parse_snapshot(doc)
     except SpecErrors as exc:
@@ -261,6 +273,7 @@ def parse_scenario(doc: Mapping[str, Any]) -> Scenario:
     vmi_documents = {f"{v.get('namespace')}/{v.get('name')}": v for v in raw_vmis if isinstance(v, Mapping)}
     return Scenario(
         kubevirt_version=version,
+        feature_gates=feature_gates,
         vmi_documents=vmi_documents,
         snapshot=snapshot,
         kubevirt=snapshot.kubevirt,

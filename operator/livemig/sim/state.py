@@ -8,6 +8,7 @@ seconds), so tests drive it with a `ManualClock`.
 
 from __future__ import annotations
 
+import math
 import random
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -31,7 +32,21 @@ from livemig.sim.scheduler import Placement, pick_target_node
 LINK_FAILURE_REASON = "Live migration failed: the migration connection to the target node was lost"
 VM_LOST_REASON = "the VM was lost: its migration link failed during post-copy"
 TARGET_DOWN_REASON = "Migration target pod was removed during active migration."
-SOURCE_NODE_DOWN_REASON = "source node reported migration failed: node is NotReady"
+VMI_SHUTDOWN_REASON = "Migration failed vmi shutdown during migration."
+TARGET_POD_SHUTDOWN_REASON = "Migration failed because target pod shutdown during migration"
+SOURCE_REPORTED_FAILED_REASON = "source node reported migration failed"
+NODE_SCHEDULABLE_LABEL = "kubevirt.io/schedulable"
+NODE_MONITOR_GRACE_S = 40.0  # kube-controller-manager --node-monitor-grace-period
+HEARTBEAT_TIMEOUT_S = 300.0  # KubeVirt node controller heartBeatTimeout
+HEARTBEAT_RECHECK_S = 60.0  # ... and its recheckInterval
+
+
+def heartbeat_noticed_at(failed_at: float) -> float:
+    """When KubeVirt's node controller notices a node whose virt-handler stopped at `failed_at`: at its first
+    once-a-minute check after the heartbeat is 5 min old (so 5 to 6 min after the failure)."""
+    stale_at = failed_at + HEARTBEAT_TIMEOUT_S
+    return math.ceil(stale_at / HEARTBEAT_RECHECK_S) * HEARTBEAT_RECHECK_S
+VMI_FINAL_PHASES = ("Succeeded", "Failed")
 
 
 # --- writes the engine performs ------------------------------------------------------------------------------------
@@ -97,6 +112,15 @@ class VmimCreate:
 
 
 @dataclass(frozen=True, slots=True)
+class NodeLabel:
+    """A label KubeVirt's node controller writes on a Node (`kubevirt.io/schedulable=false`)."""
+
+    name: str
+    key: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
 class NodeTaint:
     """The scenario's `nodeDrain` event: taint the node `<key>:NoSchedule` (as `kubectl taint` would)."""
 
@@ -104,7 +128,9 @@ class NodeTaint:
     key: str
 
 
-Write = VmimStatus | VmimFinalizerRemoval | VmimDeletion | VmiPatch | NodeReady | Event | VmimCreate | NodeTaint
+Write = (
+    VmimStatus | VmimFinalizerRemoval | VmimDeletion | VmiPatch | NodeReady | Event | VmimCreate | NodeTaint | NodeLabel
+)
 
 
 # --- state -----------------------------------------------------------------------------------------------------------
@@ -151,7 +177,10 @@ class VmiState:
 @dataclass
 class NodeState:
     spec: Node
-    ready: bool = True
+    ready: bool = True  # for the simulator's scheduler: False from the moment the node fails
+    failed_at: float | None = None
+    not_ready_written: bool = False  # the Node's Ready condition went False (after the grace period)
+    unresponsive: bool = False  # KubeVirt's node controller noticed the stale virt-handler heartbeat
     cpu_seconds: dict[str, float] = field(default_factory=lambda: {"idle": 0.0, "user": 0.0, "system": 0.0})
     psi: dict[str, float] = field(
         default_factory=lambda: {
@@ -207,6 +236,9 @@ class MigrationState:
     max_throttle: float = 0.0
     created_epoch_s: float = 0.0  # metadata.creationTimestamp (whole seconds)
     evacuation_node: str | None = None  # annotation kubevirt.io/evacuationMigration
+    unschedulable_timeout_s: float = rules.UNSCHEDULABLE_POD_TIMEOUT_S
+    pending_timeout_s: float = rules.PENDING_POD_TIMEOUT_S
+    unschedulable_reported: bool = False
 
     @property
     def key(self) -> str:
@@ -234,6 +266,7 @@ class Simulation:
         self.seed = self.settings.seed if seed is None else seed
         self.config: KubevirtMigrationConfig = scenario.kubevirt
         self.kubevirt_version = scenario.kubevirt_version
+        self.feature_gates: frozenset[str] = frozenset(scenario.feature_gates)
         self.policies: dict[str, KvMigrationPolicy] = {p.name: p for p in scenario.policies}
         self.namespace_labels: dict[str, dict[str, str]] = {
             ns.name: dict(ns.labels) for ns in scenario.snapshot.namespaces
@@ -323,7 +356,7 @@ class Simulation:
             "sourceNode": m.source_node,
             "sourcePod": f"virt-launcher-{m.vmi_key.split('/', 1)[1]}-source",
             "targetNode": m.target_node,
-            "targetPod": f"virt-launcher-{m.vmi_key.split('/', 1)[1]}-{m.uid[:5]}",
+            "targetPod": self._target_pod_name(m),
         }
         if m.policy_name is not None:
             ms["migrationPolicyName"] = m.policy_name
@@ -378,6 +411,14 @@ class Simulation:
                 ),
                 created_epoch_s=_epoch(meta.get("creationTimestamp")),
                 evacuation_node=(meta.get("annotations") or {}).get(EVACUATION_ANNOTATION),
+                unschedulable_timeout_s=rules.pod_timeout_override(
+                    meta.get("annotations") or {},
+                    rules.UNSCHEDULABLE_TIMEOUT_ANNOTATION,
+                    rules.UNSCHEDULABLE_POD_TIMEOUT_S,
+                ),
+                pending_timeout_s=rules.pod_timeout_override(
+                    meta.get("annotations") or {}, rules.PENDING_TIMEOUT_ANNOTATION, rules.PENDING_POD_TIMEOUT_S
+                ),
             )
             if m.evacuation_node is not None:
                 self.evacuation.seen(m.vmi_key)
@@ -396,15 +437,17 @@ class Simulation:
             if m.phase.is_final:
                 self._release_finalizer(m)
             else:
-                m.abort_requested = m.abort_requested or not m.phase.before_handoff
                 _add_condition(m, "migrationAbortRequested", self.timestamp(now))
+                self._vmim_status(m)
 
     def on_vmim_gone(self, namespace: str, name: str) -> None:
         self.migrations.pop(f"{namespace}/{name}", None)
         self.open.pop(f"{namespace}/{name}", None)
 
-    def on_kubevirt_config(self, config: KubevirtMigrationConfig) -> None:
+    def on_kubevirt_config(self, config: KubevirtMigrationConfig, feature_gates: Iterable[str] | None = None) -> None:
         self.config = config
+        if feature_gates is not None:
+            self.feature_gates = frozenset(feature_gates)
 
     def on_policy(self, policy: KvMigrationPolicy) -> None:
         self.policies[policy.name] = policy
@@ -437,6 +480,38 @@ class Simulation:
         if vmi is not None:
             vmi.labels = dict(labels)
 
+    def on_vmi_phase(self, key: str, phase: str, now: float) -> None:
+        """The VMI's phase as the API shows it, when someone other than the simulator changed it (a VMI not
+        Running yet, or shut down).  A final phase is never left: the simulator does not resurrect VMs."""
+        vmi = self.vmis.get(key)
+        if vmi is None or not phase or phase == vmi.phase or vmi.phase in VMI_FINAL_PHASES:
+            return
+        vmi.phase = phase
+        if phase in VMI_FINAL_PHASES:
+            for m in [o for o in self.open.values() if o.vmi_key == key and o.phase is not Phase.UNSET]:
+                self._fail(m, now, VMI_SHUTDOWN_REASON, outcome=Outcome.FAILED)
+
+    def on_vmi_gone(self, key: str, now: float) -> None:
+        """The VMI was deleted.  KubeVirt shuts it down first (its unfinished VMIMs fail: "vmi shutdown during
+        migration"), then deletes every VMIM of a VMI that no longer exists."""
+        if key not in self.vmis:
+            return
+        self.on_vmi_phase(key, "Succeeded", now)
+        self.vmis.pop(key)
+        for m in list(self.migrations.values()):
+            if m.vmi_key != key or m.deleting:
+                continue
+            if m.phase is Phase.UNSET:
+                self._delete_orphan(m)
+            else:
+                m.deleting = True
+                self._writes.append(VmimDeletion(m.namespace, m.name))
+
+    def _delete_orphan(self, m: MigrationState) -> None:
+        self.open.pop(m.key, None)
+        m.deleting = True
+        self._writes.append(VmimDeletion(m.namespace, m.name))
+
     def add_fault(self, fault: Fault) -> int:
         self.faults.append(fault)
         return len(self.faults) - 1
@@ -445,6 +520,7 @@ class Simulation:
 
     def tick(self, now: float) -> TickResult:
         self._fire_faults(now)
+        self._node_lifecycle(now)
         for m in sorted(self.open.values(), key=lambda x: x.seq):
             if m.phase is Phase.UNSET:
                 self._start_pending(m, now)
@@ -475,6 +551,7 @@ class Simulation:
             drain_taint_key=self.config.node_drain_taint_key,
             cluster_cap=self.config.parallel_migrations_per_cluster,
             node_cap=self.config.parallel_outbound_migrations_per_node,
+            priority_queue=self.priority_queue,
         )
         for manifest in manifests:
             self._writes.append(
@@ -483,10 +560,15 @@ class Simulation:
 
     def _start_pending(self, m: MigrationState, now: float) -> None:
         vmi = self.vmis.get(m.vmi_key)
+        if vmi is None:
+            # KubeVirt deletes a VMIM whose VMI does not exist and processes it no further (migration.go
+            # `execute`): with its finalizer it stays Terminating in phase "".
+            self._delete_orphan(m)
+            return
         self._set_phase(m, Phase.PENDING, now)
         m.requeue_at = now
-        if vmi is None or vmi.phase != "Running":
-            self._fail(m, now, "VMI does not exist or is not running", outcome=Outcome.FAILED)
+        if vmi.phase in VMI_FINAL_PHASES:
+            self._fail(m, now, VMI_SHUTDOWN_REASON, outcome=Outcome.FAILED)
             return
         if vmi.migration_uid is not None and vmi.migration_uid != m.uid:
             self._fail(
@@ -496,6 +578,8 @@ class Simulation:
                 outcome=Outcome.FAILED,
             )
             return
+        # A VMI that is not Running yet keeps its VMIM Pending: KubeVirt creates the target pod only for a running
+        # VMI (handleTargetPodCreation); `_admit` skips it until then.
         m.source_node = vmi.node
         vmi.migration_uid = m.uid
         self._vmim_status(m, {"sourcePod": f"virt-launcher-{m.vmi_key.split('/', 1)[1]}-source"})
@@ -513,24 +597,19 @@ class Simulation:
                     outcome=Outcome.ABORTED,
                     abort_reason=AbortReason.REQUESTED,
                 )
-            elif m.phase in (Phase.PREPARING_TARGET, Phase.TARGET_READY):
-                m.abort_status = "Succeeded"
-                self._fail(
-                    m,
-                    now,
-                    "Live migration has been aborted",
-                    outcome=Outcome.ABORTED,
-                    abort_reason=AbortReason.REQUESTED,
-                )
-            elif m.phase is Phase.RUNNING and m.backend is not None and m.abort_status is None:
+            elif m.phase is Phase.RUNNING and m.backend is not None and not m.abort_requested:
+                # After the hand-off KubeVirt only marks the VMIM (condition migrationAbortRequested, on_vmim) and
+                # lets the migration go on; once it is Running the controller asks virt-handler to cancel
+                # (markMigrationAbortInVmiStatus), and it may still complete first.
                 vmi = self.vmis[m.vmi_key]
+                m.abort_requested = True
+                self._vmim_event(m, "SuccessfulAbortMigration", "Migration is ready to be canceled by virt-handler.")
                 if m.mode == "PostCopy":
                     # What QEMU does with a cancel in post-copy is unverified; the simulator refuses it.
                     m.abort_status = "Failed"
                     self._vmi_patch(vmi, {"status": {"migrationState": self._migration_state_manifest(m, now)}})
                     continue
                 m.abort_status = "Aborting"
-                self._vmim_event(m, "SuccessfulAbortMigration", f"Migration {m.name} aborting")
                 self._vmi_event(m, "Migrating", "VirtualMachineInstance is aborting migration.")
                 self._vmi_patch(vmi, {"status": {"migrationState": self._migration_state_manifest(m, now)}})
                 if m.backend.abort(AbortReason.REQUESTED):
@@ -538,16 +617,27 @@ class Simulation:
                 else:  # refused: stop-and-copy already under way
                     m.abort_status = "Failed"
 
+    @property
+    def priority_queue(self) -> bool:
+        """KubeVirt's MigrationPriorityQueue gate (off up to v1.8 unless the KubeVirt CR enables it)."""
+        return self.kubevirt_version.priority_queue_enabled(self.feature_gates)
+
     def _admit(self, now: float) -> None:
         views = [m.view() for m in self.open.values()]
         ready = {m.key for m in self.open.values() if m.requeue_at <= now and not m.deleting}
+        ready = {
+            k for k in ready if (vmi := self.vmis.get(self.open[k].vmi_key)) is not None and vmi.phase == "Running"
+        }
         candidates = [v for v in views if v.key in ready or v.has_target_pod or v.phase is not Phase.PENDING]
+        prioritized = self.priority_queue
         admitted = {
             v.key
             for v in rules.admit_pending(
                 candidates,
                 self.config.parallel_migrations_per_cluster,
                 self.config.parallel_outbound_migrations_per_node,
+                prioritized=prioritized,
+                shuffle_seed=f"{self.seed}:{now:.3f}",
             )
         }
         for m in list(self.open.values()):
@@ -557,12 +647,16 @@ class Simulation:
                 m.has_target_pod = True
                 m.pod_pending_since = now
                 self._set_phase(m, Phase.SCHEDULING, now)
-                pod = f"virt-launcher-{m.vmi_key.split('/', 1)[1]}-{m.uid[:5]}"
+                pod = self._target_pod_name(m)
                 self._vmim_event(m, "SuccessfulCreate", f"Created migration target pod {m.namespace}/{pod}")
                 self._schedule_target(m, now)
                 self._vmim_status(m)
             elif m.requeue_at <= now:
-                m.requeue_at = now + rules.REQUEUE_DELAY_S.get(m.priority, 5.0)
+                m.requeue_at = now + rules.requeue_delay_s(m.priority, prioritized=prioritized)
+
+    @staticmethod
+    def _target_pod_name(m: MigrationState) -> str:
+        return f"virt-launcher-{m.vmi_key.split('/', 1)[1]}-{m.uid[:5]}"
 
     def _placements(self) -> list[Placement]:
         out = [Placement(v.spec, v.node) for v in self.vmis.values() if v.phase == "Running"]
@@ -601,8 +695,27 @@ class Simulation:
     def _advance_once(self, m: MigrationState, now: float) -> None:
         if m.phase is Phase.SCHEDULING:
             if m.target_node is None:
-                if rules.target_pod_timed_out(m.pod_pending_since, m.pod_unschedulable, now):
-                    self._fail(m, now, "target pod was unschedulable for too long", outcome=Outcome.FAILED)
+                vmi_name = m.vmi_key.split("/", 1)[1]
+                if m.pod_unschedulable and not m.unschedulable_reported:
+                    m.unschedulable_reported = True
+                    self._vmim_event(
+                        m,
+                        "migrationTargetPodUnschedulable",
+                        f"Migration target pod for VMI [{m.namespace}/{vmi_name}] is currently unschedulable.",
+                        warning=True,
+                    )
+                if rules.target_pod_timed_out(
+                    m.pod_pending_since,
+                    m.pod_unschedulable,
+                    now,
+                    unschedulable_timeout_s=m.unschedulable_timeout_s,
+                    pending_timeout_s=m.pending_timeout_s,
+                ):
+                    # handlePendingPodTimeout deletes the pod; the next reconcile finds it gone and fails the VMIM.
+                    kind = "unschedulable" if m.pod_unschedulable else "pending"
+                    pod = f"{m.namespace}/{self._target_pod_name(m)}"
+                    self._vmim_event(m, "SuccessfulDelete", f"{kind} pod {pod} timeout period exceeded")
+                    self._fail(m, now, TARGET_DOWN_REASON, outcome=Outcome.FAILED)
                     return
                 self._schedule_target(m, now)
                 return
@@ -624,6 +737,9 @@ class Simulation:
                 self._publish(m, t)
             return
         if m.phase is Phase.TARGET_READY:
+            source = self.nodes.get(m.source_node)
+            if source is not None and source.failed_at is not None:
+                return  # no source virt-handler to start it: it waits for the VMI to be failed
             if now >= m.next_at:
                 self._start_running(m, m.next_at)
             return
@@ -834,10 +950,16 @@ class Simulation:
         self._vmim_status(m, migration_state)
         self.migration_totals["succeeded" if m.phase is Phase.SUCCEEDED else "failed"] += 1
         self._release_finalizer(m)
-        # A finished migration wakes the Pending queue (KubeVirt re-enqueues the top-N pending).
-        for other in self.open.values():
-            if other.phase is Phase.PENDING and not other.has_target_pod:
-                other.requeue_at = min(other.requeue_at, now)
+        if self.priority_queue:
+            # With the gate on, a finished migration wakes the top-N Pending VMIMs by priority (N = the cluster
+            # cap: reEnqueueHighestPriorityPendingMigrations).  With it off nothing wakes them: each waits out its
+            # own 5 s re-queue.
+            waiting = [o for o in self.open.values() if o.phase is Phase.PENDING and not o.has_target_pod]
+            top = rules.pending_in_queue_order(o.view() for o in waiting)[: self.config.parallel_migrations_per_cluster]
+            keys = {v.key for v in top}
+            for other in waiting:
+                if other.key in keys:
+                    other.requeue_at = min(other.requeue_at, now)
         if m.source_node:
             self._outcomes.append(self._outcome_record(m))
 
@@ -895,12 +1017,61 @@ class Simulation:
                         m.backend.fail_link()
                         m.last = m.backend.state()
 
+    def _node_lifecycle(self, now: float) -> None:
+        """What the control plane notices of a failed node, and when.  The node lifecycle controller marks it
+        NotReady after `node-monitor-grace-period` (40 s without a kubelet status); KubeVirt's node controller
+        (pkg/virt-controller/watch/node/node.go) checks every minute for a virt-handler heartbeat older than 5 min,
+        then labels the node `kubevirt.io/schedulable=false` and fails the VMIs on it (`NodeUnresponsive`).  Until
+        then those VMIs still read Running.  Simplification: KubeVirt fails a VMI only once its virt-launcher pod is
+        gone too; the simulator takes the failed node's pods as gone (as after fencing) at that moment."""
+        for name, node in self.nodes.items():
+            if node.failed_at is None:
+                continue
+            if not node.not_ready_written and now - node.failed_at >= NODE_MONITOR_GRACE_S:
+                node.not_ready_written = True
+                self._writes.append(NodeReady(name, False))
+            if not node.unresponsive and now >= heartbeat_noticed_at(node.failed_at):
+                node.unresponsive = True
+                self._writes.append(NodeLabel(name, NODE_SCHEDULABLE_LABEL, "false"))
+                self._writes.append(
+                    Event(
+                        "default",
+                        "Node",
+                        name,
+                        None,
+                        "NodeUnresponsive",
+                        "virt-handler is not responsive, marking node as unresponsive",
+                    )
+                )
+                for vmi in self.vmis.values():
+                    if vmi.node == name and vmi.phase == "Running":
+                        self._fail_vmi_on_unresponsive_node(vmi, name, now)
+
+    def _fail_vmi_on_unresponsive_node(self, vmi: VmiState, node: str, now: float) -> None:
+        vmi.phase = "Failed"
+        vmi.reason = f"node {node} failed"
+        self.vmis_lost += 1
+        self._vmi_patch(vmi, {"status": {"phase": "Failed", "reason": "NodeUnresponsive"}})
+        namespace, name = vmi.key.split("/", 1)
+        self._writes.append(
+            Event(
+                namespace,
+                "VirtualMachineInstance",
+                name,
+                None,
+                "NodeUnresponsive",
+                f"virt-handler on node {node} is not responsive, marking VMI as failed",
+            )
+        )
+        for m in [o for o in self.open.values() if o.vmi_key == vmi.key and o.phase is not Phase.UNSET]:
+            self._fail(m, now, VMI_SHUTDOWN_REASON, outcome=Outcome.FAILED)
+
     def _fail_node(self, name: str, now: float) -> None:
         node = self.nodes[name]
-        if not node.ready:
+        if node.failed_at is not None:
             return
         node.ready = False
-        self._writes.append(NodeReady(name, False))
+        node.failed_at = now
         for m in list(self.open.values()):
             if m.phase.is_final or name not in (m.source_node, m.target_node):
                 continue
@@ -913,16 +1084,14 @@ class Simulation:
                     outcome=Outcome.FAILED,
                     lost_reason="NodeUnresponsive",
                 )
-            elif name == m.source_node:
-                self._fail(m, now, SOURCE_NODE_DOWN_REASON, outcome=Outcome.FAILED)
-            else:
-                self._fail(m, now, TARGET_DOWN_REASON, outcome=Outcome.FAILED)
-        for vmi in self.vmis.values():
-            if vmi.node == name and vmi.phase == "Running":
-                vmi.phase = "Failed"
-                vmi.reason = f"node {name} failed"
-                self.vmis_lost += 1
-                self._vmi_patch(vmi, {"status": {"phase": "Failed", "reason": "NodeUnresponsive"}})
+            elif m.phase is Phase.RUNNING and name == m.source_node:
+                # The source QEMU is gone: the target's incoming migration breaks and its virt-launcher exits.
+                self._fail(m, now, TARGET_POD_SHUTDOWN_REASON, outcome=Outcome.FAILED)
+            elif m.phase is Phase.RUNNING or name == m.target_node:
+                # The target side is gone: the source reports the broken migration (or the target pod is).
+                self._fail(m, now, SOURCE_REPORTED_FAILED_REASON, outcome=Outcome.FAILED)
+            # Not started yet with the source node gone: no source virt-handler will ever start it; it waits until
+            # the VMI is failed at the heartbeat timeout (_node_lifecycle).
 
     # ---- garbage collection ----
 
@@ -1056,7 +1225,7 @@ def _abort_message(reason: object, m: MigrationState, memory_bytes: float) -> st
         return f"Live migration is not completed after {int(limit)} seconds and has been aborted"
     if reason == AbortReason.PROGRESS_TIMEOUT and m.config is not None:
         return f"Live migration stuck for {m.config.progress_timeout_s} seconds and has been aborted"
-    return "Live migration has been aborted"
+    return "Live migration aborted "  # sic, trailing space: live-migration-source.go (v1.5.0-v1.8.0)
 
 
 def summarize(migrations: Iterable[MigrationState]) -> dict[str, int]:

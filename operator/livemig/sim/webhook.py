@@ -2,7 +2,8 @@
 
 - mutating (CREATE): adds label `kubevirt.io/vmi-name` and finalizer `kubevirt.io/migrationJobFinalize`, as
   virt-api's MigrationCreateMutator does;
-- validating (CREATE, UPDATE): KubeVirt's MigrationCreateAdmitter / MigrationUpdateAdmitter (`rules.admit_*`).
+- validating (CREATE, UPDATE): KubeVirt's MigrationCreateAdmitter / MigrationUpdateAdmitter (`rules.admit_*`),
+  and its MigrationPolicyAdmitter for `migrations.kubevirt.io` MigrationPolicies (negative values refused).
 
 Both are registered with the API server (Mutating/ValidatingWebhookConfiguration, `url: https://127.0.0.1:PORT/...`,
 `caBundle` = the simulator's throw-away CA), limited to the scenario's namespaces, and removed on shutdown.
@@ -24,12 +25,14 @@ from typing import Any
 from aiohttp import web
 
 from livemig.adapters.tls import CertificateAuthority
+from livemig.core.kubevirt import DEFAULT_KUBEVIRT_VERSION, KubevirtVersion
 from livemig.sim import rules
 
 log = logging.getLogger(__name__)
 
 VALIDATE_PATH = "/validate-virtualmachineinstancemigrations"
 MUTATE_PATH = "/mutate-virtualmachineinstancemigrations"
+VALIDATE_POLICY_PATH = "/validate-migrationpolicies"
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,16 +69,15 @@ def _review_response(
 ) -> dict[str, Any]:
     response: dict[str, Any] = {"uid": uid, "allowed": denial is None}
     if denial is not None:
-        status: dict[str, Any] = {
-            "status": "Failure",
-            "message": denial.message,
-            "code": denial.code,
-            "reason": "BadRequest",
-        }
-        if denial.field:
-            status["details"] = {
-                "causes": [{"type": "FieldValueInvalid", "message": denial.message, "field": denial.field}]
-            }
+        # As KubeVirt's webhookutils: 422 Invalid with the causes, or 400 with only the error's text.
+        status: dict[str, Any] = {"status": "Failure", "message": denial.message, "code": denial.code}
+        if denial.code == rules.INVALID:
+            status["reason"] = "Invalid"
+            message = denial.message.split(", ")[0] if denial.more_fields else denial.message
+            causes = [{"type": denial.cause_type, "message": message} for _ in denial.fields or ("",)]
+            for cause, name in zip(causes, denial.fields, strict=False):
+                cause["field"] = name
+            status["details"] = {"causes": causes}
         response["status"] = status
     if patch is not None:
         response["patchType"] = "JSONPatch"
@@ -85,12 +87,29 @@ def _review_response(
 
 class AdmissionHandlers:
     def __init__(
-        self, get_vmi: GetVmi, list_vmims: ListVmimsForVmi, *, added_node_selector_supported: bool = True
+        self,
+        get_vmi: GetVmi,
+        list_vmims: ListVmimsForVmi,
+        *,
+        version: KubevirtVersion = DEFAULT_KUBEVIRT_VERSION,
+        priority_queue: Callable[[], bool] = lambda: False,
+        controller_users: frozenset[str] = frozenset({rules.VIRT_CONTROLLER_USER}),
     ) -> None:
         self._get_vmi = get_vmi
         self._list_vmims = list_vmims
-        self._added_node_selector_supported = added_node_selector_supported
+        self._version = version
+        self._priority_queue = priority_queue
+        self.controller_users = controller_users
         self.denials: list[str] = []
+
+    async def validate_policy(self, request: web.Request) -> web.Response:
+        """KubeVirt's MigrationPolicyAdmitter (negative values refused)."""
+        review = await request.json()
+        req = review.get("request") or {}
+        denial = rules.admit_migration_policy(req.get("object") or {})
+        if denial is not None:
+            self.denials.append(denial.message)
+        return web.json_response(_review_response(req.get("uid", ""), denial))
 
     async def validate(self, request: web.Request) -> web.Response:
         review = await request.json()
@@ -106,7 +125,14 @@ class AdmissionHandlers:
                 vmi = await self._get_vmi(namespace, vmi_name) if vmi_name else None
                 others = await self._list_vmims(namespace, vmi_name) if vmi_name else []
                 username = (req.get("userInfo") or {}).get("username", "")
-                denial = rules.admit_migration_create(obj, vmi, others, username)
+                denial = rules.admit_migration_create(
+                    obj,
+                    vmi,
+                    others,
+                    username,
+                    priority_queue=self._priority_queue(),
+                    controller_users=self.controller_users,
+                )
             elif req.get("operation") == "UPDATE":
                 denial = rules.admit_migration_update(obj, req.get("oldObject") or {})
         except Exception as exc:  # an error is an answer too: KubeVirt returns it as the denial
@@ -121,7 +147,9 @@ class AdmissionHandlers:
         req = review.get("request") or {}
         patch = (
             rules.mutate_migration_create(
-                req.get("object") or {}, added_node_selector_supported=self._added_node_selector_supported
+                req.get("object") or {},
+                added_node_selector_supported=self._version.has_added_node_selector,
+                priority_supported=self._version.has_migration_priority,
             )
             if req.get("operation") == "CREATE"
             else []
@@ -175,6 +203,25 @@ def webhook_configurations(
                 **common,
             }
             for operation in ("CREATE", "UPDATE")
+        ]
+        + [
+            {
+                # KubeVirt's migration-policy-validator.  MigrationPolicies are cluster-scoped, so no namespace
+                # limits it: `Ignore` (KubeVirt: Fail) keeps a simulator that died without unregistering from
+                # blocking every MigrationPolicy on a shared API server.
+                "name": "migration-policy-validator.migrations.kubevirt.io",
+                "clientConfig": {"url": f"https://127.0.0.1:{port}{VALIDATE_POLICY_PATH}", "caBundle": bundle},
+                "rules": [
+                    {
+                        "apiGroups": ["migrations.kubevirt.io"],
+                        "apiVersions": ["v1alpha1"],
+                        "resources": ["migrationpolicies"],
+                        "scope": "Cluster",
+                        "operations": ["CREATE", "UPDATE"],
+                    }
+                ],
+                **{**common, "failurePolicy": "Ignore"},
+            }
         ],
     }
     return mutating, validating

@@ -75,14 +75,17 @@ def test_faults_from_the_scenario_and_the_control_endpoint(
         wait_phase(devcluster, ns, "m-slow", "Succeeded")
         wait_phase(devcluster, ns, "m-fast", "Succeeded")
 
-        # node failure (posted now): the node turns NotReady and its VMIs fail
+        # node failure (posted now): the node turns NotReady (40 s grace), and at KubeVirt's virt-handler heartbeat
+        # timeout (5-6 min simulated, 15-18 s here) the node is marked unschedulable and its VMIs fail
         code, body = sim.post_fault({"type": "nodeFailure", "node": f"{ns}-n3"})
         assert code == 201, body
         devcluster.kubectl("wait", f"node/{ns}-n3", "--for=condition=Ready=false", "--timeout=30s")
         for name in ("doomed-a", "doomed-b"):
             devcluster.kubectl(
-                "wait", "-n", ns, f"vmi/{name}", "--for=jsonpath={.status.phase}=Failed", "--timeout=30s"
+                "wait", "-n", ns, f"vmi/{name}", "--for=jsonpath={.status.phase}=Failed", "--timeout=60s"
             )
+        node = json.loads(devcluster.kubectl("get", "node", f"{ns}-n3", "-o", "json").stdout)
+        assert node["metadata"]["labels"]["kubevirt.io/schedulable"] == "false"
     finally:
         devcluster.kubectl("delete", "migrationpolicy", f"{ns}-pc", "--ignore-not-found")
 

@@ -110,11 +110,11 @@ def test_admission_accepts_a_first_migration() -> None:
 
 
 @pytest.mark.parametrize(
-    ("vmim", "vmi", "others", "message"),
+    ("vmim", "vmi", "others", "message", "code"),
     [
-        ({**VMIM, "spec": {}}, VMI, [], "vmiName is missing"),
-        (VMIM, None, [], 'the VMI "ns/vm" does not exist'),
-        (VMIM, {"status": {"phase": "Succeeded"}}, [], "Cannot migrate VMI in finalized state."),
+        ({**VMIM, "spec": {}}, VMI, [], "vmiName is missing", 422),
+        (VMIM, None, [], 'the VMI "ns/vm" does not exist', 400),
+        (VMIM, {"status": {"phase": "Succeeded"}}, [], "Cannot migrate VMI in finalized state.", 400),
         (
             VMIM,
             {
@@ -132,27 +132,95 @@ def test_admission_accepts_a_first_migration() -> None:
             },
             [],
             "Cannot migrate VMI, Reason: DisksNotLiveMigratable, Message: PVC x is not shared",
+            400,
         ),
         (
             VMIM,
             VMI,
             [{"metadata": {"uid": "u-1"}, "spec": {"vmiName": "vm"}, "status": {"phase": "Running"}}],
             "in-flight migration detected. Active migration job (u-1) is currently already in progress for VMI vm.",
+            400,
         ),
-        ({**VMIM, "spec": {"vmiName": "vm", "priority": "system-critical"}}, VMI, [], "spec.priority is reserved"),
+        (
+            {**VMIM, "spec": {"vmiName": "vm", "priority": "system-critical"}},
+            VMI,
+            [],
+            "MigrationPriorityQueue feature gate is not enabled in kubevirt resource",
+            422,
+        ),
     ],
 )
-def test_admission_rejections(vmim: dict, vmi: dict | None, others: list, message: str) -> None:
+def test_admission_rejections(vmim: dict, vmi: dict | None, others: list, message: str, code: int) -> None:
     denial = rules.admit_migration_create(vmim, vmi, others, "alice")
     assert denial is not None
-    assert denial.message.startswith(message)
+    assert denial.message == message
+    assert denial.code == code
 
 
-def test_admission_ignores_finished_migrations_and_lets_kubevirt_set_priority() -> None:
+def test_admission_ignores_finished_migrations_and_lets_kubevirt_set_priority_with_the_gate_on() -> None:
     done = [{"metadata": {"uid": "u"}, "status": {"phase": p}} for p in ("Succeeded", "Failed")]
     assert rules.admit_migration_create(VMIM, VMI, done, "alice") is None
     prio = {**VMIM, "spec": {"vmiName": "vm", "priority": "system-critical"}}
-    assert rules.admit_migration_create(prio, VMI, [], "system:serviceaccount:kubevirt:kubevirt-controller") is None
+    controller = "system:serviceaccount:kubevirt:kubevirt-controller"
+    # Gate off (KubeVirt's default up to v1.8): nobody may set it, not even virt-controller.
+    refused = rules.admit_migration_create(prio, VMI, [], controller)
+    assert refused is not None
+    assert refused.field == "spec.migrationPriority"
+    assert rules.admit_migration_create(prio, VMI, [], controller, priority_queue=True) is None
+    user = rules.admit_migration_create(prio, VMI, [], "alice", priority_queue=True)
+    assert user is not None
+    assert user.message == "Migration priority queue, only virt-controller is allowed to set priority field"
+    assert user.code == 422
+
+
+@pytest.mark.parametrize(
+    ("spec", "fields"),
+    [
+        ({"completionTimeoutPerGiB": -1}, ("spec.completionTimeoutPerGiB",)),
+        ({"bandwidthPerMigration": "-1Mi"}, ("spec.bandwidthPerMigration",)),
+        (
+            {"bandwidthPerMigration": -5, "completionTimeoutPerGiB": -1},
+            ("spec.completionTimeoutPerGiB", "spec.bandwidthPerMigration"),
+        ),
+        ({"bandwidthPerMigration": "64Mi", "completionTimeoutPerGiB": 0}, ()),
+        ({"bandwidthPerMigration": "-0"}, ()),
+    ],
+)
+def test_kubevirt_migration_policy_admitter_refuses_negative_values(spec: dict, fields: tuple[str, ...]) -> None:
+    denial = rules.admit_migration_policy({"spec": spec})
+    if not fields:
+        assert denial is None
+        return
+    assert denial is not None
+    assert denial.fields == fields
+    assert denial.code == 422
+    assert denial.message == ", ".join("must not be negative" for _ in fields)
+
+
+def test_priority_queue_gate_is_on_only_from_v1_7_and_only_when_listed() -> None:
+    from livemig.core.kubevirt import KubevirtVersion
+
+    gates = ["MigrationPriorityQueue"]
+    assert not KubevirtVersion(8).priority_queue_enabled([])
+    assert KubevirtVersion(8).priority_queue_enabled(gates)
+    assert KubevirtVersion(7).priority_queue_enabled(gates)
+    assert not KubevirtVersion(6).priority_queue_enabled(gates)
+
+
+def test_gate_off_queue_order_ignores_priority_and_is_reproducible() -> None:
+    migs = [
+        rules.MigrationView(f"m{i}", f"v{i}", rules.Phase.PENDING, "n1", priority="system-critical" if i == 7 else "")
+        for i in range(12)
+    ]
+    first = [m.key for m in rules.pending_in_queue_order(migs, prioritized=False, shuffle_seed="s:1")]
+    again = [m.key for m in rules.pending_in_queue_order(migs, prioritized=False, shuffle_seed="s:1")]
+    other = [m.key for m in rules.pending_in_queue_order(migs, prioritized=False, shuffle_seed="s:2")]
+    assert first == again
+    assert sorted(first) == sorted(m.key for m in migs)
+    assert first != other  # arbitrary: another moment, another order
+    assert next(m.key for m in rules.pending_in_queue_order(migs)) == "m7"  # gate on: priority first
+    assert rules.requeue_delay_s("system-critical", prioritized=False) == 5.0
+    assert rules.requeue_delay_s("system-critical", prioritized=True) == 1.0
 
 
 def test_update_admission() -> None:

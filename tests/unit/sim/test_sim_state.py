@@ -18,6 +18,7 @@ from livemig.sim.rules import Phase
 from livemig.sim.scenario import parse_scenario
 from livemig.sim.state import (
     Event,
+    NodeLabel,
     NodeReady,
     Simulation,
     VmimDeletion,
@@ -360,13 +361,139 @@ def test_delete_while_running_aborts() -> None:
     assert m.phase is Phase.FAILED
     assert m.abort_requested
     assert m.abort_status == "Succeeded"
-    assert m.failure_reason == "Live migration has been aborted"
+    assert m.failure_reason == "Live migration aborted "  # KubeVirt's text, trailing space included
     ms = [w for w in d.writes if isinstance(w, VmiPatch)][-1].patch["status"]["migrationState"]
     assert ms["abortRequested"] is True
     assert ms["abortStatus"] == "Succeeded"
     assert ms["failed"]
     assert "completed" not in ms  # from v1.6 only success sets it
     assert d.sim.vmis["ns/big"].node == "n0"
+
+
+def _deleted(name: str, vmi: str) -> dict[str, Any]:
+    doc = vmim(name, vmi)
+    return {**doc, "metadata": {**doc["metadata"], "deletionTimestamp": "x"}}
+
+
+def test_delete_after_handoff_marks_the_vmim_and_aborts_only_once_running() -> None:
+    d = Driver(make_sim(vmis=[big_vm(dirty="100Mi")], link="1Gbit"), step=0.25)
+    d.sim.on_vmim(vmim("m1", "big"), d.now)
+    d.until(lambda: d.sim.migrations["ns/m1"].phase is Phase.PREPARING_TARGET)
+    d.sim.on_vmim(_deleted("m1", "big"), d.now)
+    m = d.sim.migrations["ns/m1"]
+    assert [c["type"] for c in m.conditions] == ["migrationAbortRequested"]
+    d.tick()
+    assert m.phase is not Phase.FAILED  # KubeVirt lets it go on past the hand-off
+    assert not m.abort_requested
+    d.until(lambda: m.phase is Phase.RUNNING or m.phase.is_final)
+    assert m.phase is Phase.RUNNING
+    d.until(lambda: m.abort_requested or m.phase.is_final)
+    d.until(d.done("m1"), limit_s=60)
+    assert m.phase is Phase.FAILED
+    assert m.abort_status == "Succeeded"
+    assert m.failure_reason == "Live migration aborted "
+    events = [(w.reason, w.message) for w in d.writes if isinstance(w, Event)]
+    assert ("SuccessfulAbortMigration", "Migration is ready to be canceled by virt-handler.") in events
+    assert ("Migrating", "VirtualMachineInstance is aborting migration.") in events
+    assert d.phases("m1")[-3:] == ["TargetReady", "Running", "Failed"]
+
+
+def test_delete_after_handoff_of_a_migration_that_completes_first_ends_succeeded() -> None:
+    tiny = {**big_vm(dirty="1Mi"), "memory": "256Mi", "usage": {"cpu": "1", "memory": "128Mi", "dirtyRate": "1Mi"}}
+    d = Driver(make_sim(vmis=[tiny], link="10Gbit"), step=1.0)
+    d.sim.on_vmim(vmim("m1", "big"), d.now)
+    d.until(lambda: d.sim.migrations["ns/m1"].phase is Phase.PREPARING_TARGET)
+    d.sim.on_vmim(_deleted("m1", "big"), d.now)
+    d.until(d.done("m1"), limit_s=60)
+    m = d.sim.migrations["ns/m1"]
+    assert m.phase is Phase.SUCCEEDED
+    assert [c["type"] for c in m.conditions] == ["migrationAbortRequested"]
+
+
+@pytest.mark.parametrize("gate", [False, True])
+def test_a_finished_migration_wakes_the_queue_only_with_the_priority_queue_gate(gate: bool) -> None:
+    kubevirt: dict[str, Any] = {"parallelMigrationsPerCluster": 1}
+    if gate:
+        kubevirt["featureGates"] = ["MigrationPriorityQueue"]
+    d = Driver(make_sim(kubevirt=kubevirt), step=0.5)
+    assert d.sim.priority_queue is gate
+    for i in range(3):
+        d.sim.on_vmim(vmim(f"m{i}", f"vm{i}"), d.now)
+    d.tick()
+    first = next(m for m in d.sim.migrations.values() if m.has_target_pod)
+    waiting = [m for m in d.sim.migrations.values() if not m.has_target_pod]
+    assert len(waiting) == 2
+    while not first.phase.is_final:
+        before = {m.key: m.requeue_at for m in waiting}
+        d.tick()
+    ended = first.final_at
+    assert ended is not None
+    if gate:  # reEnqueueHighestPriorityPendingMigrations: the top N are looked at again at once
+        assert sum(m.requeue_at <= ended for m in waiting) == 1  # N = the cluster cap (1 here)
+        d.tick()
+        assert any(m.has_target_pod and m.pod_pending_since - ended <= 2 * d.step for m in waiting)
+    else:  # nothing wakes them: each keeps its own 5 s re-queue
+        assert all(m.requeue_at == before[m.key] or m.requeue_at - ended >= 4.5 for m in waiting)
+        assert all(m.requeue_at - m.created_at >= 5.0 for m in waiting)
+
+
+def test_without_the_gate_every_capped_vmim_is_requeued_after_5_s_whatever_its_priority() -> None:
+    d = Driver(make_sim(kubevirt={"parallelMigrationsPerCluster": 1}), step=0.5)
+    d.sim.on_vmim(vmim("m0", "vm0"), d.now)
+    d.sim.on_vmim(vmim("m1", "vm1", priority="system-critical"), d.now)
+    d.tick()
+    (capped,) = [m for m in d.sim.migrations.values() if not m.has_target_pod]
+    assert capped.requeue_at - capped.created_at == 5.0
+
+
+def test_a_vmi_that_is_not_running_keeps_its_vmim_pending_until_it_runs() -> None:
+    d = Driver(make_sim())
+    d.sim.on_vmi_phase("ns/vm0", "Scheduled", d.now)
+    d.sim.on_vmim(vmim("m1", "vm0"), d.now)
+    for _ in range(30):
+        d.tick()
+    m = d.sim.migrations["ns/m1"]
+    assert m.phase is Phase.PENDING
+    assert not m.has_target_pod
+    d.sim.on_vmi_phase("ns/vm0", "Running", d.now)
+    d.until(d.done("m1"))
+    assert m.phase is Phase.SUCCEEDED
+
+
+def test_a_vmi_shut_down_mid_migration_fails_it_as_kubevirt_words_it() -> None:
+    d = Driver(make_sim(vmis=[big_vm(dirty="100Mi")], link="1Gbit"))
+    d.sim.on_vmim(vmim("m1", "big"), d.now)
+    d.until(lambda: d.sim.migrations["ns/m1"].phase is Phase.RUNNING)
+    d.sim.on_vmi_phase("ns/big", "Succeeded", d.now)
+    m = d.sim.migrations["ns/m1"]
+    assert m.phase is Phase.FAILED
+    assert m.failure_reason == "Migration failed vmi shutdown during migration."
+    d.sim.on_vmi_phase("ns/big", "Running", d.now)  # never resurrected
+    assert d.sim.vmis["ns/big"].phase == "Succeeded"
+
+
+def test_a_deleted_vmi_has_its_vmims_deleted() -> None:
+    d = Driver(make_sim())
+    d.sim.on_vmim(vmim("done", "vm0"), d.now)
+    d.until(d.done("done"))
+    d.sim.on_vmim(vmim("busy", "vm0"), d.now)
+    d.until(lambda: d.sim.migrations["ns/busy"].phase is Phase.SCHEDULING)
+    d.sim.on_vmi_gone("ns/vm0", d.now)
+    d.tick()
+    assert "ns/vm0" not in d.sim.vmis
+    assert d.final("busy") is Phase.FAILED
+    assert sorted(w.name for w in d.writes if isinstance(w, VmimDeletion)) == ["busy", "done"]
+
+
+def test_a_vmim_whose_vmi_is_gone_before_it_is_processed_is_deleted_unprocessed() -> None:
+    d = Driver(make_sim())
+    d.sim.on_vmi_gone("ns/vm0", d.now)
+    d.sim.on_vmim(vmim("late", "vm0"), d.now)
+    d.tick()
+    m = d.sim.migrations["ns/late"]
+    assert m.phase is Phase.UNSET  # KubeVirt deletes it and returns: its finalizer keeps it Terminating
+    assert [w.name for w in d.writes if isinstance(w, VmimDeletion)] == ["late"]
+    assert not any(isinstance(w, VmimFinalizerRemoval) for w in d.writes)
 
 
 def test_gc_keeps_five_finalized_per_vmi() -> None:
@@ -414,7 +541,7 @@ def test_link_failure_in_post_copy_loses_the_vm() -> None:
 
 
 def test_node_failure_fails_its_vmis_and_migrations() -> None:
-    fault = {"type": "nodeFailure", "node": "n1", "at": "3s"}
+    fault = {"type": "nodeFailure", "node": "n1", "at": "10s"}
     d = Driver(
         make_sim(
             vmis=[big_vm(dirty="100Mi", node="n1"), big_vm(name="other", node="n2", dirty="1Mi")],
@@ -425,13 +552,36 @@ def test_node_failure_fails_its_vmis_and_migrations() -> None:
     d.sim.on_vmim(vmim("m1", "big"), d.now)
     d.until(d.done("m1"), limit_s=30)
     assert d.final("m1") is Phase.FAILED
-    assert d.sim.vmis["ns/big"].phase == "Failed"
+    assert d.sim.migrations["ns/m1"].failure_reason == "Migration failed because target pod shutdown during migration"
+    # The control plane notices later: NotReady after the 40 s grace period, the VMIs failed only at KubeVirt's
+    # 5-minute virt-handler heartbeat timeout (checked once a minute).
+    assert d.sim.vmis["ns/big"].phase == "Running"
+    d.until(lambda: NodeReady("n1", False) in d.writes, limit_s=60)
+    assert 50 <= d.now <= 52
+    assert d.sim.vmis["ns/big"].phase == "Running"
+    d.until(lambda: d.sim.vmis["ns/big"].phase == "Failed", limit_s=400)
+    assert 310 <= d.now <= 371
+    assert NodeLabel("n1", "kubevirt.io/schedulable", "false") in d.writes
+    reasons = {(w.kind, w.name, w.reason) for w in d.writes if isinstance(w, Event)}
+    assert ("Node", "n1", "NodeUnresponsive") in reasons
+    assert ("VirtualMachineInstance", "big", "NodeUnresponsive") in reasons
     assert d.sim.vmis["ns/other"].phase == "Running"
-    assert NodeReady("n1", False) in d.writes
     # nothing is scheduled to a failed node afterwards
     d.sim.on_vmim(vmim("m2", "other"), d.now)
     d.until(d.done("m2"))
     assert d.sim.migrations["ns/m2"].target_node != "n1"
+
+
+def test_a_migration_from_a_failed_node_that_had_not_started_waits_for_the_heartbeat_timeout() -> None:
+    fault = {"type": "nodeFailure", "node": "n0", "at": "0s"}
+    d = Driver(make_sim(vmis=[big_vm(dirty="1Mi")], faults=[fault]))
+    d.tick()
+    d.sim.on_vmim(vmim("m1", "big"), d.now)  # the VMI still reads Running: admission lets it through
+    d.until(d.done("m1"), limit_s=400)
+    m = d.sim.migrations["ns/m1"]
+    assert d.phases("m1")[-2:] == ["TargetReady", "Failed"]  # no source virt-handler ever started it
+    assert m.failure_reason == "Migration failed vmi shutdown during migration."
+    assert m.final_at is not None and m.final_at >= 300
 
 
 def test_slow_link_slows_the_migration() -> None:
@@ -474,6 +624,22 @@ def test_unschedulable_target_times_out() -> None:
     d.until(d.done("m1"), limit_s=400)
     assert d.phases("m1") == ["Pending", "Scheduling", "Failed"]
     assert d.now >= 300
+    events = [(w.reason, w.message, w.warning) for w in d.writes if isinstance(w, Event) and w.name == "m1"]
+    pod = d.sim._target_pod_name(d.sim.migrations["ns/m1"])
+    # KubeVirt's handlePendingPodTimeout: a warning while unschedulable, the pod deleted at 300 s, then the
+    # reconcile that finds the pod gone fails the VMIM.
+    assert ("migrationTargetPodUnschedulable", "Migration target pod for VMI [ns/big] is currently unschedulable.", True) in events
+    assert ("SuccessfulDelete", f"unschedulable pod ns/{pod} timeout period exceeded", False) in events
+    assert events[-1] == ("FailedMigration", "Migration target pod was removed during active migration.", True)
+
+
+def test_kubevirts_timeout_annotation_shortens_the_unschedulable_wait() -> None:
+    d = Driver(make_sim(nodes=1, vmis=[big_vm()]))
+    doc = vmim("m1", "big")
+    doc["metadata"]["annotations"] = {"kubevirt.io/migrationUnschedulablePodTimeoutSeconds": "20"}
+    d.sim.on_vmim(doc, d.now)
+    d.until(d.done("m1"), limit_s=60)
+    assert 20 <= d.now <= 25
 
 
 def test_added_node_selector_restricts_the_target() -> None:

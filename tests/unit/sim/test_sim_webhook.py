@@ -20,13 +20,35 @@ from livemig.sim.webhook import (
 )
 
 
-def test_denial_review_carries_kubevirts_message_and_field() -> None:
-    review = _review_response("u1", rules.Denial("vmiName is missing", field="spec.vmiName"))
-    response = review["response"]
+def test_denial_review_carries_kubevirts_message_field_and_code() -> None:
+    denial = rules.Denial("vmiName is missing", field="spec.vmiName", code=422, cause_type="FieldValueRequired")
+    response = _review_response("u1", denial)["response"]
     assert response["uid"] == "u1"
     assert response["allowed"] is False
     assert response["status"]["message"] == "vmiName is missing"
-    assert response["status"]["details"]["causes"][0]["field"] == "spec.vmiName"
+    assert response["status"]["code"] == 422
+    assert response["status"]["reason"] == "Invalid"
+    assert response["status"]["details"]["causes"] == [
+        {"type": "FieldValueRequired", "message": "vmiName is missing", "field": "spec.vmiName"}
+    ]
+
+
+def test_state_refusal_is_a_400_with_only_the_text_as_kubevirts_admission_error() -> None:
+    response = _review_response("u1", rules.Denial("Cannot migrate VMI in finalized state."))["response"]
+    assert response["status"] == {
+        "status": "Failure",
+        "message": "Cannot migrate VMI in finalized state.",
+        "code": 400,
+    }
+
+
+def test_policy_denial_lists_every_negative_field() -> None:
+    denial = rules.admit_migration_policy({"spec": {"completionTimeoutPerGiB": -1, "bandwidthPerMigration": "-1"}})
+    causes = _review_response("u", denial)["response"]["status"]["details"]["causes"]
+    assert [(c["field"], c["message"]) for c in causes] == [
+        ("spec.completionTimeoutPerGiB", "must not be negative"),
+        ("spec.bandwidthPerMigration", "must not be negative"),
+    ]
 
 
 def test_mutation_review_is_a_base64_json_patch() -> None:
@@ -41,7 +63,12 @@ def test_registrations_point_at_loopback_with_the_ca_and_only_our_namespaces() -
     cert = make_serving_cert()
     mutating, validating = webhook_configurations("livemig-sim-x", 8443, cert.ca_pem, ["a", "b"])
     (m,) = mutating["webhooks"]
-    create, update = validating["webhooks"]
+    create, update, policy = validating["webhooks"]
+    # KubeVirt's MigrationPolicy admitter, for the cluster-scoped policies (Ignore: see webhook_configurations).
+    assert policy["name"] == "migration-policy-validator.migrations.kubevirt.io"
+    assert policy["rules"][0]["apiGroups"] == ["migrations.kubevirt.io"]
+    assert policy["rules"][0]["resources"] == ["migrationpolicies"]
+    assert policy["failurePolicy"] == "Ignore"
     # KubeVirt's own webhook names, so the API server words denials as it does for KubeVirt.
     assert m["name"] == "migrations-mutator.kubevirt.io"
     assert (create["name"], update["name"]) == (
