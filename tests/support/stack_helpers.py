@@ -43,9 +43,8 @@ def scenario(
         "vmis": vmis,
         "simulation": {"timeScale": 60, "seed": 7, "step": "1s"},
     }
-    if version is not None:
-        doc["kubevirt"] = {**doc["kubevirt"]}
-        doc["simulation"]["kubevirtVersion"] = version
+    if version is not None:  # the KubeVirt release the simulator mimics (scenario key kubevirt.version)
+        doc["kubevirt"] = {**doc["kubevirt"], "version": version}
     return doc
 
 

@@ -109,7 +109,11 @@ class Executor:
                 continue
             spec, status = vmim.get("spec") or {}, vmim.get("status") or {}
             key = f"{meta(vmim).get('namespace')}/{spec.get('vmiName')}"
-            vmi = view.vmis.get(key) or {}
+            if key not in view.vmis:
+                # Its VMI is gone: KubeVirt deletes such a VMIM and neither runs nor counts it (one still in
+                # phase "" stays Terminating under its finalizer); it must not hold one of our slots forever.
+                continue
+            vmi = view.vmis[key]
             source = (status.get("migrationState") or {}).get("sourceNode") or (vmi.get("status") or {}).get(
                 "nodeName", ""
             )

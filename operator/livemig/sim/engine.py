@@ -44,8 +44,8 @@ from livemig.sim.scenario import Scenario
 from livemig.sim.scheduler import cpu_request_cores
 from livemig.sim.state import (
     Event,
-    NodeReady,
     NodeLabel,
+    NodeReady,
     NodeTaint,
     Simulation,
     VmimCreate,

@@ -208,7 +208,10 @@ class SimulationCollector(Collector):
             labels=prog,
         )
         transfer = GaugeMetricFamily(
-            "kubevirt_vmi_migration_memory_transfer_rate_bytes",
+            # v1.5 and v1.6 named it ..._disk_transfer_rate_bytes (with the same help text); v1.7 renamed it.
+            "kubevirt_vmi_migration_memory_transfer_rate_bytes"
+            if sim.kubevirt_version.minor >= 7
+            else "kubevirt_vmi_migration_disk_transfer_rate_bytes",
             "The rate at which the memory is being transferred.",
             labels=prog,
         )
@@ -236,11 +239,6 @@ class SimulationCollector(Collector):
                 succeeded.add_metric([vmi_name, m.name, m.namespace], 1.0)
             elif m.phase is Phase.FAILED:
                 failed.add_metric([vmi_name, m.name, m.namespace], 1.0)
-            if m.running_since is not None:
-                start.add_metric([m.source_node, m.namespace, vmi_name, m.name], sim.epoch_s + m.running_since)
-            if m.end_at is not None and m.running_since is not None:
-                status = "succeeded" if m.phase is Phase.SUCCEEDED else "failed"
-                end.add_metric([m.source_node, m.namespace, vmi_name, m.name, status], sim.epoch_s + m.end_at)
             if m.phase is Phase.RUNNING and m.last is not None:
                 lv = [m.namespace, vmi_name, m.source_node]
                 data_total.add_metric(lv, sim.vmis[m.vmi_key].spec.memory_bytes)
@@ -248,6 +246,21 @@ class SimulationCollector(Collector):
                 processed.add_metric(lv, m.last.transferred_bytes)
                 dirty.add_metric(lv, m.last.dirty_rate_bps)
                 transfer.add_metric(lv, m.last.transfer_rate_bps)
+        # vmistats_collector's collectVMIMigrationTime: one series per VMI, from its migrationState (so only its
+        # latest migration), labelled with the VMI's node now; `status` is "" unless `completed` (so "" for a failed
+        # migration from v1.6, where failure leaves `completed` unset).
+        for vmi_key, m in sim.latest_handed_off().items():
+            vmi = sim.vmis[vmi_key]
+            labels = [vmi.node, m.namespace, vmi_key.split("/", 1)[1], m.name]
+            if m.running_since is not None:
+                start.add_metric(labels, float(int(sim.epoch_s + m.running_since)))
+            if m.end_at is not None:
+                failed_migration = m.outcome is None or not m.outcome.succeeded
+                completed = not failed_migration or sim.kubevirt_version.completed_on_failure
+                status = "" if not completed else ("failed" if failed_migration else "succeeded")
+                end.add_metric([*labels, status], float(int(sim.epoch_s + m.end_at)))
+        if not sim.kubevirt_version.minor >= 6:
+            counts.pop("unset", None)  # kubevirt_vmi_migrations_in_unset_phase is new in v1.6
         for phase, value in counts.items():
             yield GaugeMetricFamily(
                 f"kubevirt_vmi_migrations_in_{phase}_phase", f"Number of current {phase} migrations.", value=value

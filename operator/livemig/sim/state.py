@@ -136,7 +136,8 @@ Write = (
 # --- state -----------------------------------------------------------------------------------------------------------
 
 
-PHASE_BUCKETS_S = (0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1200, 3600, 7200)
+# KubeVirt's PhaseTransitionTimeBuckets (pkg/monitoring/metrics/virt-controller/metrics.go, v1.5.0 to v1.8.0).
+PHASE_BUCKETS_S = (0.5, 1, 2, 5, 10, 20, 30, 40, 50, 60, 90, 120, 180, 300, 600, 1200, 1800, 3600)
 
 
 class PhaseHistogram:
@@ -668,12 +669,15 @@ class Simulation:
     def _schedule_target(self, m: MigrationState, now: float) -> None:
         vmi = self.vmis[m.vmi_key]
         not_ready = frozenset(n for n, s in self.nodes.items() if not s.ready)
+        # createTargetPod merges addedNodeSelector first and the VMI's own nodeSelector over it: on a shared key
+        # the VMI's value wins and the added one is dropped.
+        added = {k: v for k, v in m.added_node_selector.items() if k not in vmi.spec.node_selector}
         target = pick_target_node(
             vmi.spec,
             vmi.node,
             (s.spec for s in self.nodes.values()),
             self._placements(),
-            added_node_selector=m.added_node_selector,
+            added_node_selector=added,
             not_ready=not_ready,
         )
         if target is None:
@@ -1113,6 +1117,15 @@ class Simulation:
                 self._writes.append(VmimDeletion(m.namespace, m.name))
 
     # ---- load, for the exporter ----
+
+    def latest_handed_off(self) -> dict[str, MigrationState]:
+        """Per VMI, the migration its `status.migrationState` describes: the newest one past the hand-off (KubeVirt
+        replaces the struct there, so older ones are no longer visible on the VMI)."""
+        out: dict[str, MigrationState] = {}
+        for m in sorted(self.migrations.values(), key=lambda x: x.seq):
+            if m.config is not None and m.vmi_key in self.vmis:
+                out[m.vmi_key] = m
+        return out
 
     def vmi_cpu_cores(self, vmi: VmiState, now: float) -> float:
         if vmi.phase != "Running" or vmi.paused:

@@ -29,7 +29,7 @@ pytestmark = pytest.mark.integration
 DRAINED = "node-01"
 
 
-def drain_scenario(per_node: int = 6, infra_on_drained: int = 2) -> dict[str, Any]:
+def drain_scenario(per_node: int = 6, infra_on_drained: int = 2, version: str | None = None) -> dict[str, Any]:
     """Four nodes; node-01 holds `per_node` prod VMIs (in scope), `infra_on_drained` infra VMIs (out of scope) and
     one prod VMI that cannot live-migrate."""
     nodes = [node(f"node-0{i}") for i in range(1, 5)]
@@ -37,7 +37,7 @@ def drain_scenario(per_node: int = 6, infra_on_drained: int = 2) -> dict[str, An
     vmis += [vmi("infra", f"dns-{i:02d}", DRAINED) for i in range(infra_on_drained)]
     vmis.append(vmi("prod", "db-00", DRAINED, liveMigratable=False))
     vmis += [vmi("prod", f"app-{i:02d}", f"node-0{2 + i % 3}") for i in range(6)]
-    return scenario(nodes, vmis)
+    return scenario(nodes, vmis, version=version)
 
 
 def maintenance_policy(name: str = "drain", **spec: Any) -> dict[str, Any]:
@@ -56,9 +56,16 @@ def node_state(stack: Any, policy: str, name: str) -> dict[str, Any]:
     return next((n for n in policy_status(stack, policy).get("nodes") or [] if n.get("name") == name), {})
 
 
-def test_maintenance_drain_moves_in_scope_vmis_within_limits_and_leaves_nothing_behind(start_stack: Any) -> None:
-    stack = start_stack(drain_scenario())
+@pytest.mark.parametrize("version", ["v1.8", "v1.5"])
+def test_maintenance_drain_moves_in_scope_vmis_within_limits_and_leaves_nothing_behind(
+    start_stack: Any, version: str
+) -> None:
+    """On the oldest and newest KubeVirt the simulator mimics: v1.5 has no addedNodeSelector (the operator leaves the
+    target to the scheduler) and sets `completed` on failure too; the queue gate is off on both."""
+    stack = start_stack(drain_scenario(version=version))
     assert stack.sim is not None
+    kubevirt = stack.kubectl_json("get", "kubevirts.kubevirt.io", "-A")["items"][0]
+    assert kubevirt["status"]["observedKubeVirtVersion"] == f"{version}.0"
     apply(stack, maintenance_policy())
     wait_until(
         lambda: node_state(stack, "drain", DRAINED).get("state") == "Drained", timeout_s=120, what=f"{DRAINED} drained"

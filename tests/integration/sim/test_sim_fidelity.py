@@ -3,10 +3,13 @@ which KubeVirt it drives and how a migration went."""
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+import yaml
 
 from livemig.devcluster import DevCluster
 
@@ -74,3 +77,155 @@ def test_added_node_selector_is_pruned_on_v1_5(
     assert "addedNodeSelector" not in get(devcluster, ns, "vmim", "m-1")["spec"]
     wait_phase(devcluster, ns, "m-1", "Succeeded")
     assert get(devcluster, ns, "vmi", "vm-a")["status"]["nodeName"] == f"{ns}-n1"
+
+
+def _events(devcluster: DevCluster, ns: str, name: str) -> list[tuple[str, str, str]]:
+    out = devcluster.kubectl(
+        "get", "events", "-n", ns, "--field-selector", f"involvedObject.name={name}", "-o", "json"
+    ).stdout
+    items = json.loads(out)["items"]
+    return [(e["type"], e["reason"], e["message"]) for e in sorted(items, key=lambda e: e["metadata"]["name"])]
+
+
+def _wait(predicate: Callable[[], Any], what: str, timeout_s: float = 60.0) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)  # polling the API server for a condition, bounded by the deadline
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_abort_after_handoff_goes_on_until_running(
+    devcluster: DevCluster, namespace: str, run_sim: Callable[..., Any]
+) -> None:
+    """migration.go: a VMIM deleted after the hand-off only gets the `migrationAbortRequested` condition; in Running
+    the controller sets the VMI's `abortRequested` and virt-handler cancels ("Live migration aborted ")."""
+    ns = namespace
+    doc = scenario(ns, [vm("big", 0, memory="16Gi", dirty="50Mi")], link="1Gbit")
+    doc["simulation"]["delays"] = {"jitter": 0, "targetReady": "40s"}
+    run_sim(doc, time_scale=10)
+    assert create_vmim(devcluster, ns, "m-1", "big").returncode == 0
+    wait_phase(devcluster, ns, "m-1", "PreparingTarget")
+    devcluster.kubectl("delete", "-n", ns, "vmim", "m-1", "--wait=false")
+
+    def abort_marked() -> dict[str, Any] | None:
+        current = get(devcluster, ns, "vmim", "m-1")
+        conditions = current["status"].get("conditions") or []
+        return current if any(c["type"] == "migrationAbortRequested" for c in conditions) else None
+
+    marked = _wait(abort_marked, "the abort condition")
+    assert marked["status"]["phase"] in ("PreparingTarget", "TargetReady", "Running")  # not failed at once
+    _wait(lambda: devcluster.kubectl("get", "-n", ns, "vmim", "m-1", check=False).returncode != 0, "VMIM gone")
+    ms = get(devcluster, ns, "vmi", "big")["status"]["migrationState"]
+    assert ms["startTimestamp"]  # it went on to Running before the abort
+    assert ms["abortRequested"] is True
+    assert ms["abortStatus"] == "Succeeded"
+    assert ms["failureReason"] == "Live migration aborted "
+    assert ("Normal", "SuccessfulAbortMigration", "Migration is ready to be canceled by virt-handler.") in _events(
+        devcluster, ns, "m-1"
+    )
+
+
+def test_admission_answers_with_kubevirts_codes(
+    devcluster: DevCluster, namespace: str, run_sim: Callable[..., Any]
+) -> None:
+    """webhookutils: a bad field is 422 Invalid with the field in the causes; a refusal about state is 400."""
+    ns = namespace
+    run_sim(scenario(ns, [vm("vm-a", 0)]))
+    missing = create_vmim(devcluster, ns, "m-missing", "nope")
+    assert "(BadRequest)" in missing.stderr
+    assert f'the VMI "{ns}/nope" does not exist' in missing.stderr
+    prio = create_vmim(devcluster, ns, "m-prio", "vm-a", priority="system-critical")
+    assert "(Invalid)" in prio.stderr
+    assert "MigrationPriorityQueue feature gate is not enabled in kubevirt resource" in prio.stderr
+
+
+def test_priority_queue_gate_on_lets_only_virt_controller_set_priority(
+    devcluster: DevCluster, namespace: str, run_sim: Callable[..., Any]
+) -> None:
+    ns = namespace
+    run_sim(scenario(ns, [vm("vm-a", 0)], kubevirt={"featureGates": ["MigrationPriorityQueue"]}))
+    kv = get(devcluster, ns, "kubevirt", "kubevirt")
+    assert kv["spec"]["configuration"]["developerConfiguration"]["featureGates"] == ["MigrationPriorityQueue"]
+    prio = create_vmim(devcluster, ns, "m-prio", "vm-a", priority="system-critical")
+    assert prio.returncode != 0
+    assert "Migration priority queue, only virt-controller is allowed to set priority field" in prio.stderr
+
+
+def test_kubevirt_migration_policy_webhook_refuses_negative_values(
+    devcluster: DevCluster, namespace: str, run_sim: Callable[..., Any]
+) -> None:
+    run_sim(scenario(namespace, [vm("vm-a", 0)]))
+    policy = {
+        "apiVersion": "migrations.kubevirt.io/v1alpha1",
+        "kind": "MigrationPolicy",
+        "metadata": {"name": f"{namespace}-negative"},
+        "spec": {"selectors": {}, "completionTimeoutPerGiB": -1},
+    }
+    refused = devcluster.kubectl("create", "-f", "-", input=yaml.safe_dump(policy), check=False)
+    assert refused.returncode != 0
+    assert "must not be negative" in refused.stderr
+    policy["spec"]["completionTimeoutPerGiB"] = 0
+    devcluster.kubectl("create", "-f", "-", input=yaml.safe_dump(policy))
+    devcluster.kubectl("delete", "migrationpolicies.migrations.kubevirt.io", f"{namespace}-negative")
+
+
+def test_a_vmi_not_running_keeps_its_vmim_pending_and_a_deleted_vmi_has_its_vmims_deleted(
+    devcluster: DevCluster, namespace: str, run_sim: Callable[..., Any]
+) -> None:
+    ns = namespace
+    run_sim(scenario(ns, [vm("vm-a", 0), vm("vm-b", 0), vm("vm-c", 1)], nodes=3), time_scale=10)
+    devcluster.kubectl(
+        "patch", "-n", ns, "vmi", "vm-a", "--subresource=status", "--type=merge", "-p",
+        json.dumps({"status": {"phase": "Scheduled"}}),
+    )  # fmt: skip
+    assert create_vmim(devcluster, ns, "waits", "vm-a").returncode == 0
+    # A whole migration of another VMI from the same node runs meanwhile; the first stays Pending throughout.
+    assert create_vmim(devcluster, ns, "other", "vm-b").returncode == 0
+    wait_phase(devcluster, ns, "other", "Succeeded")
+    assert get(devcluster, ns, "vmim", "waits")["status"]["phase"] == "Pending"
+    devcluster.kubectl(
+        "patch", "-n", ns, "vmi", "vm-a", "--subresource=status", "--type=merge", "-p",
+        json.dumps({"status": {"phase": "Running"}}),
+    )  # fmt: skip
+    wait_phase(devcluster, ns, "waits", "Succeeded")
+
+    # A deleted VMI: its finished VMIM is deleted by KubeVirt's controller.
+    assert create_vmim(devcluster, ns, "c-1", "vm-c").returncode == 0
+    wait_phase(devcluster, ns, "c-1", "Succeeded")
+    devcluster.kubectl("delete", "-n", ns, "vmi", "vm-c")
+    _wait(lambda: devcluster.kubectl("get", "-n", ns, "vmim", "c-1", check=False).returncode != 0, "c-1 deleted")
+
+
+def test_unschedulable_target_pod_gives_kubevirts_events_and_failure(
+    devcluster: DevCluster, namespace: str, run_sim: Callable[..., Any]
+) -> None:
+    """handlePendingPodTimeout, shortened by KubeVirt's own test annotation (10 s instead of 300 s)."""
+    ns = namespace
+    run_sim(scenario(ns, [vm("vm-a", 0, nodeSelector={"pool": "nowhere"})], nodes=2), time_scale=5)
+    manifest = {
+        "apiVersion": "kubevirt.io/v1",
+        "kind": "VirtualMachineInstanceMigration",
+        "metadata": {
+            "name": "m-1",
+            "namespace": ns,
+            "annotations": {"kubevirt.io/migrationUnschedulablePodTimeoutSeconds": "10"},
+        },
+        "spec": {"vmiName": "vm-a"},
+    }
+    devcluster.kubectl("create", "-f", "-", input=yaml.safe_dump(manifest))
+    wait_phase(devcluster, ns, "m-1", "Failed")
+    events = _events(devcluster, ns, "m-1")
+    reasons = [reason for _, reason, _ in events]
+    assert (
+        "Warning",
+        "migrationTargetPodUnschedulable",
+        f"Migration target pod for VMI [{ns}/vm-a] is currently unschedulable.",
+    ) in events
+    assert any(
+        r == "SuccessfulDelete" and "unschedulable pod" in m and "timeout period exceeded" in m for _, r, m in events
+    )
+    assert ("Warning", "FailedMigration", "Migration target pod was removed during active migration.") in events
+    assert reasons.index("migrationTargetPodUnschedulable") < reasons.index("FailedMigration")

@@ -581,7 +581,8 @@ def test_a_migration_from_a_failed_node_that_had_not_started_waits_for_the_heart
     m = d.sim.migrations["ns/m1"]
     assert d.phases("m1")[-2:] == ["TargetReady", "Failed"]  # no source virt-handler ever started it
     assert m.failure_reason == "Migration failed vmi shutdown during migration."
-    assert m.final_at is not None and m.final_at >= 300
+    assert m.final_at is not None
+    assert m.final_at >= 300
 
 
 def test_slow_link_slows_the_migration() -> None:
@@ -628,7 +629,11 @@ def test_unschedulable_target_times_out() -> None:
     pod = d.sim._target_pod_name(d.sim.migrations["ns/m1"])
     # KubeVirt's handlePendingPodTimeout: a warning while unschedulable, the pod deleted at 300 s, then the
     # reconcile that finds the pod gone fails the VMIM.
-    assert ("migrationTargetPodUnschedulable", "Migration target pod for VMI [ns/big] is currently unschedulable.", True) in events
+    assert (
+        "migrationTargetPodUnschedulable",
+        "Migration target pod for VMI [ns/big] is currently unschedulable.",
+        True,
+    ) in events
     assert ("SuccessfulDelete", f"unschedulable pod ns/{pod} timeout period exceeded", False) in events
     assert events[-1] == ("FailedMigration", "Migration target pod was removed during active migration.", True)
 
@@ -653,6 +658,18 @@ def test_added_node_selector_restricts_the_target() -> None:
     d.sim.on_vmim(vmim("m1", "vm0", addedNodeSelector={"pool": "x"}), d.now)
     d.until(d.done("m1"))
     assert d.sim.migrations["ns/m1"].target_node == "n3"
+
+
+def test_added_node_selector_loses_a_key_collision_with_the_vmis_node_selector() -> None:
+    pinned = {**big_vm(memory="4Gi", dirty="1Mi"), "nodeSelector": {"pool": "a"}}
+    d = Driver(make_sim(vmis=[pinned]))
+    for name, pool in (("n0", "a"), ("n1", "b"), ("n2", "a")):
+        spec = d.sim.nodes[name].spec
+        d.sim.nodes[name].spec = replace(spec, labels={**spec.labels, "pool": pool})
+    d.sim.on_vmim(vmim("m1", "big", addedNodeSelector={"pool": "b"}), d.now)
+    d.until(d.done("m1"))
+    assert d.final("m1") is Phase.SUCCEEDED
+    assert d.sim.migrations["ns/m1"].target_node == "n2"  # pool=a, the VMI's own selector, not the added pool=b
 
 
 def test_added_node_selector_does_not_exist_on_v1_5() -> None:
@@ -810,3 +827,69 @@ def test_migration_data_metric_named_as_the_kubevirt_version_names_it(version: s
     assert f'{name}{{name="big",namespace="ns",node="n0"}} 8.589934592e+09' in text
     other = {"kubevirt_vmi_migration_data_bytes_total", "kubevirt_vmi_migration_data_total_bytes"} - {name}
     assert other.pop() not in text
+
+
+def _exported(d: Driver) -> str:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from livemig.sim.exporter import SimulationCollector
+
+    registry = CollectorRegistry()
+    registry.register(SimulationCollector(d.sim, lambda: d.now))
+    return generate_latest(registry).decode()
+
+
+@pytest.mark.parametrize(
+    ("version", "transfer", "unset"),
+    [
+        ("v1.5", "kubevirt_vmi_migration_disk_transfer_rate_bytes", False),
+        ("v1.6", "kubevirt_vmi_migration_disk_transfer_rate_bytes", True),
+        ("v1.7", "kubevirt_vmi_migration_memory_transfer_rate_bytes", True),
+        ("v1.8", "kubevirt_vmi_migration_memory_transfer_rate_bytes", True),
+    ],
+)
+def test_metric_names_per_kubevirt_version(version: str, transfer: str, unset: bool) -> None:
+    d = Driver(make_sim(vmis=[big_vm(dirty="10Mi")], link="1Gbit", kubevirt={"version": version}))
+    d.sim.on_vmim(vmim("m1", "big"), d.now)
+    d.until(lambda: d.sim.migrations["ns/m1"].phase is Phase.RUNNING and d.sim.migrations["ns/m1"].last is not None)
+    text = _exported(d)
+    assert f'{transfer}{{name="big",namespace="ns",node="n0"}}' in text
+    assert ("kubevirt_vmi_migrations_in_unset_phase" in text) is unset
+
+
+def test_phase_histogram_has_kubevirts_buckets() -> None:
+    d = Driver(make_sim())
+    d.sim.on_vmim(vmim("m1", "vm0"), d.now)
+    d.until(d.done("m1"))
+    text = _exported(d)
+    bounds = [
+        line.split('le="')[1].split('"')[0]
+        for line in text.splitlines()
+        if line.startswith("kubevirt_vmi_migration_phase_transition_time_from_creation_seconds_bucket")
+        and 'phase="Succeeded"' in line
+    ]
+    kubevirt = [0.5, 1, 2, 5, 10, 20, 30, 40, 50, 60, 90, 120, 180, 300, 600, 1200, 1800, 3600]
+    assert bounds == [str(float(b)) for b in kubevirt] + ["+Inf"]
+
+
+@pytest.mark.parametrize(("version", "failed_status"), [("v1.8", ""), ("v1.5", "failed")])
+def test_per_vmi_start_and_end_series_follow_the_vmis_migration_state(version: str, failed_status: str) -> None:
+    """vmistats_collector: one series per VMI from its migrationState (the latest migration), labelled with the node
+    the VMI is on now; `status` is "" unless `completed`, so a failed migration reads "" from v1.6."""
+    d = Driver(make_sim(nodes=2, kubevirt={"version": version}))
+    d.sim.on_vmim(vmim("ok", "vm0"), d.now)
+    d.until(d.done("ok"))
+    text = _exported(d)
+    assert (
+        'kubevirt_vmi_migration_end_time_seconds{migration_name="ok",name="vm0",namespace="ns",node="n1",status="succeeded"}'
+        in text
+    )
+    d.sim.add_fault(parse_fault({"type": "targetRefuses", "node": "n0"}, "f"))
+    d.sim.on_vmim(vmim("bad", "vm0"), d.now)
+    d.until(d.done("bad"))
+    text = _exported(d)
+    assert 'migration_name="ok"' not in text  # replaced at the next hand-off, as on the VMI
+    assert (
+        f'kubevirt_vmi_migration_end_time_seconds{{migration_name="bad",name="vm0",namespace="ns",node="n1",status="{failed_status}"}}'
+        in text
+    )
