@@ -17,8 +17,9 @@ KubeVirt's generated manifests.  What they model:
   fieldValidation=Strict.
 
 Deliberate additions over KubeVirt's CRD schemas, standing in for its admission webhooks (which do not run here):
-enums on evictionStrategy and VMIM spec.priority; minimum 0 on MigrationPolicy integers and no sign on its
-bandwidthPerMigration (KubeVirt's migration-policy admitter rejects negatives).  Only the served storage version v1 is
+enums on evictionStrategy and VMIM spec.priority.  MigrationPolicy's numbers are as in KubeVirt's CRD (a signed
+quantity, an integer without minimum): the simulator serves KubeVirt's migration-policy admitter, which refuses
+negatives with KubeVirt's message.  Only the served storage version v1 is
 registered for kubevirt.io (KubeVirt also serves the deprecated v1alpha3 with the same schema).
 
     .venv/bin/python hack/kubevirt-crds/build.py          # rewrite the YAML files
@@ -76,19 +77,14 @@ def integer(
 QUANTITY_PATTERN = (
     r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
 )
-UNSIGNED_QUANTITY_PATTERN = (
-    r"^(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
-)
 
 
-def quantity(description: str | None = None, *, unsigned: bool = False) -> Schema:
+def quantity(description: str | None = None) -> Schema:
     schema: Schema = {
         "anyOf": [{"type": "integer"}, {"type": "string"}],
-        "pattern": UNSIGNED_QUANTITY_PATTERN if unsigned else QUANTITY_PATTERN,
+        "pattern": QUANTITY_PATTERN,
         "x-kubernetes-int-or-string": True,
     }
-    if unsigned:
-        schema["minimum"] = 0  # applies to the integer form; the pattern has no sign for the string form
     return _d(schema, description)
 
 
@@ -780,8 +776,8 @@ def kv_migration_policy_schema() -> Schema:
             "allowWorkloadDisruption": boolean(
                 "Override the cluster's allowWorkloadDisruption; if unset while allowPostCopy is set, follows it."
             ),
-            "bandwidthPerMigration": quantity("Override the bandwidth limit per migration (bytes/s).", unsigned=True),
-            "completionTimeoutPerGiB": integer("Override the completion timeout per GiB (seconds).", minimum=0),
+            "bandwidthPerMigration": quantity("Override the bandwidth limit per migration (bytes/s)."),
+            "completionTimeoutPerGiB": integer("Override the completion timeout per GiB (seconds)."),
             "experimental": open_obj("v1.9 alpha tunables."),
             "maxDowntimeMs": integer(
                 "Override the maximum downtime in ms (v1.9+, alpha gates).", minimum=1, maximum=2000000
