@@ -46,6 +46,8 @@ def heartbeat_noticed_at(failed_at: float) -> float:
     once-a-minute check after the heartbeat is 5 min old (so 5 to 6 min after the failure)."""
     stale_at = failed_at + HEARTBEAT_TIMEOUT_S
     return math.ceil(stale_at / HEARTBEAT_RECHECK_S) * HEARTBEAT_RECHECK_S
+
+
 VMI_FINAL_PHASES = ("Succeeded", "Failed")
 
 
