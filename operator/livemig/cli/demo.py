@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from livemig.cli.args import duration, time_scale
 from livemig.cli.stack import LocalStack
 from livemig.core.cluster import load_snapshot
 from livemig.core.errors import SpecError
@@ -49,8 +50,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="the load-balancing policy applied after the drain ('' to skip)",
     )
     parser.add_argument("--node", default="node-03", help="the node to drain (default: %(default)s)")
-    parser.add_argument("--time-scale", type=float, default=60.0, help="simulated seconds per wall second")
-    parser.add_argument("--timeout", type=float, default=300.0, help="wall-clock seconds to wait for the drain")
+    parser.add_argument(
+        "--time-scale", type=time_scale, default=60.0, help="simulated seconds per wall second (0.001 to 1e6)"
+    )
+    parser.add_argument(
+        "--timeout",
+        type=duration(allow_zero=False),
+        default=300.0,
+        help="wall-clock time to wait for the drain (300s; a bare number is seconds)",
+    )
     parser.add_argument(
         "--timeline",
         type=Path,
@@ -69,8 +77,6 @@ def run(args: argparse.Namespace) -> int:
         raise SpecError("--node", f"no node {args.node!r} in {args.scenario}")
     maintenance = load_policy(args.policy)
     balance = load_policy(args.balance_policy) if str(args.balance_policy) else None
-    if not (args.time_scale > 0 and args.time_scale < float("inf")):
-        raise SpecError("--time-scale", "must be a finite number above 0")
 
     with tempfile.TemporaryDirectory(prefix="livemig-demo-") as tmp:
         step(
