@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from livemig.core.errors import SpecError
 from livemig.core.units import parse_bitrate, parse_bytes, parse_duration
@@ -29,94 +30,114 @@ def _shown(text: str, limit: int = 40) -> str:
     return shown if len(shown) <= limit else f"{shown[: limit - 4]}...{shown[-1]}"
 
 
-def _named(name: str, parse: Callable[[str], object]) -> None:
-    parse.__name__ = name  # argparse names the expected kind by the function's name in its own messages
+@dataclass(frozen=True, slots=True)
+class ArgType:
+    """One flag kind: `convert` reads the text (raising ArgumentTypeError), then the range is checked here.
 
+    The value is finite, within [minimum, maximum], and not zero unless `zero_allowed`.
+    """
 
-def quantity(*, allow_zero: bool = False, maximum: int = MAX_BYTES) -> Callable[[str], int]:
-    """A byte quantity (`4Gi`, `500M`, `512`), rounded up to whole bytes; zero only with `allow_zero`."""
+    kind: str
+    convert: Callable[[str], float]
+    minimum: float
+    maximum: float
+    zero_allowed: bool = True
+    unit: str = ""
+    integral: bool = False
 
-    def parse(text: str) -> int:
-        try:
-            amount = parse_bytes(text, "", allow_zero=allow_zero)
-        except SpecError as exc:
-            raise argparse.ArgumentTypeError(exc.problem) from None
-        if amount > maximum:
-            raise argparse.ArgumentTypeError(f"must be at most {maximum} bytes, got {_shown(text)}")
-        return amount
+    @property
+    def __name__(self) -> str:  # argparse names the expected kind by it in its own messages
+        return self.kind
 
-    _named("quantity", parse)
-    return parse
-
-
-def rate(*, allow_zero: bool = False, maximum: float = MAX_RATE_BPS) -> Callable[[str], float]:
-    """A rate as bytes per second: a bit rate (`1Gbit`, `500Mbit`) or bytes/s (`64Mi`); zero only with `allow_zero`."""
-
-    def parse(text: str) -> float:
-        try:
-            bps = parse_bitrate(text, "", allow_zero=allow_zero)
-        except SpecError as exc:
-            raise argparse.ArgumentTypeError(exc.problem) from None
-        if bps > maximum:
-            raise argparse.ArgumentTypeError(f"must be at most {maximum:g} bytes/s, got {_shown(text)}")
-        return bps
-
-    _named("rate", parse)
-    return parse
-
-
-def duration(*, allow_zero: bool = True, maximum: float = MAX_SECONDS) -> Callable[[str], float]:
-    """A Go-style duration (`300ms`, `10m`, `1h30m`; a bare number is seconds) in seconds."""
-
-    def parse(text: str) -> float:
-        try:
-            seconds = parse_duration(text, "", allow_zero=allow_zero)
-        except SpecError as exc:
-            raise argparse.ArgumentTypeError(exc.problem) from None
-        if seconds > maximum:
-            raise argparse.ArgumentTypeError(f"must be at most {maximum:g} s, got {_shown(text)}")
-        return seconds
-
-    _named("duration", parse)
-    return parse
-
-
-def number(*, allow_zero: bool = True, maximum: float = math.inf) -> Callable[[str], float]:
-    """A finite plain number, not negative (and above zero unless `allow_zero`), at most `maximum`."""
-
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"must be a number, not {_shown(text)}") from None
+    def __call__(self, text: str) -> float:
+        value = self.convert(text)
         if not math.isfinite(value):
-            raise argparse.ArgumentTypeError(f"must be a finite number, not {_shown(text)}")
-        if value < 0 or (value == 0 and not allow_zero):
-            kind = "a non-negative" if allow_zero else "a positive"
-            raise argparse.ArgumentTypeError(f"must be {kind} number, got {_shown(text)}")
-        if value > maximum:
-            raise argparse.ArgumentTypeError(f"must be at most {maximum:g}, got {_shown(text)}")
+            raise argparse.ArgumentTypeError(f"must be finite, not {_shown(text)}")
+        unit = f" {self.unit}" if self.unit else ""
+        if value == 0 and not self.zero_allowed:
+            raise argparse.ArgumentTypeError(f"must be greater than zero, got {_shown(text)}")
+        if value < self.minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {self.minimum:g}{unit}, got {_shown(text)}")
+        if value > self.maximum:
+            raise argparse.ArgumentTypeError(f"must be at most {self.maximum:g}{unit}, got {_shown(text)}")
         return value
 
-    _named("number", parse)
-    return parse
+
+def _from_units(parse: Callable[[str], float]) -> Callable[[str], float]:
+    """A core/units parser whose SpecError becomes argparse's error (argparse adds the flag's name)."""
+
+    def convert(text: str) -> float:
+        try:
+            return parse(text)
+        except SpecError as exc:
+            raise argparse.ArgumentTypeError(exc.problem) from None
+
+    return convert
 
 
-def integer(*, minimum: int, maximum: int) -> Callable[[str], int]:
-    """A whole number written in decimal digits (`-` allowed when `minimum` < 0), within [minimum, maximum]."""
+def quantity(*, allow_zero: bool = False, maximum: int = MAX_BYTES) -> ArgType:
+    """A byte quantity (`4Gi`, `500M`, `512`), rounded up to whole bytes; zero only with `allow_zero`."""
+    return ArgType(
+        "quantity",
+        _from_units(lambda text: parse_bytes(text, "", allow_zero=allow_zero)),
+        minimum=0,
+        maximum=maximum,
+        zero_allowed=allow_zero,
+        unit="bytes",
+        integral=True,
+    )
 
-    def parse(text: str) -> int:
-        stripped = text.strip()
-        digits = stripped[1:] if stripped[:1] in "+-" else stripped
-        if not (digits.isascii() and digits.isdigit()) or len(digits) > 30:
-            raise argparse.ArgumentTypeError(f"must be a whole number, not {_shown(text)}")
-        value = int(stripped)
-        if not minimum <= value <= maximum:
-            raise argparse.ArgumentTypeError(f"must be a whole number from {minimum} to {maximum}, got {_shown(text)}")
-        return value
 
-    _named("integer", parse)
-    return parse
+def rate(*, allow_zero: bool = False, maximum: float = MAX_RATE_BPS) -> ArgType:
+    """A rate as bytes per second: a bit rate (`1Gbit`, `500Mbit`) or bytes/s (`64Mi`); zero only with `allow_zero`."""
+    return ArgType(
+        "rate",
+        _from_units(lambda text: parse_bitrate(text, "", allow_zero=allow_zero)),
+        minimum=0,
+        maximum=maximum,
+        zero_allowed=allow_zero,
+        unit="bytes/s",
+    )
+
+
+def duration(*, allow_zero: bool = True, maximum: float = MAX_SECONDS) -> ArgType:
+    """A Go-style duration (`300ms`, `10m`, `1h30m`; a bare number is seconds) in seconds."""
+    return ArgType(
+        "duration",
+        _from_units(lambda text: parse_duration(text, "", allow_zero=allow_zero)),
+        minimum=0,
+        maximum=maximum,
+        zero_allowed=allow_zero,
+        unit="s",
+    )
+
+
+def _float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, not {_shown(text)}") from None
+    if math.isnan(value):
+        raise argparse.ArgumentTypeError(f"must be a number, not {_shown(text)}")
+    return value
+
+
+def number(*, allow_zero: bool = True, minimum: float = 0.0, maximum: float = 1e15) -> ArgType:
+    """A finite plain number (`150`, `0.5`, `1e3`) within [minimum, maximum]; zero only with `allow_zero`."""
+    return ArgType("number", _float, minimum=minimum, maximum=maximum, zero_allowed=allow_zero)
+
+
+def _int(text: str) -> float:
+    stripped = text.strip()
+    digits = stripped[1:] if stripped[:1] in ("+", "-") else stripped
+    if not (digits.isascii() and digits.isdigit()) or len(digits) > 30:
+        raise argparse.ArgumentTypeError(f"must be a whole number, not {_shown(text)}")
+    return int(stripped)
+
+
+def integer(*, minimum: int, maximum: int) -> ArgType:
+    """A whole number in decimal digits within [minimum, maximum] (the value is an int)."""
+    return ArgType("integer", _int, minimum=minimum, maximum=maximum, integral=True)
 
 
 port = integer(minimum=0, maximum=65535)
@@ -125,13 +146,5 @@ port = integer(minimum=0, maximum=65535)
 seed = integer(minimum=0, maximum=2**63 - 1)
 """A random seed: a non-negative whole number."""
 
-
-def time_scale(text: str) -> float:
-    """Simulated seconds per wall second: finite, from 0.001 to 1e6 (above that the simulator cannot keep up)."""
-    value = number(allow_zero=False)(text)
-    if not MIN_TIME_SCALE <= value <= MAX_TIME_SCALE:
-        raise argparse.ArgumentTypeError(
-            f"must be from {MIN_TIME_SCALE:g} to {MAX_TIME_SCALE:g} simulated seconds per wall second, "
-            f"got {_shown(text)}"
-        )
-    return value
+time_scale = number(allow_zero=False, minimum=MIN_TIME_SCALE, maximum=MAX_TIME_SCALE)
+"""Simulated seconds per wall second: 0.001 to 1e6 (beyond, the simulator's sleeps overflow or cannot keep up)."""

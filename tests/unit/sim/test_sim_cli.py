@@ -35,7 +35,7 @@ def test_run_refuses_a_bad_time_scale_and_a_missing_kubeconfig(
     with pytest.raises(SystemExit) as exc:
         main([*args, "--time-scale", "0"])
     assert exc.value.code == 2
-    assert "argument --time-scale: must be a positive number, got '0'" in capsys.readouterr().err
+    assert "argument --time-scale: must be greater than zero, got '0'" in capsys.readouterr().err
     assert main(args) == 2
     assert "--kubeconfig: no such file" in capsys.readouterr().err
 
