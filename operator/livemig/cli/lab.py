@@ -179,7 +179,7 @@ def _matrix(args: argparse.Namespace) -> int:
 def _stop_on_sigterm() -> None:
     """SIGTERM unwinds like Ctrl-C, so that run_case's clean-up stops both QEMU processes."""
 
-    def interrupt(signum: int, frame: object) -> None:
+    def interrupt(_signum: int, _frame: object) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, interrupt)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -74,10 +74,6 @@ class LabCase:
     def post_copy_switch_s(self) -> float:
         """KubeVirt's switch to post-copy: completionTimeoutPerGiB × ceil(memory / 10^9) after the start."""
         return completion_timeout_s(self.post_copy_timeout_per_gib, self.memory_bytes)
-
-    @property
-    def working_set_pages(self) -> int:
-        return self.working_set_bytes // PAGE_SIZE
 
     @property
     def label(self) -> str:
@@ -224,7 +220,3 @@ def parse_matrix(doc: Any, prefix: str = "") -> tuple[LabCase, ...]:
     if errors:
         raise SpecErrors(errors)
     return tuple(parsed)
-
-
-def with_link_cut(case: LabCase, cut: LinkCut) -> LabCase:
-    return replace(case, link_cut=cut)

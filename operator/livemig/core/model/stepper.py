@@ -178,7 +178,6 @@ class MigrationRun:
         "_period_wire",
         "_phase",
         "_post_left",
-        "_post_start_t",
         "_prev_pass_sent",
         "_progress_timeout",
         "_resume_left",
@@ -274,7 +273,6 @@ class MigrationRun:
         self._forced = False
         self._blackout_done = False
         self._post_left = 0.0
-        self._post_start_t = 0.0
         self._switch_t: float | None = None
         self._stall_s = 0.0
         self._downtime = 0.0
@@ -1006,7 +1004,6 @@ class MigrationRun:
                     self._end(Outcome.FORCED_STOP if self._forced else Outcome.COMPLETED)
                 return True
             self._paused = False  # the guest runs on the target from now on
-            self._post_start_t = t
         if self._post_left > 0.0:
             if t >= t_stop:
                 return False
