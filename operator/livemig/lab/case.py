@@ -168,7 +168,9 @@ def parse_case(doc: Mapping[str, Any], prefix: str = "") -> LabCase:
     case = LabCase(**values)
     # Cross-field and range checks.
     if not MIN_MEMORY_BYTES <= case.memory_bytes <= MAX_MEMORY_BYTES:
-        errors.append(SpecError(path("memory"), f"must be between 128Mi and 2Gi, got {doc.get('memory')!r}"))
+        raw = doc.get("memory")  # a quantity from a matrix file, or bytes from the CLI (livemig.cli.args)
+        got = f"{raw} bytes" if isinstance(raw, int) else repr(raw)
+        errors.append(SpecError(path("memory"), f"must be between 128Mi and 2Gi, got {got}"))
     elif case.working_set_bytes > case.memory_bytes - GUEST_OVERHEAD_BYTES:
         errors.append(
             SpecError(path("working-set"), "must leave at least 64Mi of the memory for the guest kernel and busybox")

@@ -155,3 +155,10 @@ def test_accepted_exceptions_are_really_accepted() -> None:
 )
 def test_good_values_parse_to_base_units(argv: list[str], flag: str, value: float) -> None:
     assert getattr(build_parser().parse_args(argv), flag) == value
+
+
+def test_lab_ranges_beyond_the_parsers_still_name_the_flag(capsys: pytest.CaptureFixture[str]) -> None:
+    # The parser accepts any quantity; the lab's own range (128Mi to 2Gi) is checked by parse_case, also exit 2.
+    assert main(["lab", "run", "--technique", "pre-copy", "--memory", "3Gi"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["livemig lab: error: --memory: must be between 128Mi and 2Gi, got 3221225472 bytes"]
