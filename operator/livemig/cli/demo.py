@@ -196,13 +196,14 @@ def watch_balance(stack: LocalStack, policy: str, *, deadline: float) -> None:
 
 
 def print_results(stack: LocalStack, outcomes: Sequence[Mapping[str, Any]]) -> None:
-    """Per migration the operator started: what livemig predicted beside what the simulator measured."""
+    """Per migration the operator started: what livemig planned and predicted beside what the simulator did
+    (`to` is where the VMI went, `planned` the target in the operator's plan)."""
     vmims = {
         f"{v['metadata']['namespace']}/{v['metadata']['name']}": v
         for v in stack.kubectl_json("get", "vmim", "-A")["items"]
     }
     print(
-        f"\n{'VMI':26} {'policy':18} {'from':8} {'to':8} {'technique':13} {'outcome':22} "
+        f"\n{'VMI':26} {'policy':18} {'from':8} {'to':8} {'planned':8} {'technique':13} {'outcome':22} "
         f"{'time pred/sim':>15}  {'downtime pred/sim':>18}"
     )
     print("(predictions are the operator's, for the workload when it planned; the simulator follows it as it changes)")
@@ -212,7 +213,8 @@ def print_results(stack: LocalStack, outcomes: Sequence[Mapping[str, Any]]) -> N
         simulated = record.get("simulated") or {}
         print(
             f"{record.get('vmi')!s:26} {labels.get('livemig.io/policy', '?'):18} {record.get('source')!s:8} "
-            f"{record.get('target')!s:8} {record.get('technique') or '?'!s:13} "
+            f"{record.get('target')!s:8} {annotations.get('livemig.io/target', '?'):8} "
+            f"{record.get('technique') or '?'!s:13} "
             f"{record.get('outcome') or record.get('result')!s:22} "
             f"{_num(annotations.get('livemig.io/predicted-duration')):>6}/{_num(simulated.get('total_time_s')):<6} s "
             f"{_num(annotations.get('livemig.io/predicted-downtime'), 1000):>7}/"
