@@ -12,7 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from livemig.core.cluster import load_snapshot
+
 pytestmark = pytest.mark.integration
+
+SMALL = Path(__file__).resolve().parents[2] / "examples" / "scenarios" / "small.yaml"
 
 
 def test_demo_shows_the_operator_draining_the_node(tmp_path: Path) -> None:
@@ -39,17 +43,24 @@ def test_demo_shows_the_operator_draining_the_node(tmp_path: Path) -> None:
     assert result.returncode == 0, output[-4000:]
     assert "node-03 drained" in result.stderr
     rows = re.findall(
-        r"^(\S+/\S+)\s+(\S+)\s+(node-\d+)\s+(node-\d+)\s+(pre-copy|post-copy|auto-converge)\s+(\S+)",
+        r"^(\S+/\S+)\s+(\S+)\s+(node-\d+)\s+(node-\d+)\s+(\S+)\s+(pre-copy|post-copy|auto-converge)\s+(\S+)",
         result.stdout,
         re.MULTILINE,
     )
     drained = [r for r in rows if r[1] == "maintenance-drain"]
     assert drained, result.stdout
-    # Every migration of the drain left node-03 for another node, carried out by the operator, and completed.
-    for _vmi, _policy, source, target, _technique, outcome in drained:
+    nodes = {node.name for node in load_snapshot(SMALL).nodes}
+    # Every migration of the drain left node-03 for the node the operator's plan chose (a real node of the
+    # scenario, not node-03), carried out by the operator, and completed.
+    for vmi, _policy, source, target, planned, _technique, outcome in drained:
         assert source == "node-03"
-        assert target != "node-03"
+        assert target == planned, f"{vmi} went to {target}, the plan chose {planned}"
+        assert target in nodes - {"node-03"}, target
         assert outcome in ("completed", "switched-to-post-copy"), outcome
+    # And every other migration (the balancing after the drain) too went where its plan said.
+    for vmi, _policy, source, target, planned, _technique, _outcome in rows:
+        assert target == planned, f"{vmi} went to {target}, the plan chose {planned}"
+        assert target in nodes - {source}, (vmi, source, target)
     assert re.search(r"^failed migrations: 0$", result.stderr, re.MULTILINE), result.stderr[-2000:]
     assert re.search(rf"succeeded: {len(rows)}\b", result.stdout), "Prometheus did not count the migrations"
     # The operator's own metrics agree with the simulator on the drain.

@@ -10,6 +10,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from livemig.core.errors import SpecError, SpecErrors
 
@@ -17,8 +18,15 @@ from livemig.core.errors import SpecError, SpecErrors
 _SUBCOMMANDS = ("predict", "plan", "operator", "sim", "lab", "devcluster", "demo")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line naming the flag (`--help` shows the usage); subcommands inherit it."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="livemig", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser = _Parser(prog="livemig", description=__doc__.splitlines()[0] if __doc__ else None)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
     for name in _SUBCOMMANDS:

@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from livemig.cli.args import duration, time_scale
 from livemig.cli.stack import LocalStack
 from livemig.core.cluster import load_snapshot
 from livemig.core.errors import SpecError
@@ -49,8 +50,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="the load-balancing policy applied after the drain ('' to skip)",
     )
     parser.add_argument("--node", default="node-03", help="the node to drain (default: %(default)s)")
-    parser.add_argument("--time-scale", type=float, default=60.0, help="simulated seconds per wall second")
-    parser.add_argument("--timeout", type=float, default=300.0, help="wall-clock seconds to wait for the drain")
+    parser.add_argument(
+        "--time-scale", type=time_scale, default=60.0, help="simulated seconds per wall second (0.001 to 1e6)"
+    )
+    parser.add_argument(
+        "--timeout",
+        type=duration(allow_zero=False),
+        default=300.0,
+        help="wall-clock time to wait for the drain (300s; a bare number is seconds)",
+    )
     parser.add_argument(
         "--timeline",
         type=Path,
@@ -69,8 +77,6 @@ def run(args: argparse.Namespace) -> int:
         raise SpecError("--node", f"no node {args.node!r} in {args.scenario}")
     maintenance = load_policy(args.policy)
     balance = load_policy(args.balance_policy) if str(args.balance_policy) else None
-    if not (args.time_scale > 0 and args.time_scale < float("inf")):
-        raise SpecError("--time-scale", "must be a finite number above 0")
 
     with tempfile.TemporaryDirectory(prefix="livemig-demo-") as tmp:
         step(
@@ -190,13 +196,14 @@ def watch_balance(stack: LocalStack, policy: str, *, deadline: float) -> None:
 
 
 def print_results(stack: LocalStack, outcomes: Sequence[Mapping[str, Any]]) -> None:
-    """Per migration the operator started: what livemig predicted beside what the simulator measured."""
+    """Per migration the operator started: what livemig planned and predicted beside what the simulator did
+    (`to` is where the VMI went, `planned` the target in the operator's plan)."""
     vmims = {
         f"{v['metadata']['namespace']}/{v['metadata']['name']}": v
         for v in stack.kubectl_json("get", "vmim", "-A")["items"]
     }
     print(
-        f"\n{'VMI':26} {'policy':18} {'from':8} {'to':8} {'technique':13} {'outcome':22} "
+        f"\n{'VMI':26} {'policy':18} {'from':8} {'to':8} {'planned':8} {'technique':13} {'outcome':22} "
         f"{'time pred/sim':>15}  {'downtime pred/sim':>18}"
     )
     print("(predictions are the operator's, for the workload when it planned; the simulator follows it as it changes)")
@@ -206,7 +213,8 @@ def print_results(stack: LocalStack, outcomes: Sequence[Mapping[str, Any]]) -> N
         simulated = record.get("simulated") or {}
         print(
             f"{record.get('vmi')!s:26} {labels.get('livemig.io/policy', '?'):18} {record.get('source')!s:8} "
-            f"{record.get('target')!s:8} {record.get('technique') or '?'!s:13} "
+            f"{record.get('target')!s:8} {annotations.get('livemig.io/target', '?'):8} "
+            f"{record.get('technique') or '?'!s:13} "
             f"{record.get('outcome') or record.get('result')!s:22} "
             f"{_num(annotations.get('livemig.io/predicted-duration')):>6}/{_num(simulated.get('total_time_s')):<6} s "
             f"{_num(annotations.get('livemig.io/predicted-downtime'), 1000):>7}/"

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import math
 import os
 import shlex
 import signal
@@ -19,6 +18,7 @@ import sys
 import time
 from pathlib import Path
 
+from livemig.cli.args import seed, time_scale
 from livemig.core.cluster import load_snapshot
 from livemig.core.errors import SpecError
 from livemig.devcluster import DevCluster, DevClusterState
@@ -59,26 +59,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             )
             action.add_argument(
                 "--time-scale",
-                type=_time_scale,
+                type=time_scale,
                 default=None,
                 metavar="X",
-                help="simulated seconds per wall second (with --scenario; default: the scenario's)",
+                help="simulated seconds per wall second, 0.001 to 1e6 (with --scenario; default: the scenario's)",
             )
-            action.add_argument("--seed", type=int, default=None, metavar="N", help="the simulator's random seed")
+            action.add_argument("--seed", type=seed, default=None, metavar="N", help="the simulator's random seed")
             action.add_argument("--operator", action="store_true", help="also run the livemig operator")
 
 
 STACK_FILE = "stack.json"
-
-
-def _time_scale(value: str) -> float:
-    try:
-        scale = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number, not {value!r}") from None
-    if not math.isfinite(scale) or scale <= 0:
-        raise argparse.ArgumentTypeError(f"must be a finite number above 0, not {value!r}")
-    return scale
 
 
 def _up(args: argparse.Namespace) -> int:

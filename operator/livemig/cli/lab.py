@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from livemig.cli.args import duration, integer, number, quantity, rate
 from livemig.core.errors import LivemigError, SpecError
 from livemig.lab.case import LAB_TECHNIQUES, LabCase, Pattern, parse_case, parse_matrix
 from livemig.lab.install import LabInstall
@@ -62,16 +63,42 @@ def register(subparsers: Any) -> None:
 
     run = commands.add_parser("run", help="migrate the lab guest once with one technique")
     run.add_argument("--technique", required=True, choices=[str(t) for t in LAB_TECHNIQUES])
-    run.add_argument("--memory", default="256Mi", help="guest memory (default 256Mi)")
-    run.add_argument("--working-set", default="128Mi", help="the dirtier's working set (default 128Mi)")
-    run.add_argument("--dirty-pages-per-s", default="2000", help="target pages dirtied per second (default 2000)")
-    run.add_argument("--bandwidth", default="200Mbit", help="migration bandwidth cap (max-bandwidth; default 200Mbit)")
-    run.add_argument("--downtime-limit", default="300ms", help="downtime-limit (default 300ms)")
-    run.add_argument("--timeout", default="60s", help="wall-clock cap; then migrate_cancel = not converged")
-    run.add_argument("--post-copy-timeout-per-gib", default="1", help="post-copy switch: this x ceil(GB) seconds")
-    run.add_argument("--xbzrle-cache", default="64Mi", help="xbzrle-cache-size (default 64Mi)")
+    run.add_argument("--memory", default="256Mi", type=quantity(), help="guest memory, 128Mi to 2Gi (default 256Mi)")
+    run.add_argument(
+        "--working-set", default="128Mi", type=quantity(), help="the dirtier's working set (default 128Mi)"
+    )
+    run.add_argument(
+        "--dirty-pages-per-s",
+        default="2000",
+        type=integer(minimum=0, maximum=2**31 - 1),
+        help="target pages dirtied per second (default 2000)",
+    )
+    run.add_argument(
+        "--bandwidth", default="200Mbit", type=rate(), help="migration bandwidth cap (max-bandwidth; default 200Mbit)"
+    )
+    run.add_argument(
+        "--downtime-limit", default="300ms", type=duration(allow_zero=False), help="downtime-limit (default 300ms)"
+    )
+    run.add_argument(
+        "--timeout",
+        default="60s",
+        type=duration(allow_zero=False),
+        help="wall-clock cap; then migrate_cancel = not converged",
+    )
+    run.add_argument(
+        "--post-copy-timeout-per-gib",
+        default="1",
+        type=number(),
+        help="post-copy switch: this x ceil(GB) seconds",
+    )
+    run.add_argument("--xbzrle-cache", default="64Mi", type=quantity(), help="xbzrle-cache-size (default 64Mi)")
     run.add_argument("--pattern", default=str(Pattern.SEQUENTIAL), choices=[str(p) for p in Pattern])
-    run.add_argument("--bytes-per-page", default="8", help="bytes the dirtier writes per page (default 8)")
+    run.add_argument(
+        "--bytes-per-page",
+        default="8",
+        type=integer(minimum=1, maximum=4096),
+        help="bytes the dirtier writes per page (default 8)",
+    )
     run.add_argument("--run-dir", type=Path, help="keep logs and samples here (default: the lab cache)")
     run.add_argument("--json", action="store_true", help="print one JSON object")
     run.set_defaults(handler=_run)
@@ -123,21 +150,21 @@ def _matrix(args: argparse.Namespace) -> int:
     runs = [(case, index) for case in cases for index in range(case.repeat)]
     started = time.monotonic()
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    for number, (case, repetition) in enumerate(runs, start=1):
+    for position, (case, repetition) in enumerate(runs, start=1):
         label = case.label + (f"#{repetition + 1}" if case.repeat > 1 else "")
         line: dict[str, Any]
         try:
             result = asyncio.run(run_case(install, case))
         except LivemigError as exc:
             line = {"case": label, "error": str(exc)}
-            print(f"[{number}/{len(runs)}] {label}: error: {exc}", flush=True)
+            print(f"[{position}/{len(runs)}] {label}: error: {exc}", flush=True)
         else:
             data = record(case, result, full=True)
             line = {"case": label, "repetition": repetition + 1, "inputs": _inputs(case), **data}
             line["details"] = result.details()
             p = data["predicted"]
             print(
-                f"[{number}/{len(runs)}] {label}: {data['status']} {_fmt(data['total_time_s'])} s "
+                f"[{position}/{len(runs)}] {label}: {data['status']} {_fmt(data['total_time_s'])} s "
                 f"{_mb(data['transferred_bytes'])} MB, downtime {_fmt(data['downtime_s'], 3)} s, "
                 f"guest {data['guest_dirty_pages_per_s']} pages/s | model {p['outcome']} "
                 f"{_fmt(p['total_time_s'])} s {_mb(p['transferred_bytes'])} MB "
@@ -152,7 +179,7 @@ def _matrix(args: argparse.Namespace) -> int:
 def _stop_on_sigterm() -> None:
     """SIGTERM unwinds like Ctrl-C, so that run_case's clean-up stops both QEMU processes."""
 
-    def interrupt(signum: int, frame: object) -> None:
+    def interrupt(_signum: int, _frame: object) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, interrupt)

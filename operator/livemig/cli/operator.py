@@ -14,27 +14,10 @@ import secrets
 import sys
 from typing import Any
 
+from livemig.cli.args import integer, port, rate
 from livemig.core.errors import SpecError
-from livemig.core.units import parse_bitrate
 
 _PEERING_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
-
-
-def _port(value: str) -> int:
-    try:
-        port = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a port number 0-65535, not {value!r}") from None
-    if not 0 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"must be a port number 0-65535, not {value!r}")
-    return port
-
-
-def _bandwidth(value: str) -> float:
-    try:
-        return parse_bitrate(value, "--default-migration-bandwidth")
-    except SpecError as exc:
-        raise argparse.ArgumentTypeError(exc.problem) from None
 
 
 def _url(value: str) -> str:
@@ -62,16 +45,14 @@ def register(subparsers: Any) -> None:
         default=os.environ.get("LIVEMIG_PROMETHEUS_URL"),
         help="Prometheus base URL (default: $LIVEMIG_PROMETHEUS_URL); policies may override it",
     )
+    run_parser.add_argument("--metrics-port", type=port, default=8080, metavar="N", help="/metrics port (0 = any free)")
     run_parser.add_argument(
-        "--metrics-port", type=_port, default=8080, metavar="N", help="/metrics port (0 = any free)"
-    )
-    run_parser.add_argument(
-        "--health-port", type=_port, default=8081, metavar="N", help="Kopf's liveness endpoint /healthz (0 = any free)"
+        "--health-port", type=port, default=8081, metavar="N", help="Kopf's liveness endpoint /healthz (0 = any free)"
     )
     run_parser.add_argument("--bind", default="0.0.0.0", metavar="ADDRESS", help="address of both endpoints")
     run_parser.add_argument(
         "--default-migration-bandwidth",
-        type=_bandwidth,
+        type=rate(),
         default=10e9 / 8,
         metavar="RATE",
         help="per-node migration bandwidth without annotation or measurement (default: 10Gbit)",
@@ -86,7 +67,7 @@ def register(subparsers: Any) -> None:
     )
     run_parser.add_argument(
         "--priority",
-        type=int,
+        type=integer(minimum=-(2**31), maximum=2**31 - 1),
         default=None,
         metavar="N",
         help="peering priority: the highest acts (default: random per process; equal priorities pause all)",

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from livemig.cli.args import duration, number, quantity, rate
 from livemig.core.errors import SpecError
 from livemig.core.model import (
     LinkProfile,
@@ -26,7 +27,6 @@ from livemig.core.model import (
     XbzrleParams,
     select_technique,
 )
-from livemig.core.units import parse_bitrate, parse_bytes, parse_duration
 from livemig.core.vocabulary import Objective, Technique, TechniqueMode
 
 
@@ -38,26 +38,56 @@ def register(subparsers: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add = parser.add_argument
-    add("--memory", required=True, help="guest memory, a quantity in bytes (4Gi)")
-    add("--dirty-rate", required=True, help="guest dirty rate in bytes/s (200Mi), or a bit rate (1Gbit)")
-    add("--bandwidth", required=True, help="migration link rate (1Gbit, 500Mbit; a bare number is bytes/s)")
-    add("--wss", help="writable working set, bytes (512Mi); default: none (any page may be dirty)")
-    add("--max-downtime", help="livemig's selection limit on downtime (default: the downtime limit)")
-    add("--downtime-limit", default="300ms", help="QEMU's downtime-limit (default 300ms)")
+    add("--memory", required=True, type=quantity(), help="guest memory, a quantity in bytes (4Gi)")
+    add(
+        "--dirty-rate",
+        required=True,
+        type=rate(allow_zero=True),
+        help="guest dirty rate in bytes/s (200Mi), or a bit rate (1Gbit)",
+    )
+    add(
+        "--bandwidth", required=True, type=rate(), help="migration link rate (1Gbit, 500Mbit; a bare number is bytes/s)"
+    )
+    add(
+        "--wss",
+        type=quantity(allow_zero=True),
+        help="writable working set, bytes (512Mi); default: none (any page may be dirty)",
+    )
+    add(
+        "--max-downtime",
+        type=duration(allow_zero=False),
+        help="livemig's selection limit on downtime (default: the downtime limit)",
+    )
+    add(
+        "--downtime-limit",
+        default="300ms",
+        type=duration(allow_zero=False),
+        help="QEMU's downtime-limit (default 300ms)",
+    )
     add("--profile", choices=[p.value for p in Profile], default=Profile.QEMU.value, help="stop rules (default qemu)")
     add("--mode", choices=[m.value for m in TechniqueMode], default=TechniqueMode.AUTO.value)
     add("--objective", choices=[o.value for o in Objective], default=Objective.BALANCED.value)
     add("--allow-post-copy", action="store_true", help="livemig may use post-copy (default: not allowed)")
     add("--allow-auto-converge", action="store_true", help="livemig may use auto-converge (default: not allowed)")
-    add("--completion-timeout-per-gib", default="150", help="KubeVirt completionTimeoutPerGiB (default 150)")
+    add(
+        "--completion-timeout-per-gib",
+        default="150",
+        type=number(),
+        help="KubeVirt completionTimeoutPerGiB (default 150)",
+    )
     add(
         "--post-copy-timeout-per-gib",
         default="1",
+        type=number(),
         help="completionTimeoutPerGiB livemig sets to reach post-copy (default 1; 0: switch at once, as in the papers)",
     )
-    add("--progress-timeout", default="150s", help="KubeVirt progressTimeout (default 150s)")
-    add("--timeout", help="wall-clock cap on the migration (default: none); outcome not-converged")
-    add("--xbzrle-cache", default="64Mi", help="XBZRLE page cache (default 64Mi)")
+    add("--progress-timeout", default="150s", type=duration(), help="KubeVirt progressTimeout (default 150s)")
+    add(
+        "--timeout",
+        type=duration(allow_zero=False),
+        help="wall-clock cap on the migration (default: none); outcome not-converged",
+    )
+    add("--xbzrle-cache", default="64Mi", type=quantity(allow_zero=True), help="XBZRLE page cache (default 64Mi)")
     add(
         "--technique",
         choices=[*(t.value for t in Technique), "all"],
@@ -70,52 +100,31 @@ def register(subparsers: Any) -> None:
 
 
 def inputs_from_args(args: argparse.Namespace) -> tuple[VmProfile, LinkProfile, SelectionPolicy]:
-    """Parse the flags into model inputs; a bad value raises SpecError naming the flag."""
-    memory = parse_bytes(args.memory, "--memory", allow_zero=False)
-    dirty = parse_bitrate(args.dirty_rate, "--dirty-rate", allow_zero=True)
-    bandwidth = parse_bitrate(args.bandwidth, "--bandwidth", allow_zero=False)
-    wss = parse_bytes(args.wss, "--wss") if args.wss is not None else None
+    """The flags (parsed by livemig.cli.args) as model inputs; --wss above --memory raises SpecError."""
+    memory: int = args.memory
+    wss: int | None = args.wss
     if wss is not None and wss > memory:
-        raise SpecError("--wss", f"must not exceed --memory ({args.memory}), got {args.wss!r}")
-    downtime_limit = parse_duration(args.downtime_limit, "--downtime-limit", allow_zero=False)
-    max_downtime = (
-        parse_duration(args.max_downtime, "--max-downtime", allow_zero=False) if args.max_downtime is not None else None
-    )
-    completion = _number(args.completion_timeout_per_gib, "--completion-timeout-per-gib")
-    post_copy = _number(args.post_copy_timeout_per_gib, "--post-copy-timeout-per-gib")
-    progress = parse_duration(args.progress_timeout, "--progress-timeout")
-    cap = parse_duration(args.timeout, "--timeout", allow_zero=False) if args.timeout is not None else None
-    cache = parse_bytes(args.xbzrle_cache, "--xbzrle-cache")
+        raise SpecError("--wss", f"must not exceed --memory ({memory} bytes), got {wss} bytes")
     settings = MigrationSettings(
         profile=Profile(args.profile),
-        downtime_limit_s=downtime_limit,
-        completion_timeout_per_gib=completion,
-        progress_timeout_s=progress,
+        downtime_limit_s=args.downtime_limit,
+        completion_timeout_per_gib=args.completion_timeout_per_gib,
+        progress_timeout_s=args.progress_timeout,
         allow_post_copy=args.allow_post_copy,
         allow_auto_converge=args.allow_auto_converge,
-        post_copy_timeout_per_gib=post_copy,
-        wall_clock_cap_s=cap,
-        xbzrle=XbzrleParams(cache_bytes=cache),
+        post_copy_timeout_per_gib=args.post_copy_timeout_per_gib,
+        wall_clock_cap_s=args.timeout,
+        xbzrle=XbzrleParams(cache_bytes=args.xbzrle_cache),
     )
     policy = SelectionPolicy(
         mode=TechniqueMode(args.mode),
         objective=Objective(args.objective),
-        max_downtime_s=max_downtime,
+        max_downtime_s=args.max_downtime,
         allow_post_copy=args.allow_post_copy,
         allow_auto_converge=args.allow_auto_converge,
         settings=settings,
     )
-    return VmProfile(memory, dirty, working_set_bytes=wss), LinkProfile(bandwidth), policy
-
-
-def _number(value: str, flag: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        raise SpecError(flag, f"must be a number, not {value!r}") from None
-    if not number >= 0 or number == float("inf"):
-        raise SpecError(flag, f"must be a non-negative number, got {value!r}")
-    return number
+    return VmProfile(memory, args.dirty_rate, working_set_bytes=wss), LinkProfile(args.bandwidth), policy
 
 
 def run(args: argparse.Namespace) -> int:
@@ -144,6 +153,7 @@ def to_json(selection: Selection, shown: tuple[Technique, ...]) -> dict[str, Any
                 "transferred_bytes": int(p.transferred_bytes),
                 "rounds": int(p.rounds),
                 "outcome": str(p.outcome),
+                "stopped_at_horizon_s": p.stopped_at_horizon_s,
             }
             for t, p in selection.predictions.items()
             if t in shown
@@ -160,6 +170,11 @@ def _human_bytes(n: float) -> str:
 
 def _human_time(s: float) -> str:
     return f"{s * 1000:.1f} ms" if s < 1 else f"{s:.2f} s"
+
+
+def _human_horizon(s: float) -> str:
+    days = s / 86400
+    return f"{s:g} s ({days:g} days)" if days >= 1 else f"{s:g} s"
 
 
 def render_table(selection: Selection, policy: SelectionPolicy, shown: tuple[Technique, ...]) -> str:
@@ -179,6 +194,8 @@ def render_table(selection: Selection, policy: SelectionPolicy, shown: tuple[Tec
         if t not in shown:
             continue
         outcome = str(p.outcome) + (f" ({p.abort_reason})" if p.abort_reason else "")
+        if p.stopped_at_horizon_s is not None:
+            outcome += " (horizon)"
         use = (
             "chosen"
             if t is selection.chosen
@@ -202,6 +219,13 @@ def render_table(selection: Selection, policy: SelectionPolicy, shown: tuple[Tec
     lines.insert(1, "  ".join("-" * w for w in widths))
     budget = policy.downtime_budget_s
     lines.append("")
+    at_horizon = [(t, p) for t, p in selection.predictions.items() if t in shown and p.stopped_at_horizon_s]
+    if at_horizon:
+        horizon = max(p.stopped_at_horizon_s or 0.0 for _, p in at_horizon)
+        lines.append(
+            f"stopped at the model's horizon of {_human_horizon(horizon)}, not finished (no timeout ends them "
+            f"earlier): {', '.join(str(t) for t, _ in at_horizon)}"
+        )
     lines.append(f"max downtime {_human_time(budget)}, objective {policy.objective}, mode {policy.mode}")
     lines.append(f"chosen: {selection.chosen}")
     lines.append(f"reason: {selection.reason}")

@@ -127,10 +127,6 @@ class OperatorProcess:
     def metrics_url(self) -> str:
         return f"http://127.0.0.1:{self.ready['metrics_port']}/metrics"
 
-    @property
-    def health_url(self) -> str:
-        return f"http://127.0.0.1:{self.ready['health_port']}/healthz"
-
     def metrics(self) -> str:
         with urllib.request.urlopen(self.metrics_url, timeout=10) as response:
             return str(response.read().decode())

@@ -81,13 +81,6 @@ def set_condition(
     return out
 
 
-def condition_status(conditions: Sequence[Mapping[str, Any]], kind: str) -> bool | None:
-    for condition in conditions:
-        if condition.get("type") == kind:
-            return condition.get("status") == "True"
-    return None
-
-
 def plan_status(plan: Plan, created_s: float, state: str, move_states: Mapping[str, tuple[str, str]]) -> dict[str, Any]:
     """`status.currentPlan`; `move_states` maps ns/name to (state, VMIM name)."""
     moves = []

@@ -23,26 +23,31 @@ GIB = 2**30
 PAGE_SIZE = 4096
 
 
+def _shown(value: object, limit: int = 40) -> str:
+    """A bad value as a problem shows it: its repr, cut short so that a message stays one readable line."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 4]}...{text[-1]}"
+
+
 def parse_quantity(value: str | int | float, field: str) -> float:
     """A Kubernetes quantity (`4Gi`, `200M`, `1.5Gi`, `512`) as a number of base units (bytes)."""
     if isinstance(value, bool):
         raise SpecError(field, f"must be a quantity like 4Gi, not {value!r}")
     if isinstance(value, int | float):
         if not math.isfinite(value):
-            raise SpecError(field, f"must be a finite quantity, not {value!r}")
+            raise SpecError(field, f"must be a finite quantity, not {_shown(value)}")
         return float(value)
     match = _QUANTITY.match(str(value))
     if not match:
-        raise SpecError(field, f"must be a quantity like 4Gi or 500M, not {value!r}")
-    try:
-        number = Decimal(match.group(1))
-    except InvalidOperation as exc:  # pragma: no cover - the regex already checked the form
-        raise SpecError(field, f"must be a quantity like 4Gi, not {value!r}") from exc
+        raise SpecError(field, f"must be a quantity like 4Gi or 500M, not {_shown(value)}")
     suffix = match.group(2)
     scale = _BINARY.get(suffix) or _DECIMAL[suffix]
-    amount = float(number * scale)
+    try:
+        amount = float(Decimal(match.group(1)) * scale)
+    except (InvalidOperation, ArithmeticError):  # an exponent beyond what Decimal can scale (1e999999999Ei)
+        raise SpecError(field, f"must be a finite quantity, not {_shown(value)}") from None
     if not math.isfinite(amount):
-        raise SpecError(field, f"must be a finite quantity, not {value!r}")
+        raise SpecError(field, f"must be a finite quantity, not {_shown(value)}")
     return amount
 
 
@@ -50,9 +55,9 @@ def parse_bytes(value: str | int | float, field: str, *, allow_zero: bool = True
     """A non-negative byte quantity, rounded up to whole bytes."""
     amount = parse_quantity(value, field)
     if amount < 0:
-        raise SpecError(field, f"must not be negative, got {value!r}")
+        raise SpecError(field, f"must not be negative, got {_shown(value)}")
     if amount == 0 and not allow_zero:
-        raise SpecError(field, f"must be greater than zero, got {value!r}")
+        raise SpecError(field, f"must be greater than zero, got {_shown(value)}")
     return math.ceil(amount)
 
 
@@ -64,19 +69,23 @@ def parse_bitrate(value: str | int | float, field: str, *, allow_zero: bool = Fa
         text = str(value)
         match = _BITRATE.match(text)
         if match:
-            rate = float(Decimal(match.group(1)) * _DECIMAL[match.group(2)]) / 8.0
-        else:
-            # A quantity of bytes per second, as KubeVirt's bandwidthPerMigration (`64Mi`).
             try:
-                rate = parse_quantity(text, field)
-            except SpecError:
-                raise SpecError(
-                    field, f"must be a bit rate like 1Gbit or 500Mbit (or bytes/s like 64Mi), not {value!r}"
-                ) from None
-    if not math.isfinite(rate) or rate < 0:
-        raise SpecError(field, f"must be a non-negative rate, got {value!r}")
+                rate = float(Decimal(match.group(1)) * _DECIMAL[match.group(2)]) / 8.0
+            except ArithmeticError:
+                raise SpecError(field, f"must be a finite rate, not {_shown(value)}") from None
+        elif _QUANTITY.match(text):
+            # A quantity of bytes per second, as KubeVirt's bandwidthPerMigration (`64Mi`).
+            rate = parse_quantity(text, field)
+        else:
+            raise SpecError(
+                field, f"must be a bit rate like 1Gbit or 500Mbit (or bytes/s like 64Mi), not {_shown(value)}"
+            )
+    if not math.isfinite(rate):
+        raise SpecError(field, f"must be a finite rate, not {_shown(value)}")
+    if rate < 0:
+        raise SpecError(field, f"must be a non-negative rate, got {_shown(value)}")
     if rate == 0 and not allow_zero:
-        raise SpecError(field, f"must be greater than zero, got {value!r}")
+        raise SpecError(field, f"must be greater than zero, got {_shown(value)}")
     return rate
 
 
@@ -99,11 +108,13 @@ def parse_duration(value: str | int | float, field: str, *, allow_zero: bool = T
                 seconds += float(match.group(1)) * _DURATION_SECONDS[match.group(2)]
                 pos = match.end()
             if pos != len(text) or pos == 0:
-                raise SpecError(field, f"must be a duration like 300ms or 10m, not {value!r}")
-    if not math.isfinite(seconds) or seconds < 0:
-        raise SpecError(field, f"must not be negative, got {value!r}")
+                raise SpecError(field, f"must be a duration like 300ms or 10m, not {_shown(value)}")
+    if not math.isfinite(seconds):
+        raise SpecError(field, f"must be a finite duration, not {_shown(value)}")
+    if seconds < 0:
+        raise SpecError(field, f"must not be negative, got {_shown(value)}")
     if seconds == 0 and not allow_zero:
-        raise SpecError(field, f"must be greater than zero, got {value!r}")
+        raise SpecError(field, f"must be greater than zero, got {_shown(value)}")
     return seconds
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from livemig.core.model import Prediction
-from livemig.core.vocabulary import Outcome, Technique
+from livemig.core.vocabulary import Technique
 from livemig.lab.case import LabCase, Pattern
 from livemig.lab.predicted import predict_case
 
@@ -227,7 +227,3 @@ def write_between_markers(document: str, table: str) -> str:
         end = document.index(END) + len(END)
         return document[:start] + block + document[end:]
     return document.rstrip("\n") + "\n\n" + block + "\n"
-
-
-def outcome_of(status: str) -> Outcome:
-    return Outcome(status)

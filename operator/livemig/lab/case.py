@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -74,10 +74,6 @@ class LabCase:
     def post_copy_switch_s(self) -> float:
         """KubeVirt's switch to post-copy: completionTimeoutPerGiB × ceil(memory / 10^9) after the start."""
         return completion_timeout_s(self.post_copy_timeout_per_gib, self.memory_bytes)
-
-    @property
-    def working_set_pages(self) -> int:
-        return self.working_set_bytes // PAGE_SIZE
 
     @property
     def label(self) -> str:
@@ -172,7 +168,9 @@ def parse_case(doc: Mapping[str, Any], prefix: str = "") -> LabCase:
     case = LabCase(**values)
     # Cross-field and range checks.
     if not MIN_MEMORY_BYTES <= case.memory_bytes <= MAX_MEMORY_BYTES:
-        errors.append(SpecError(path("memory"), f"must be between 128Mi and 2Gi, got {doc.get('memory')!r}"))
+        raw = doc.get("memory")  # a quantity from a matrix file, or bytes from the CLI (livemig.cli.args)
+        got = f"{raw} bytes" if isinstance(raw, int) else repr(raw)
+        errors.append(SpecError(path("memory"), f"must be between 128Mi and 2Gi, got {got}"))
     elif case.working_set_bytes > case.memory_bytes - GUEST_OVERHEAD_BYTES:
         errors.append(
             SpecError(path("working-set"), "must leave at least 64Mi of the memory for the guest kernel and busybox")
@@ -224,7 +222,3 @@ def parse_matrix(doc: Any, prefix: str = "") -> tuple[LabCase, ...]:
     if errors:
         raise SpecErrors(errors)
     return tuple(parsed)
-
-
-def with_link_cut(case: LabCase, cut: LinkCut) -> LabCase:
-    return replace(case, link_cut=cut)

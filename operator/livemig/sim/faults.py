@@ -46,10 +46,6 @@ class Fault:
             return False
         return self.duration_s is None or now < self.at_s + self.duration_s
 
-    def describe(self) -> str:
-        where = self.vmi or self.node or "?"
-        return f"{self.type}@{where}"
-
 
 _KEYS = {"type", "at", "node", "vmi", "afterMigrationStart", "factor", "bandwidth", "duration"}
 

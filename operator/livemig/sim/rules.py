@@ -119,10 +119,6 @@ def running_migrations(migrations: Iterable[MigrationView]) -> list[MigrationVie
     return [m for m in migrations if not m.phase.is_final and counts_as_running(m)]
 
 
-def outbound_migrations(migrations: Iterable[MigrationView], node: str) -> int:
-    return sum(1 for m in running_migrations(migrations) if m.source_node == node)
-
-
 def may_create_target_pod(
     candidate: MigrationView, migrations: Sequence[MigrationView], cluster_cap: int, node_cap: int
 ) -> bool:

@@ -27,12 +27,20 @@ def test_json_has_exactly_the_documented_shape(capsys: pytest.CaptureFixture[str
     assert set(doc) == {"chosen", "reason", "techniques"}
     assert set(doc["techniques"]) == {t.value for t in Technique}
     for figures in doc["techniques"].values():
-        assert set(figures) == {"total_time_s", "downtime_s", "transferred_bytes", "rounds", "outcome"}
+        assert set(figures) == {
+            "total_time_s",
+            "downtime_s",
+            "transferred_bytes",
+            "rounds",
+            "outcome",
+            "stopped_at_horizon_s",
+        }
         assert isinstance(figures["total_time_s"], float)
         assert isinstance(figures["downtime_s"], float)
         assert isinstance(figures["transferred_bytes"], int)
         assert isinstance(figures["rounds"], int)
         assert figures["outcome"] in {o.value for o in Outcome}
+        assert figures["stopped_at_horizon_s"] is None  # the timeouts end every technique here
     assert isinstance(doc["reason"], str)
     assert "\n" not in doc["reason"]
 
@@ -87,34 +95,49 @@ def test_plot_writes_a_png(capsys: pytest.CaptureFixture[str], tmp_path: Path) -
         (["--memory", "4Gi", "--dirty-rate=-5Mi", "--bandwidth", "1Gbit"], "--dirty-rate"),
         (["--memory", "4Gi", "--dirty-rate", "1Mi", "--bandwidth", "0"], "--bandwidth"),
         (["--memory", "4Gi", "--dirty-rate", "1Mi", "--bandwidth", "fast"], "--bandwidth"),
-        ([*OK, "--wss", "8Gi"], "--wss"),
         ([*OK, "--max-downtime", "0s"], "--max-downtime"),
-        (
-            [*OK, "--downtime-limit", "x"],
-            "--downtime-limit",
-        ),
-        (
-            [*OK, "--completion-timeout-per-gib=-1"],
-            "--completion-timeout-per-gib",
-        ),
-        (
-            [*OK, "--post-copy-timeout-per-gib", "one"],
-            "--post-copy-timeout-per-gib",
-        ),
-        (
-            [*OK, "--progress-timeout=-3s"],
-            "--progress-timeout",
-        ),
+        ([*OK, "--downtime-limit", "x"], "--downtime-limit"),
+        ([*OK, "--completion-timeout-per-gib=-1"], "--completion-timeout-per-gib"),
+        ([*OK, "--post-copy-timeout-per-gib", "one"], "--post-copy-timeout-per-gib"),
+        ([*OK, "--progress-timeout=-3s"], "--progress-timeout"),
         ([*OK, "--timeout", "0"], "--timeout"),
         ([*OK, "--xbzrle-cache", "big"], "--xbzrle-cache"),
     ],
 )
 def test_bad_input_exits_2_naming_the_argument(capsys: pytest.CaptureFixture[str], args: list[str], flag: str) -> None:
-    code = main(["predict", *args])
+    with pytest.raises(SystemExit) as exc:
+        main(["predict", *args])
     out, err = capsys.readouterr()
-    assert code == 2
+    assert exc.value.code == 2
     assert out == ""
-    assert f"{flag}:" in err
+    assert f"argument {flag}:" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_a_working_set_above_the_memory_exits_2_naming_it(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["predict", *OK, "--wss", "8Gi"]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.strip() == (
+        "livemig predict: error: --wss: must not exceed --memory (4294967296 bytes), got 8589934592 bytes"
+    )
+
+
+def test_a_run_stopped_at_the_horizon_says_so_and_shows_it(capsys: pytest.CaptureFixture[str]) -> None:
+    # 1 EB over 1 Gbit/s takes 8e9 s to send once, and KubeVirt's completion timeout is 150 s x 1e9 GB: nothing
+    # ends the run before the model's 7-day horizon.
+    huge = ["predict", "--memory", "1E", "--dirty-rate", "0", "--bandwidth", "1Gbit", "--technique", "pre-copy"]
+    assert main(huge) == 0
+    out = capsys.readouterr().out
+    assert "not-converged (horizon)" in out
+    assert "stopped at the model's horizon of 604800 s (7 days)" in out
+    assert main([*huge, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["techniques"]["pre-copy"]["stopped_at_horizon_s"] == 604800.0
+    # A caller's cap before the horizon is not the horizon.
+    assert main([*huge, "--timeout", "1h"]) == 0
+    out = capsys.readouterr().out
+    assert "not-converged" in out
+    assert "horizon" not in out
 
 
 @pytest.mark.parametrize("args", [["--profile", "vmware"], ["--mode", "Fast"], ["--technique", "teleport"]])

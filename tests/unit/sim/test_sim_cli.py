@@ -32,8 +32,10 @@ def test_run_refuses_a_bad_time_scale_and_a_missing_kubeconfig(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     args = ["sim", "run", "--scenario", str(SMALL), "--kubeconfig", str(tmp_path / "none")]
-    assert main([*args, "--time-scale", "0"]) == 2
-    assert "--time-scale: must be positive" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main([*args, "--time-scale", "0"])
+    assert exc.value.code == 2
+    assert "argument --time-scale: must be greater than zero, got '0'" in capsys.readouterr().err
     assert main(args) == 2
     assert "--kubeconfig: no such file" in capsys.readouterr().err
 

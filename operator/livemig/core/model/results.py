@@ -81,6 +81,9 @@ class Prediction:
     switch_time_s: float | None  # when post-copy started (None if it did not)
     throttle_steps: tuple[tuple[float, float], ...]  # (elapsed_s, new throttle) each time auto-converge raised it
     timeline: tuple[tuple[float, float], ...]  # (elapsed_s, remaining_bytes) points, for --plot
+    # The model's horizon (MigrationSettings.horizon_s) when the run stopped there, nothing else having ended it
+    # (outcome not-converged without a caller's cap before it); None otherwise.
+    stopped_at_horizon_s: float | None = None
 
     @property
     def succeeded(self) -> bool:

@@ -143,6 +143,7 @@ class MigrationRun:
         "_abort_reason",
         "_bandwidth",
         "_blackout_done",
+        "_cap_is_horizon",
         "_cap_t",
         "_carry_on",
         "_copy_start_t",
@@ -177,7 +178,6 @@ class MigrationRun:
         "_period_wire",
         "_phase",
         "_post_left",
-        "_post_start_t",
         "_prev_pass_sent",
         "_progress_timeout",
         "_resume_left",
@@ -230,6 +230,7 @@ class MigrationRun:
         self._progress_timeout = act.progress_timeout_s if act.progress_timeout_s is not None else _INF
         cap = settings.wall_clock_cap_s
         self._cap_t = min(cap, settings.horizon_s) if cap is not None else settings.horizon_s
+        self._cap_is_horizon = cap is None or cap > settings.horizon_s
         limiter = settings.xen.rate_limiter if settings.profile is Profile.XEN else None
         self._limiter = limiter
         self._limiter_rate = limiter.start_bps if limiter is not None else _INF
@@ -272,7 +273,6 @@ class MigrationRun:
         self._forced = False
         self._blackout_done = False
         self._post_left = 0.0
-        self._post_start_t = 0.0
         self._switch_t: float | None = None
         self._stall_s = 0.0
         self._downtime = 0.0
@@ -412,6 +412,11 @@ class MigrationRun:
             switch_time_s=self._switch_t,
             throttle_steps=tuple(self._throttle_steps),
             timeline=tuple(self._timeline) if self._timeline is not None else (),
+            stopped_at_horizon_s=(
+                self._cap_t
+                if outcome is Outcome.NOT_CONVERGED and self._cap_is_horizon and self._t >= self._cap_t
+                else None
+            ),
         )
 
     # ----------------------------------------------------------------------------------------------- internals
@@ -999,7 +1004,6 @@ class MigrationRun:
                     self._end(Outcome.FORCED_STOP if self._forced else Outcome.COMPLETED)
                 return True
             self._paused = False  # the guest runs on the target from now on
-            self._post_start_t = t
         if self._post_left > 0.0:
             if t >= t_stop:
                 return False

@@ -16,7 +16,6 @@ the fewest bytes.
 from __future__ import annotations
 
 import bisect
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -407,8 +406,3 @@ class _Packer:
 def _placeable(state: ClusterState, vmi: Vmi, target: str) -> bool:
     node = state.nodes[target]
     return state.static_reason(vmi, node) is None and state.anti_affinity_reason(vmi, node) is None
-
-
-def released_fraction(plan: Plan) -> float:
-    used = plan.efficacy.nodes_used_before
-    return len(plan.efficacy.nodes_released) / used if used else math.nan

@@ -69,7 +69,12 @@ class ModelCosts:
         allow_auto_converge = (
             kubevirt.allow_auto_converge if technique.allow_auto_converge is None else technique.allow_auto_converge
         )
-        timeout = technique.completion_timeout_per_gib or float(kubevirt.completion_timeout_per_gib)
+        # Set, the policy's completionTimeoutPerGiB replaces the cluster's, 0 (no completion timeout) included.
+        timeout = (
+            float(technique.completion_timeout_per_gib)
+            if technique.completion_timeout_per_gib is not None
+            else float(kubevirt.completion_timeout_per_gib)
+        )
         settings = MigrationSettings(
             completion_timeout_per_gib=timeout,
             progress_timeout_s=float(kubevirt.progress_timeout_s),

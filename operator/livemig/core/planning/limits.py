@@ -38,8 +38,10 @@ class Limits:
         node = kubevirt.parallel_outbound_migrations_per_node
         if limits.max_concurrent_migrations_per_node is not None:
             node = min(node, limits.max_concurrent_migrations_per_node)
+        # The policy's bandwidthPerMigration replaces the cluster's when set, 0 (unlimited) included, as KubeVirt
+        # applies a MigrationPolicy's value over its cluster configuration.
         cap = float(kubevirt.bandwidth_per_migration_bps)
-        if technique.bandwidth_per_migration_bps:
+        if technique.bandwidth_per_migration_bps is not None:
             cap = technique.bandwidth_per_migration_bps
         return cls(
             max_cluster=max(1, cluster),

@@ -127,11 +127,11 @@ def test_evacuation_soonest_first_and_only_healthy_targets(b: Any) -> None:
     spec = PlanningSpec(purpose=Purpose.EVACUATION, evacuation=EvacuationSpec())
     plan = plan_evacuation(snap, spec, b.costs(spec))
     b.check(snap, spec, plan, drained={"sick", "sick2"})
+    assert len(plan.moves) == 4
     assert {m.target for m in plan.moves} <= {"ok1", "ok2"}
     ordered = sorted(plan.moves, key=lambda m: m.start_s)
     times = [m.predicted_time_s for m in ordered]
     assert times == sorted(times)  # shortest predicted first
-    assert len(plan.moves) == 4
 
 
 def test_unplaceable_vmis_are_reported(b: Any) -> None:
