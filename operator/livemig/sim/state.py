@@ -581,6 +581,7 @@ class Simulation:
             self._placements(),
             added_node_selector=m.added_node_selector,
             not_ready=not_ready,
+            sizing=self.scenario.snapshot.launcher,
         )
         if target is None:
             m.pod_unschedulable = True

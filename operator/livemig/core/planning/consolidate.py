@@ -7,9 +7,10 @@ the fewest bytes.
 2. For a node count m from the lower bound upwards, choose which m nodes to keep: the pinned ones plus the
    releasable ones that hold the most bytes (what releasing them would cost), or the largest ones; then pack the
    VMIs of the released nodes into the kept nodes, biggest first, best fit, each kept node staying under
-   (1 − headroom) of its CPU and memory, every placement constraint honoured; a VMI that fits nowhere is placed by
-   a repair (it takes a smaller VMI's place) or an exchange (two placed VMIs swap nodes to gather room).  The first
-   m that packs wins; among its candidate keep-sets, the one moving the fewest bytes.
+   (1 − headroom) of its CPU and memory by usage and admitting every incoming virt-launcher pod by requests (as
+   kube-scheduler does, `livemig.core.capacity`), every placement constraint honoured; a VMI that fits nowhere is
+   placed by a repair (it takes a smaller VMI's place) or an exchange (two placed VMIs swap nodes to gather room).
+   The first m that packs wins; among its candidate keep-sets, the one moving the fewest bytes.
 3. Moves are ordered node by node, the least loaded node first, so nodes empty one after another.
 """
 
@@ -20,6 +21,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from livemig.core.capacity import request_refusal
 from livemig.core.cluster import ClusterSnapshot, Vmi
 from livemig.core.planning.assemble import Decision, assemble, cost_for
 from livemig.core.planning.costs import CostModel
@@ -286,6 +288,7 @@ class _Packer:
         self.cpu_room = {n: nodes[n].cpu_cores * cap[0] - state.cpu_used[n] for n in kept}
         self.mem_room = {n: nodes[n].memory_bytes * cap[1] - state.mem_used[n] for n in kept}
         self.keys = sorted((self.cpu_room[n], n) for n in kept)
+        self.requested = {n: state.requested[n] for n in kept}
         self.placed: dict[str, dict[str, Vmi]] = {n: {} for n in kept}
         self.where: dict[str, str] = {}
         self.track = bool(state.anti_keys)
@@ -294,6 +297,7 @@ class _Packer:
         return (
             self.cpu_room[node] >= vmi.cpu_cores - 1e-9
             and self.mem_room[node] >= vmi.memory_used_bytes - 1e-6
+            and request_refusal(self.state.nodes[node], self.requested[node], self.state.pod_requests[vmi.key]) is None
             and _placeable(self.state, vmi, node)
         )
 
@@ -314,6 +318,7 @@ class _Packer:
 
     def place(self, vmi: Vmi, node: str) -> None:
         self._update(node, -vmi.cpu_cores, -vmi.memory_used_bytes)
+        self.requested[node] += self.state.pod_requests[vmi.key]
         self.placed[node][vmi.key] = vmi
         self.where[vmi.key] = node
         if self.track:
@@ -321,6 +326,7 @@ class _Packer:
 
     def unplace(self, vmi: Vmi, node: str) -> None:
         self._update(node, vmi.cpu_cores, vmi.memory_used_bytes)
+        self.requested[node] -= self.state.pod_requests[vmi.key]
         del self.placed[node][vmi.key]
         del self.where[vmi.key]
         if self.track:

@@ -4,7 +4,14 @@
 tracks each node's CPU and memory use and which VMIs it holds as the planner tentatively moves VMIs.
 `blocking_reason(vmi, target, ...)` returns why a target is not allowed, or None: not a target candidate (cordoned,
 unhealthy, out of scope, being drained), nodeSelector, required node affinity, untolerated NoSchedule/NoExecute
-taints, capacity (with the caller's cap), and required pod anti-affinity in both directions.
+taints, capacity, and required pod anti-affinity in both directions.
+
+Capacity is two rules.  Requests: the target admits the VMI's virt-launcher pod as kube-scheduler would
+(`livemig.core.capacity.request_refusal`, the simulator's scheduler calls the same): the requests of everything on
+the node, the node's other pods, and every pod this plan sends there, plus the new pod, within allocatable.  A VMI
+the plan moves away keeps its requests on its source for the whole plan (its pod stays until the migration ends, and
+a plan's moves may run together).  Usage: measured (or summed) use plus the VMI's within the caller's cap (the
+policy's target or headroom).
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 
+from livemig.core.capacity import Requests, launcher_requests, request_refusal, requested_on
 from livemig.core.cluster import HOSTNAME_LABEL, ClusterSnapshot, EvictionStrategy, Node, NodeRule, Vmi
 from livemig.core.planning.spec import PlanningSpec
 
@@ -42,7 +50,8 @@ def unmovable_reason(vmi: Vmi) -> str | None:
 
 
 class ClusterState:
-    """Per-node usage and VMI placement while a planner works.  Usage = measured if the snapshot gives it."""
+    """Per-node usage, requests and VMI placement while a planner works.  Usage = measured if the snapshot gives
+    it; requests = virt-launcher pods' (livemig.core.capacity)."""
 
     def __init__(self, snapshot: ClusterSnapshot, targets: Iterable[str]) -> None:
         self.snapshot = snapshot
@@ -55,6 +64,10 @@ class ClusterState:
         for vmi in snapshot.vmis:
             self.vmis_on[vmi.node][vmi.key] = vmi
             self.location[vmi.key] = vmi.node
+        self.pod_requests: dict[str, Requests] = {v.key: launcher_requests(v, snapshot.launcher) for v in snapshot.vmis}
+        self.requested: dict[str, Requests] = {
+            n.name: requested_on(n, self.vmis_on[n.name].values(), snapshot.launcher) for n in snapshot.nodes
+        }
         for node in snapshot.nodes:
             on = self.vmis_on[node.name].values()
             self.cpu_used[node.name] = (
@@ -84,6 +97,13 @@ class ClusterState:
         self.mem_used[source] -= vmi.memory_used_bytes
         self.cpu_used[target] += vmi.cpu_cores
         self.mem_used[target] += vmi.memory_used_bytes
+        # Requests: the VMI's pod stays on its snapshot node for the whole plan; a tentative placement elsewhere
+        # adds a target pod, withdrawn when the VMI moves on (or back).
+        pod = self.pod_requests[vmi.key]
+        if source != vmi.node:
+            self.requested[source] -= pod
+        if target != vmi.node:
+            self.requested[target] += pod
 
     # -- constraints
 
@@ -95,11 +115,21 @@ class ClusterState:
         rule, wanted = mismatch
         return "node affinity" if rule is NodeRule.NODE_AFFINITY else f"{rule} {wanted}"
 
-    def fits(self, vmi: Vmi, target: str, cpu_cap: float = 1.0, mem_cap: float = 1.0) -> bool:
+    def request_reason(self, vmi: Vmi, target: str) -> str | None:
+        """Why kube-scheduler would refuse `vmi`'s target pod on `target` by requests (None = admits)."""
+        if target == vmi.node:
+            return None  # its own pod is there already
+        return request_refusal(self.nodes[target], self.requested[target], self.pod_requests[vmi.key])
+
+    def fits_usage(self, vmi: Vmi, target: str, cpu_cap: float = 1.0, mem_cap: float = 1.0) -> bool:
         node = self.nodes[target]
         return self.cpu_used[target] + vmi.cpu_cores <= node.cpu_cores * cpu_cap * (1 + _EPS) and self.mem_used[
             target
         ] + vmi.memory_used_bytes <= node.memory_bytes * mem_cap * (1 + _EPS)
+
+    def fits(self, vmi: Vmi, target: str, cpu_cap: float = 1.0, mem_cap: float = 1.0) -> bool:
+        """Both capacity rules: requests within allocatable, usage within the caps."""
+        return self.request_reason(vmi, target) is None and self.fits_usage(vmi, target, cpu_cap, mem_cap)
 
     def blocking_reason(self, vmi: Vmi, target: str, cpu_cap: float = 1.0, mem_cap: float = 1.0) -> str | None:
         """Why `vmi` may not move to `target` now (None = allowed).  Caps are fractions of the node's capacity."""
@@ -111,7 +141,10 @@ class ClusterState:
         reason = self.static_reason(vmi, node)
         if reason is not None:
             return reason
-        if not self.fits(vmi, target, min(cpu_cap, 1.0), min(mem_cap, 1.0)):
+        refused = self.request_reason(vmi, target)
+        if refused is not None:
+            return f"{refused} (requests)"
+        if not self.fits_usage(vmi, target, min(cpu_cap, 1.0), min(mem_cap, 1.0)):
             return "capacity"
         return self.anti_affinity_reason(vmi, node)
 
