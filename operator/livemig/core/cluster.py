@@ -120,13 +120,16 @@ class NodeSelectorTerm:
 
 @dataclass(frozen=True, slots=True)
 class PodAffinityTerm:
-    """A required pod (anti-)affinity term: VMIs matching `selector` in `namespaces` (None = the VMI's own)."""
+    """A required pod (anti-)affinity term: VMIs matching `selector` in `namespaces` (None = the VMI's own).
+    No selector selects nothing, as in Kubernetes (an empty one selects everything); see livemig.core.affinity."""
 
-    selector: LabelSelector
+    selector: LabelSelector | None
     topology_key: str = HOSTNAME_LABEL
     namespaces: tuple[str, ...] | None = None
 
     def selects(self, owner_namespace: str, other: Vmi) -> bool:
+        if self.selector is None:
+            return False
         namespaces = self.namespaces if self.namespaces is not None else (owner_namespace,)
         return other.namespace in namespaces and self.selector.matches(other.labels)
 
@@ -720,7 +723,12 @@ class _Parser:
                         tm = self.mapping(item, tp, ("labelSelector", "topologyKey", "namespaces"))
                         if tm is None:
                             continue
-                        sel = self.label_selector(tm.get("labelSelector", {}), f"{tp}.labelSelector")
+                        term_errors = len(self.errors)
+                        sel = (
+                            self.label_selector(tm["labelSelector"], f"{tp}.labelSelector")
+                            if tm.get("labelSelector") is not None
+                            else None  # selects nothing
+                        )
                         topo = self.string(tm.get("topologyKey"), f"{tp}.topologyKey")
                         nss = tm.get("namespaces")
                         namespaces: tuple[str, ...] | None = None
@@ -729,7 +737,7 @@ class _Parser:
                                 self.fail(f"{tp}.namespaces", "must be a list of namespace names")
                             else:
                                 namespaces = tuple(nss) or None
-                        if sel is not None and topo is not None:
+                        if len(self.errors) == term_errors and topo is not None:
                             anti.append(PodAffinityTerm(sel, topo, namespaces))
         return Affinity(tuple(node_terms), tuple(anti))
 

@@ -14,7 +14,7 @@ from livemig.sim.scheduler import Placement, unschedulable_reason
 
 NODES = ("n1", "n2", "n3")
 APPS = ("web", "db")
-WITH_ANTI_AFFINITY = False  # the two implementations still differ (issue 13 item 12)
+WITH_ANTI_AFFINITY = True
 
 
 @st.composite
@@ -86,6 +86,6 @@ def test_simulator_and_planner_admit_and_refuse_alike(case: tuple[Any, list[tupl
         for name in NODES:
             if name == vmi.node:
                 continue
-            planner = state.request_reason(vmi, name)
-            simulator = unschedulable_reason(vmi, nodes[name], placements, sizing=snap.launcher)
+            planner = state.request_reason(vmi, name) or state.anti_affinity_reason(vmi, nodes[name])
+            simulator = unschedulable_reason(vmi, nodes[name], placements, sizing=snap.launcher, nodes=snap.nodes)
             assert (planner is None) == (simulator is None), (vmi.key, name, planner, simulator)

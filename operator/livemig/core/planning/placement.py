@@ -10,18 +10,18 @@ Capacity is two rules.  Requests: the target admits the VMI's virt-launcher pod 
 (`livemig.core.capacity.request_refusal`, the simulator's scheduler calls the same): the requests of everything on
 the node, the node's other pods, and every pod this plan sends there, plus the new pod, within allocatable.  A VMI
 the plan moves away keeps its requests on its source for the whole plan (its pod stays until the migration ends, and
-a plan's moves may run together).  Usage: measured (or summed) use plus the VMI's within the caller's cap (the
-policy's target or headroom).
+a plan's moves may run together); its source pod counts for anti-affinity alike (livemig.core.affinity).  Usage:
+measured (or summed) use plus the VMI's within the caller's cap (the policy's target or headroom).
 """
 
 from __future__ import annotations
 
 import math
-from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 
+from livemig.core.affinity import PodTopology, anti_affinity_refusal, term_keys
 from livemig.core.capacity import Requests, launcher_requests, request_refusal, requested_on
-from livemig.core.cluster import HOSTNAME_LABEL, ClusterSnapshot, EvictionStrategy, Node, NodeRule, Vmi
+from livemig.core.cluster import ClusterSnapshot, EvictionStrategy, Node, NodeRule, Vmi
 from livemig.core.planning.spec import PlanningSpec
 
 _EPS = 1e-9
@@ -76,9 +76,12 @@ class ClusterState:
             self.mem_used[node.name] = (
                 node.memory_used_bytes if node.memory_used_bytes is not None else sum(v.memory_used_bytes for v in on)
             )
-        # VMIs carrying required anti-affinity terms (few): checked for the symmetric direction.
-        self.anti_keys = sorted({t.topology_key for v in snapshot.vmis for t in v.affinity.pod_anti_affinity})
-        self._domains: dict[str, dict[str, list[str]]] = {}
+        # Topology keys of the VMIs' required anti-affinity terms (few): where the symmetric check looks.
+        self.anti_keys = term_keys(snapshot.vmis)
+        # Pods by node for anti-affinity: the VMIs placed there, plus the source pods of VMIs moved away (a source
+        # pod stays until its migration ends; the plan's moves may run together).
+        self.departed: dict[str, dict[str, Vmi]] = {n.name: {} for n in snapshot.nodes}
+        self.topology = PodTopology(snapshot.nodes, self._pods_on)
 
     # -- utilisation
 
@@ -102,8 +105,12 @@ class ClusterState:
         pod = self.pod_requests[vmi.key]
         if source != vmi.node:
             self.requested[source] -= pod
+        else:
+            self.departed[source][vmi.key] = vmi
         if target != vmi.node:
             self.requested[target] += pod
+        else:
+            del self.departed[target][vmi.key]
 
     # -- constraints
 
@@ -149,36 +156,12 @@ class ClusterState:
         return self.anti_affinity_reason(vmi, node)
 
     def anti_affinity_reason(self, vmi: Vmi, node: Node) -> str | None:
-        for term in vmi.affinity.pod_anti_affinity:
-            for other in self._in_domain(node, term.topology_key):
-                if other.key != vmi.key and term.selects(vmi.namespace, other):
-                    return f"anti-affinity with {other.key}"
-        for key in self.anti_keys:
-            if node.topology_value(key) is None:
-                continue
-            for owner in self._in_domain(node, key):
-                if owner.key == vmi.key or not owner.affinity.pod_anti_affinity:
-                    continue
-                for term in owner.affinity.pod_anti_affinity:
-                    if term.topology_key == key and term.selects(owner.namespace, vmi):
-                        return f"anti-affinity of {owner.key}"
-        return None
+        """Required pod anti-affinity, both directions (livemig.core.affinity, the simulator's rule too)."""
+        return anti_affinity_refusal(vmi, node, self.topology.in_domain, self.anti_keys)
 
-    def _in_domain(self, node: Node, key: str) -> Iterable[Vmi]:
-        if key == HOSTNAME_LABEL and HOSTNAME_LABEL not in node.labels:
-            return self.vmis_on[node.name].values()
-        value = node.topology_value(key)
-        if value is None:
-            return ()
-        domains = self._domains.get(key)
-        if domains is None:
-            domains = defaultdict(list)
-            for n in self.nodes.values():
-                v = n.topology_value(key)
-                if v is not None:
-                    domains[v].append(n.name)
-            self._domains[key] = domains
-        return (v for name in domains[value] for v in self.vmis_on[name].values())
+    def _pods_on(self, node: str) -> Iterator[Vmi]:
+        yield from self.vmis_on[node].values()
+        yield from self.departed[node].values()
 
 
 def stddev(values: Iterable[float]) -> float:
