@@ -81,6 +81,15 @@ def set_condition(
     return out
 
 
+def remembered_hot_nodes(status: Mapping[str, Any]) -> frozenset[str]:
+    """Load balancing's hysteresis memory as a policy's status keeps it: the `status.nodes` in state `Hot`."""
+    return frozenset(
+        str(entry["name"])
+        for entry in status.get("nodes") or ()
+        if isinstance(entry, Mapping) and entry.get("state") == "Hot" and isinstance(entry.get("name"), str)
+    )
+
+
 def condition_status(conditions: Sequence[Mapping[str, Any]], kind: str) -> bool | None:
     for condition in conditions:
         if condition.get("type") == kind:
