@@ -57,10 +57,20 @@ def plan_consolidation(snapshot: ClusterSnapshot, spec: PlanningSpec, model: Cos
         why = _pin_reason(snapshot, spec, limits, before, name, skipped)
         (pinned if why else releasable).append(name)
 
-    # Kept nodes need room for everything on the active nodes.
+    # Kept nodes need room for everything on the active nodes: its usage under the headroom, its requests within
+    # allocatable.
     total_cpu = sum(before.cpu_used[n] for n in active)
     total_mem = sum(before.mem_used[n] for n in active)
-    lower = _lower_bound(snapshot, active, total_cpu, total_mem, cap)
+    lower = max(
+        _lower_bound(snapshot, active, total_cpu, total_mem, cap),
+        _lower_bound(
+            snapshot,
+            active,
+            sum(before.requested[n].cpu_cores for n in active),
+            sum(before.requested[n].memory_bytes for n in active),
+            (1.0, 1.0),
+        ),
+    )
     best: _Packing | None = None
     for _ in range(_COST_ROUNDS):
         best = _search(snapshot, before, pinned, releasable, cap, lower, len(active), cfg.max_nodes)
@@ -122,7 +132,10 @@ def _search(
 ) -> _Packing | None:
     """The packing with the fewest kept nodes (then the fewest bytes), trying node counts from the lower bound.
 
-    For each count, each ranking proposes the nodes to keep and the others are packed into them.
+    For each count, each ranking proposes the nodes to keep and the others are packed into them.  Counts are tried
+    one by one up to _EXTRA_NODES_TRIED above the lower bound; beyond, in doubling steps (the bound can be far below
+    what packs: requests, anti-affinity and selectors are not in it), then back down by bisection to the fewest that
+    packed (packing is not strictly monotone in the count, so this is the fewest found, not proven fewest).
     """
     lower = max(lower, len(pinned))
     upper = min(active, lower + _EXTRA_NODES_TRIED)
@@ -131,7 +144,8 @@ def _search(
         lower = max(lower, active - max_nodes)
         upper = max(upper, lower)
     binding = _binding_resource(snapshot, state, [*pinned, *releasable], cap)
-    for m in range(lower, upper + 1):
+
+    def attempt(m: int) -> _Packing | None:
         attempts = []
         for rank in _RANKINGS:
             extra = m - len(pinned)
@@ -141,9 +155,30 @@ def _search(
             packing, _ = _pack(state, [*pinned, *ordered[:extra]], ordered[extra:], cap)
             if packing is not None:
                 attempts.append(packing)
-        if attempts:
-            return min(attempts, key=lambda p: (p.bytes_moved, p.released))
-    return None
+        return min(attempts, key=lambda p: (p.bytes_moved, p.released)) if attempts else None
+
+    for m in range(lower, upper + 1):
+        found = attempt(m)
+        if found is not None:
+            return found
+    # Keeping every active node releases nothing: the counts worth trying stop one below.
+    failed, step = upper, 2
+    best: tuple[int, _Packing] | None = None
+    while best is None and failed < active - 1:
+        m = min(active - 1, upper + step)
+        found = attempt(m)
+        if found is None:
+            failed, step = m, step * 2
+        else:
+            best = (m, found)
+    while best is not None and best[0] - failed > 1:
+        m = (failed + best[0]) // 2
+        found = attempt(m)
+        if found is None:
+            failed = m
+        else:
+            best = (m, found)
+    return None if best is None else best[1]
 
 
 def _binding_resource(
