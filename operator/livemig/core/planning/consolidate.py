@@ -281,6 +281,8 @@ def _pack(
         sum(v.cpu_cores for v in moving) > sum(nodes[n].cpu_cores * cap[0] - state.cpu_used[n] for n in kept) + 1e-9
         or sum(v.memory_used_bytes for v in moving)
         > sum(nodes[n].memory_bytes * cap[1] - state.mem_used[n] for n in kept) + 1e-6
+        or sum(state.pod_requests[v.key].memory_bytes for v in moving)
+        > sum(nodes[n].memory_bytes - state.requested[n].memory_bytes for n in kept) + 1.0
     ):
         return None, moving
     # Normalised size: the larger of the CPU and memory shares of an average kept node.
@@ -339,8 +341,15 @@ class _Packer:
     def find(self, vmi: Vmi, exclude: str | None = None) -> str | None:
         """Best fit on CPU: the feasible node with the least CPU room that still holds the VMI."""
         keys = self.keys
+        need_mem = vmi.memory_used_bytes - 1e-6
+        # An index, not the rule: a node whose requested memory leaves less than the pod's is passed over before the
+        # full check (`fits`, which asks request_refusal).  Most scanned nodes fail here once the kept nodes fill.
+        pod_mem = self.state.pod_requests[vmi.key].memory_bytes - 1.0
+        mem_room, requested, nodes = self.mem_room, self.requested, self.state.nodes
         for i in range(bisect.bisect_left(keys, (vmi.cpu_cores - 1e-9, "")), len(keys)):
             n = keys[i][1]
+            if mem_room[n] < need_mem or nodes[n].memory_bytes - requested[n].memory_bytes < pod_mem:
+                continue
             if n != exclude and self.fits(vmi, n):
                 return n
         return None
