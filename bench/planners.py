@@ -666,9 +666,19 @@ def verdict(cons: list[ConsolidationRow], bal: list[BalanceRow], drain: list[Dra
             f"({within / len(cons):.0%}) within lower bound + 1, {fewer}/{len(cons)} with fewer bytes than FFD."
         )
         if short:
+            parts = []
+            for name in short:
+                rows = [r for r in cons if f"{SIZES[r.size][0]} nodes {r.kind} {r.headroom:.0%}" == name]
+                parts.append(
+                    f"{name}: livemig {mean(r.used_after for r in rows):.1f}, bound {mean(r.bound for r in rows):.1f}, "
+                    f"FFD {mean(r.ffd_nodes for r in rows):.1f}"
+                )
             line += (
-                f" Below 95 % in one configuration: {', '.join(short)} (the kept nodes must be filled to ~99 % of "
-                "their capped CPU there, and best-fit packing leaves a node's worth of fragments)."
+                f" Below 95 % in one configuration (nodes kept, mean): {'; '.join(parts)}. The bound takes each "
+                "resource alone (CPU and memory use under the headroom, requested memory within allocatable) where a "
+                "kept node must hold all of them at once, and livemig packs the released nodes' VMIs into the nodes "
+                "it keeps as they are, where FFD repacks every VMI from scratch under the same rules (moving "
+                f"{mean(r.ffd_bytes / max(1, r.bytes_moved) for r in cons):.1f}× livemig's bytes on average)."
             )
         out.append(line)
     if bal:
