@@ -437,7 +437,8 @@ class _Parser:
         if not isinstance(value, Mapping):
             return read_migration_configuration(value, path, self.errors), LauncherSizing()
         migrations = {k: v for k, v in value.items() if k not in LAUNCHER_KEYS}
-        return read_migration_configuration(migrations, path, self.errors), self.launcher(value, path)
+        config = read_migration_configuration(migrations, path, self.errors, also_known=LAUNCHER_KEYS)
+        return config, self.launcher(value, path)
 
     def launcher(self, value: Mapping[str, object], path: str) -> LauncherSizing:
         kw: dict[str, float] = {}

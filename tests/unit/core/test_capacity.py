@@ -171,3 +171,11 @@ def test_small_scenario_consolidation_fits_by_requests() -> None:
         requested = requested_on(node, pods[node.name], s.launcher)
         assert requested.memory_bytes <= node.memory_bytes, f"{node.name} memory over allocatable by requests"
         assert requested.cpu_cores <= node.cpu_cores, f"{node.name} CPU over allocatable by requests"
+
+
+def test_a_misspelt_sizing_setting_is_an_unknown_field_listing_the_sizing_keys() -> None:
+    with pytest.raises(SpecErrors) as err:
+        snap(kubevirt={"memoryOvercomit": 150})
+    (error,) = err.value.errors
+    assert error.path == "kubevirt.memoryOvercomit"
+    assert "memoryOvercommit" in error.problem

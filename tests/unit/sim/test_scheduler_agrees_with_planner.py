@@ -14,7 +14,6 @@ from livemig.sim.scheduler import Placement, unschedulable_reason
 
 NODES = ("n1", "n2", "n3")
 APPS = ("web", "db")
-WITH_ANTI_AFFINITY = True
 
 
 @st.composite
@@ -41,7 +40,7 @@ def clusters(draw: st.DrawFn) -> tuple[Any, list[tuple[int, str]]]:
         }
         if draw(st.booleans()):
             vmi["requests"] = {"cpu": draw(st.sampled_from(["100m", "1", "3"]))}
-        if WITH_ANTI_AFFINITY and draw(st.integers(0, 3)) == 0:
+        if draw(st.integers(0, 3)) == 0:
             key = draw(st.sampled_from(["kubernetes.io/hostname", "topology.kubernetes.io/zone"]))
             vmi["affinity"] = {
                 "podAntiAffinity": {
