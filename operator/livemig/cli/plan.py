@@ -20,6 +20,7 @@ from livemig.core.cluster import load_snapshot
 from livemig.core.errors import SpecError, SpecErrors
 from livemig.core.planning import Plan, plan_for_policy
 from livemig.core.policy import load_policy
+from livemig.core.vocabulary import Purpose
 
 
 def register(subparsers: Any) -> None:
@@ -43,6 +44,12 @@ def register(subparsers: Any) -> None:
         default=os.environ.get("LIVEMIG_PROMETHEUS_URL"),
         help="with --kubeconfig: the Prometheus to query (default: $LIVEMIG_PROMETHEUS_URL)",
     )
+    parser.add_argument(
+        "--hot-nodes",
+        metavar="NODE[,NODE]",
+        help="load balancing: the nodes the previous cycle found hot (its plan's hot nodes); they stay hot while "
+        "inside the hysteresis band (with --kubeconfig, default: the policy's status)",
+    )
     parser.add_argument("--json", action="store_true", help="print the plan as one JSON object")
     parser.set_defaults(handler=run)
 
@@ -52,6 +59,13 @@ def _prefixed(flag: str, path: str, exc: SpecError | SpecErrors) -> SpecErrors:
     return SpecErrors(
         [SpecError(f"{flag} {path}: {e.path}" if e.path != path else f"{flag} {path}", e.problem) for e in errors]
     )
+
+
+def hot_nodes_arg(value: str | None) -> frozenset[str] | None:
+    """`--hot-nodes a,b` as a set of node names (None when the flag is absent)."""
+    if value is None:
+        return None
+    return frozenset(name.strip() for name in value.split(",") if name.strip())
 
 
 def run(args: argparse.Namespace) -> int:
@@ -71,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
         problems.extend(_prefixed("--policy", args.policy, exc).errors)
     if problems or snapshot is None or policy is None:
         raise SpecErrors(problems)
-    result = plan_for_policy(snapshot, policy)
+    result = plan_for_policy(snapshot, policy, previously_hot=hot_nodes_arg(args.hot_nodes) or frozenset())
     if args.json:
         json.dump(result.to_dict(), sys.stdout, indent=2, sort_keys=True)
         sys.stdout.write("\n")
@@ -107,6 +121,8 @@ def render(plan: Plan) -> str:
         f"{plan.limits.get('maxConcurrentMigrationsPerNode')} per node",
         "",
     ]
+    if plan.purpose is Purpose.LOAD_BALANCING:
+        lines[-1:-1] = [f"  hot nodes: {', '.join(plan.hot_nodes) or 'none'} (pass back next cycle: --hot-nodes)"]
     if plan.moves:
         header = ("wave", "start", "VMI", "from", "to", "technique", "time", "downtime", "bytes")
         rows = [

@@ -17,9 +17,10 @@ from typing import Any
 
 from livemig.adapters.kube import KubeWriter, load_api_client
 from livemig.adapters.prometheus import PrometheusClients
-from livemig.cli.plan import render
+from livemig.cli.plan import hot_nodes_arg, render
 from livemig.controller.cycle import gather, read_policy, view_from_lists
 from livemig.controller.executor import running_claims
+from livemig.controller.status import remembered_hot_nodes
 from livemig.core.errors import SpecError
 from livemig.core.evaluation import Evaluation, evaluate
 from livemig.core.inventory import parse_time
@@ -94,4 +95,9 @@ async def _evaluate(args: argparse.Namespace) -> tuple[Evaluation, dict[str, dic
         for node in inventory.snapshot.nodes
     }
     claims = running_claims(view)
-    return evaluate(policy, inventory, gathered.metrics, claims, unhealthy_nodes=unhealthy), bandwidth
+    hot = hot_nodes_arg(args.hot_nodes)
+    previously_hot = remembered_hot_nodes(status) if hot is None else hot
+    evaluation = evaluate(
+        policy, inventory, gathered.metrics, claims, unhealthy_nodes=unhealthy, previously_hot=previously_hot
+    )
+    return evaluation, bandwidth

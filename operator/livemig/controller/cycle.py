@@ -18,7 +18,7 @@ from livemig.controller.runtime import PolicyState, Runtime
 from livemig.controller.status import duration, iso, plan_status
 from livemig.core.actuation import MoveRequest, is_livemig
 from livemig.core.errors import SpecErrors
-from livemig.core.evaluation import Evaluation, MetricsState, Result, evaluate, hot_nodes, in_scope
+from livemig.core.evaluation import Evaluation, MetricsState, Result, evaluate, in_scope
 from livemig.core.inventory import Assumptions, ClusterObjects, Inventory, build_snapshot, meta, read_history
 from livemig.core.kubevirt import KubevirtMigrationConfig, parse_migration_configuration
 from livemig.core.planning import planning_spec
@@ -210,10 +210,14 @@ class Cycle:
             state.unhealthy_since = unhealthy_since(state.unhealthy_since, gathered.health, policy.evacuation, now)
             unhealthy = due_for_evacuation(state.unhealthy_since, policy.evacuation, now)
         claims = rt.executor.claims(view)
-        evaluation = evaluate(policy, inventory, gathered.metrics, claims, unhealthy_nodes=unhealthy)
+        evaluation = evaluate(
+            policy, inventory, gathered.metrics, claims, unhealthy_nodes=unhealthy, previously_hot=state.hot_nodes
+        )
         warnings = [*evaluation.warnings, *overlap_warnings(policy, inventory, view)]
-        if policy.load_balancing is not None and evaluation.result is not Result.STALE_METRICS:
-            state.hot_nodes = hot_nodes(policy, inventory.snapshot, state.hot_nodes)
+        if policy.load_balancing is not None and evaluation.plan is not None:
+            # The hysteresis memory: the hot nodes the planner decided with, passed back next cycle (and kept in
+            # status.nodes as state Hot across restarts).
+            state.hot_nodes = frozenset(evaluation.plan.hot_nodes)
         plan = evaluation.plan
         limits = PolicyLimits(policy.limits.max_concurrent_migrations, policy.limits.max_concurrent_migrations_per_node)
         acting = plan is not None and bool(plan.moves) and not policy.dry_run

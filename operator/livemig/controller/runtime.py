@@ -21,7 +21,7 @@ from livemig.adapters.kube import KubeWriter
 from livemig.adapters.prometheus import PrometheusClients
 from livemig.controller.metrics import OperatorMetrics
 from livemig.controller.settings import OperatorSettings
-from livemig.controller.status import COUNTERS, set_condition
+from livemig.controller.status import COUNTERS, remembered_hot_nodes, set_condition
 from livemig.core.inventory import parse_time
 from livemig.core.planning import Plan
 
@@ -66,11 +66,10 @@ class Runtime:
             state.loaded = True
             # What the last process knew about nodes survives in status.nodes: the hysteresis memory of hot
             # nodes and when nodes first crossed the health threshold.
+            state.hot_nodes = remembered_hot_nodes(state.status)
             for entry in state.status.get("nodes") or []:
                 name, kind = entry.get("name"), entry.get("state")
-                if kind == "Hot":
-                    state.hot_nodes = state.hot_nodes | {name}
-                elif kind == "Unhealthy" and (since := parse_time(entry.get("since"))) is not None:
+                if kind == "Unhealthy" and (since := parse_time(entry.get("since"))) is not None:
                     state.unhealthy_since[name] = since
         return state
 

@@ -81,6 +81,15 @@ def set_condition(
     return out
 
 
+def remembered_hot_nodes(status: Mapping[str, Any]) -> frozenset[str]:
+    """Load balancing's hysteresis memory as a policy's status keeps it: the `status.nodes` in state `Hot`."""
+    return frozenset(
+        str(entry["name"])
+        for entry in status.get("nodes") or ()
+        if isinstance(entry, Mapping) and entry.get("state") == "Hot" and isinstance(entry.get("name"), str)
+    )
+
+
 def plan_status(plan: Plan, created_s: float, state: str, move_states: Mapping[str, tuple[str, str]]) -> dict[str, Any]:
     """`status.currentPlan`; `move_states` maps ns/name to (state, VMIM name)."""
     moves = []

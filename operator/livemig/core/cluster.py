@@ -120,13 +120,16 @@ class NodeSelectorTerm:
 
 @dataclass(frozen=True, slots=True)
 class PodAffinityTerm:
-    """A required pod (anti-)affinity term: VMIs matching `selector` in `namespaces` (None = the VMI's own)."""
+    """A required pod (anti-)affinity term: VMIs matching `selector` in `namespaces` (None = the VMI's own).
+    No selector selects nothing, as in Kubernetes (an empty one selects everything); see livemig.core.affinity."""
 
-    selector: LabelSelector
+    selector: LabelSelector | None
     topology_key: str = HOSTNAME_LABEL
     namespaces: tuple[str, ...] | None = None
 
     def selects(self, owner_namespace: str, other: Vmi) -> bool:
+        if self.selector is None:
+            return False
         namespaces = self.namespaces if self.namespaces is not None else (owner_namespace,)
         return other.namespace in namespaces and self.selector.matches(other.labels)
 
@@ -140,6 +143,17 @@ class Affinity:
 
     def allows_node(self, node: Node) -> bool:
         return not self.node_terms or any(t.matches(node) for t in self.node_terms)
+
+
+@dataclass(frozen=True, slots=True)
+class LauncherSizing:
+    """KubeVirt's settings that size virt-launcher pods (`livemig.core.capacity`), from the KubeVirt CR's
+    `spec.configuration`: `developerConfiguration.memoryOvercommit` (percent), `developerConfiguration
+    .cpuAllocationRatio`, `additionalGuestMemoryOverheadRatio`.  KubeVirt's defaults."""
+
+    memory_overcommit_percent: int = 100
+    cpu_allocation_ratio: int = 10
+    additional_guest_memory_overhead_ratio: float = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +179,9 @@ class Node:
     # Measured usage at the snapshot's usage time (None = use the sum of the node's VMIs).
     cpu_used_cores: float | None = None
     memory_used_bytes: float | None = None
+    # Requests of the node's pods other than virt-launchers (DaemonSets, system pods, ...).
+    other_cpu_requests_cores: float = 0.0
+    other_memory_requests_bytes: float = 0.0
 
     @property
     def field_labels(self) -> Labels:
@@ -210,6 +227,11 @@ class Vmi:
     live_migratable: bool = True
     migrations_s: tuple[float, ...] = ()  # finish times of recent migrations (epoch seconds), oldest first
     backend: str | None = None  # scenario-only: sim | qemu
+    # The VMI's own `spec.domain.resources.requests` (None = unset: KubeVirt derives them, livemig.core.capacity)
+    # and `overcommitGuestOverhead` (true: virt-launcher's overhead is not requested).
+    cpu_request_cores: float | None = None
+    memory_request_bytes: float | None = None
+    overcommit_guest_overhead: bool = False
 
     @property
     def key(self) -> str:
@@ -243,6 +265,7 @@ class ClusterSnapshot:
     nodes: tuple[Node, ...]
     vmis: tuple[Vmi, ...]
     usage_time_s: float = 0.0  # the time (seconds since the profiles' origin) usage values were evaluated at
+    launcher: LauncherSizing = LauncherSizing()  # how KubeVirt sizes virt-launcher pods (requests)
     _node_index: Mapping[str, int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -325,11 +348,15 @@ def read_document(path: str | Path) -> Mapping[str, object]:
 _TOP_KEYS = ("apiVersion", "kind", "metadata", "description", "time", "kubevirt", "namespaces", "nodes", "vmis")
 _NODE_KEYS = (
     "name", "cpu", "memory", "labels", "taints", "schedulable", "healthy", "linkBandwidth", "pressure", "usage",
+    "otherRequests",
 )  # fmt: skip
 _VMI_KEYS = (
     "namespace", "name", "labels", "node", "vcpus", "memory", "usage", "workingSet", "nodeSelector", "affinity",
-    "tolerations", "evictionStrategy", "liveMigratable", "migrations", "backend",
+    "tolerations", "evictionStrategy", "liveMigratable", "migrations", "backend", "requests",
+    "overcommitGuestOverhead",
 )  # fmt: skip
+#: Keys of a snapshot's `kubevirt:` section that size virt-launcher pods (`LauncherSizing`), not migrations.
+LAUNCHER_KEYS = ("memoryOvercommit", "cpuAllocationRatio", "additionalGuestMemoryOverheadRatio")
 
 
 class _Parser:
@@ -406,8 +433,46 @@ class _Parser:
 
     # -- sections
 
-    def kubevirt(self, value: object, path: str) -> KubevirtMigrationConfig:
-        return read_migration_configuration(value, path, self.errors)
+    def kubevirt(self, value: object, path: str) -> tuple[KubevirtMigrationConfig, LauncherSizing]:
+        if not isinstance(value, Mapping):
+            return read_migration_configuration(value, path, self.errors), LauncherSizing()
+        migrations = {k: v for k, v in value.items() if k not in LAUNCHER_KEYS}
+        config = read_migration_configuration(migrations, path, self.errors, also_known=LAUNCHER_KEYS)
+        return config, self.launcher(value, path)
+
+    def launcher(self, value: Mapping[str, object], path: str) -> LauncherSizing:
+        kw: dict[str, float] = {}
+        for key, attr, minimum in (
+            ("memoryOvercommit", "memory_overcommit_percent", 10),
+            ("cpuAllocationRatio", "cpu_allocation_ratio", 1),
+        ):
+            if value.get(key) is not None:
+                n = self.number(value[key], f"{path}.{key}", integer=True, minimum=minimum)
+                if n is not None:
+                    kw[attr] = int(n)
+        ratio = value.get("additionalGuestMemoryOverheadRatio")
+        if ratio is not None:
+            where = f"{path}.additionalGuestMemoryOverheadRatio"
+            try:
+                number = float(ratio) if isinstance(ratio, str | int | float) and not isinstance(ratio, bool) else None
+            except ValueError:
+                number = None
+            if number is None or not math.isfinite(number) or number < 1.0:
+                self.fail(where, f"must be a number of at least 1.0 (as a string in KubeVirt), not {ratio!r}")
+            else:
+                kw["additional_guest_memory_overhead_ratio"] = number
+        return LauncherSizing(**kw)  # type: ignore[arg-type]
+
+    def requests(self, value: object, path: str) -> tuple[float | None, float | None]:
+        """`{cpu, memory}` requests (each optional)."""
+        if value is None:
+            return None, None
+        m = self.mapping(value, path, ("cpu", "memory"))
+        if m is None:
+            return None, None
+        cpu = self.call(parse_cpu, m["cpu"], f"{path}.cpu") if m.get("cpu") is not None else None
+        memory = self.call(parse_bytes, m["memory"], f"{path}.memory") if m.get("memory") is not None else None
+        return cpu, memory
 
     def namespaces(self, value: object, path: str) -> tuple[Namespace, ...]:
         if value is None:
@@ -468,6 +533,7 @@ class _Parser:
                 usage = NodeUsage(cpu_p, mem_p)
                 cpu_used = cpu_p.value_at(0.0) if cpu_p is not None else None
                 memory_used = mem_p.value_at(0.0) if mem_p is not None else None
+        other_cpu, other_memory = self.requests(m.get("otherRequests"), f"{path}.otherRequests")
         if len(self.errors) != before:
             return None
         assert name is not None
@@ -488,6 +554,8 @@ class _Parser:
             usage=usage,
             cpu_used_cores=cpu_used,
             memory_used_bytes=memory_used,
+            other_cpu_requests_cores=other_cpu or 0.0,
+            other_memory_requests_bytes=other_memory or 0.0,
         )
 
     def _missing(self, path: str) -> float | None:
@@ -656,7 +724,12 @@ class _Parser:
                         tm = self.mapping(item, tp, ("labelSelector", "topologyKey", "namespaces"))
                         if tm is None:
                             continue
-                        sel = self.label_selector(tm.get("labelSelector", {}), f"{tp}.labelSelector")
+                        term_errors = len(self.errors)
+                        sel = (
+                            self.label_selector(tm["labelSelector"], f"{tp}.labelSelector")
+                            if tm.get("labelSelector") is not None
+                            else None  # selects nothing
+                        )
                         topo = self.string(tm.get("topologyKey"), f"{tp}.topologyKey")
                         nss = tm.get("namespaces")
                         namespaces: tuple[str, ...] | None = None
@@ -665,7 +738,7 @@ class _Parser:
                                 self.fail(f"{tp}.namespaces", "must be a list of namespace names")
                             else:
                                 namespaces = tuple(nss) or None
-                        if sel is not None and topo is not None:
+                        if len(self.errors) == term_errors and topo is not None:
                             anti.append(PodAffinityTerm(sel, topo, namespaces))
         return Affinity(tuple(node_terms), tuple(anti))
 
@@ -716,6 +789,8 @@ class _Parser:
         backend = m.get("backend")
         if backend is not None and backend not in ("sim", "qemu"):
             self.fail(f"{path}.backend", f"must be sim or qemu, not {backend!r}")
+        cpu_request, memory_request = self.requests(m.get("requests"), f"{path}.requests")
+        overcommit_overhead = self.boolean(m.get("overcommitGuestOverhead", False), f"{path}.overcommitGuestOverhead")
         if len(self.errors) != before:
             return None
         assert namespace is not None
@@ -745,6 +820,9 @@ class _Parser:
             live_migratable=migratable,
             migrations_s=tuple(sorted(migrations)),
             backend=str(backend) if backend is not None else None,
+            cpu_request_cores=cpu_request,
+            memory_request_bytes=memory_request,
+            overcommit_guest_overhead=bool(overcommit_overhead),
         )
 
     def vmi_usage(self, value: object, path: str, vcpus: float | None, memory: float | None) -> VmiUsage | None:
@@ -789,7 +867,7 @@ def parse_snapshot(doc: Mapping[str, object]) -> ClusterSnapshot:
     kind = doc.get("kind")
     if kind not in KINDS:
         p.fail("kind", f"must be one of {', '.join(KINDS)}, not {kind!r}")
-    kubevirt = p.kubevirt(doc.get("kubevirt"), "kubevirt")
+    kubevirt, launcher = p.kubevirt(doc.get("kubevirt"), "kubevirt")
     namespaces = p.namespaces(doc.get("namespaces"), "namespaces")
 
     nodes: list[Node] = []
@@ -834,7 +912,7 @@ def parse_snapshot(doc: Mapping[str, object]) -> ClusterSnapshot:
         time_s = max(p.timestamps)
     if p.errors:
         raise SpecErrors(p.errors)
-    return ClusterSnapshot(time_s, kubevirt, namespaces, tuple(nodes), tuple(vmis))
+    return ClusterSnapshot(time_s, kubevirt, namespaces, tuple(nodes), tuple(vmis), launcher=launcher)
 
 
 # ------------------------------------------------------------------------------------------------------- helpers
@@ -915,6 +993,7 @@ __all__ = [
     "KubevirtMigrationConfig",
     "LabelRequirement",
     "LabelSelector",
+    "LauncherSizing",
     "Namespace",
     "Node",
     "NodePressure",

@@ -102,6 +102,7 @@ def evaluate(
     claims: Claims = Claims(),
     *,
     unhealthy_nodes: frozenset[str] = frozenset(),
+    previously_hot: frozenset[str] = frozenset(),
 ) -> Evaluation:
     snapshot = inventory.snapshot
     candidates = sum(1 for v in snapshot.vmis if in_scope(policy, snapshot, v.namespace, v.labels))
@@ -142,36 +143,10 @@ def evaluate(
     planned_on = replace(snapshot, vmis=vmis, nodes=nodes)
     conservative = purpose is Purpose.MAINTENANCE and bool(metrics.dirty_rate)
     effective = conservative_policy(policy) if conservative else policy
-    plan = plan_for_policy(planned_on, effective)
+    plan = plan_for_policy(planned_on, effective, previously_hot=previously_hot)
     degraded = metrics.all
     result = (Result.DRY_RUN if policy.dry_run else Result.PLANNED) if plan.moves else Result.NOTHING_TO_DO
     message = plan.reason
     if claimed & {v.key for v in snapshot.vmis if in_scope(policy, snapshot, v.namespace, v.labels)}:
         message += f"; {len(claimed)} VMI(s) left to higher-priority policies"
     return Evaluation(result, message, plan, candidates, tuple(warnings), degraded, conservative)
-
-
-def hot_nodes(policy: LivemigPolicy, snapshot: ClusterSnapshot, previously_hot: frozenset[str]) -> frozenset[str]:
-    """LoadBalancing: nodes above a `high` threshold, and previously hot nodes still above `high - hysteresis`."""
-    lb = policy.load_balancing
-    if lb is None:
-        return frozenset()
-    out: set[str] = set()
-    for node in snapshot.nodes:
-        if policy.node_selector is not None and not matches(policy.node_selector, node.labels):
-            continue
-        values = []
-        if lb.cpu is not None:
-            values.append((snapshot.node_cpu_used_cores(node.name) / node.cpu_cores, lb.cpu.high))
-        if lb.memory is not None:
-            values.append((snapshot.node_memory_used_bytes(node.name) / node.memory_bytes, lb.memory.high))
-        if lb.pressure is not None:
-            p = lb.pressure
-            for threshold, value in ((p.cpu, node.pressure.cpu), (p.memory, node.pressure.memory),
-                                     (p.io, node.pressure.io)):  # fmt: skip
-                if threshold is not None:
-                    values.append((value, threshold.high))
-        band = lb.hysteresis if node.name in previously_hot else 0.0
-        if any(value > high - band for value, high in values):
-            out.add(node.name)
-    return frozenset(out)

@@ -357,6 +357,12 @@ def build_snapshot(
         for k in ("nodeSelector", "affinity", "tolerations"):
             if spec.get(k):
                 doc[k] = spec[k]
+        resources = _section(_section(spec, "domain"), "resources")
+        requests = {k: v for k, v in _section(resources, "requests").items() if k in ("cpu", "memory")}
+        if requests:
+            doc["requests"] = requests
+        if resources.get("overcommitGuestOverhead") is True:
+            doc["overcommitGuestOverhead"] = True
         vmis_doc.append(doc)
 
     document: dict[str, Any] = {
@@ -364,6 +370,7 @@ def build_snapshot(
         "kind": "ClusterSnapshot",
         "time": now_s,
         "kubevirt": _section(kubevirt_spec, "migrations"),
+        "launcher": _launcher_sizing(kubevirt_spec, skipped),
         "namespaces": namespaces_doc,
         "nodes": nodes_doc,
         "vmis": vmis_doc,
@@ -386,9 +393,39 @@ def _number(value: object, *, cpu: bool = False) -> float:
     return parse_quantity(text, "value")
 
 
+def _launcher_sizing(configuration: Mapping[str, Any], skipped: list[str]) -> dict[str, Any]:
+    """The KubeVirt CR's settings that size virt-launcher pods, as a snapshot's `kubevirt:` keys (bad ones dropped
+    with a note: KubeVirt's default is used instead)."""
+    developer = _section(configuration, "developerConfiguration")
+    doc = {
+        key: value
+        for key, value in (
+            ("memoryOvercommit", developer.get("memoryOvercommit")),
+            ("cpuAllocationRatio", developer.get("cpuAllocationRatio")),
+            ("additionalGuestMemoryOverheadRatio", configuration.get("additionalGuestMemoryOverheadRatio")),
+        )
+        if value is not None
+    }
+    probe = {
+        "apiVersion": "livemig.io/v1alpha1",
+        "kind": "ClusterSnapshot",
+        "nodes": [{"name": "n", "cpu": 1, "memory": 1}],
+    }
+    try:
+        parse_snapshot({**probe, "kubevirt": doc})
+    except SpecErrors as exc:
+        for error in exc.errors:
+            key = error.path.removeprefix("kubevirt.")
+            if key in doc:
+                skipped.append(f"KubeVirt CR: {error} (using KubeVirt's default)")
+                del doc[key]
+    return doc
+
+
 def _parse_dropping_bad(document: dict[str, Any], skipped: list[str]) -> ClusterSnapshot:
     """Parse; drop the nodes and VMIs the parser names, then parse again (the rest must then be clean)."""
     kubevirt_manifest = document.pop("kubevirt")
+    document["kubevirt"] = document.pop("launcher", {})  # the sizing keys only; the migrations are read below
     try:
         kubevirt = parse_migration_configuration(
             kubevirt_manifest, "KubeVirt CR spec.configuration.migrations", manifest=True

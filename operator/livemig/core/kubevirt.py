@@ -142,13 +142,14 @@ def parse_kubevirt_version(value: object, path: str) -> KubevirtVersion:
 
 
 def read_migration_configuration(
-    value: object, path: str, errors: list[SpecError], *, manifest: bool = False
+    value: object, path: str, errors: list[SpecError], *, manifest: bool = False, also_known: Sequence[str] = ()
 ) -> KubevirtMigrationConfig:
     """Read `spec.configuration.migrations` (or a snapshot's `kubevirt:` section), appending problems to `errors`.
 
     Unset fields keep KubeVirt's defaults.  A `kubevirt:` section (the default) rejects unknown fields and wants
     timeouts of at least 1 s; `manifest=True` reads the KubeVirt CR as stored, which carries fields livemig does not
-    model (ignored) and where 0 is a valid timeout.  Counts and seconds are whole numbers, as in KubeVirt's API;
+    model (ignored) and where 0 is a valid timeout.  `also_known`: keys the caller reads itself from the same
+    section (listed in the unknown-field message).  Counts and seconds are whole numbers, as in KubeVirt's API;
     `bandwidthPerMigration` is bytes/s (`64Mi`) or a bit rate (`1Gbit`), and `progressTimeout` may be a duration.
     """
     default = KubevirtMigrationConfig()
@@ -158,10 +159,11 @@ def read_migration_configuration(
         errors.append(SpecError(path, f"must be an object, not {value_kind(value)}"))
         return default
     if not manifest:
+        known = (*_KNOWN, *also_known)
         for key in value:
-            if key not in _KNOWN:
+            if key not in known:
                 errors.append(
-                    SpecError(join_path(path, str(key)), f"unknown field (expected one of: {', '.join(_KNOWN)})")
+                    SpecError(join_path(path, str(key)), f"unknown field (expected one of: {', '.join(known)})")
                 )
     timeout_minimum = 0 if manifest else 1
     kw: dict[str, Any] = {}

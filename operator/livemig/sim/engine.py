@@ -27,6 +27,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_delay, wait_exponential
 
 from livemig.adapters.kube import transient
+from livemig.core.capacity import DEFAULT_SIZING, memory_request_bytes
+from livemig.core.cluster import LauncherSizing
 from livemig.core.errors import LivemigError, SpecError, SpecErrors
 from livemig.core.kubevirt import (
     MIGRATION_POLICY_GROUP,
@@ -41,7 +43,6 @@ from livemig.sim.clock import Clock, RealClock
 from livemig.sim.exporter import SimulationCollector
 from livemig.sim.faults import fault_to_manifest, parse_fault
 from livemig.sim.scenario import Scenario
-from livemig.sim.scheduler import cpu_request_cores
 from livemig.sim.state import (
     Event,
     NodeLabel,
@@ -320,7 +321,12 @@ class Engine:
 
         async def vmi(v: VmiState) -> None:
             async with sem:
-                manifest = vmi_manifest(v, self.sim.timestamp(0), self.scenario.vmi_documents.get(v.key, {}))
+                manifest = vmi_manifest(
+                    v,
+                    self.sim.timestamp(0),
+                    self.scenario.vmi_documents.get(v.key, {}),
+                    sizing=self.scenario.snapshot.launcher,
+                )
                 ns, name = v.key.split("/", 1)
                 await _create_or_patch(
                     lambda: custom.create_namespaced_custom_object(KV_GROUP, KV_VERSION, ns, VMI_PLURAL, manifest),
@@ -790,9 +796,12 @@ def node_status(node: Any, ready: bool, stamp: str) -> dict[str, Any]:
     }
 
 
-def vmi_manifest(v: VmiState, stamp: str, document: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def vmi_manifest(
+    v: VmiState, stamp: str, document: Mapping[str, Any] | None = None, *, sizing: LauncherSizing = DEFAULT_SIZING
+) -> dict[str, Any]:
     """The VMI as virt-handler keeps it; `document` is the scenario's entry, whose Kubernetes-shaped scheduling
-    fields (affinity, tolerations) are copied verbatim."""
+    fields (affinity, tolerations) are copied verbatim.  `resources.requests` as virt-api's defaulting leaves them:
+    memory = the VMI's request, else the guest memory under memoryOvercommit; CPU only when the VMI sets one."""
     spec_vmi = v.spec
     namespace, name = v.key.split("/", 1)
     conditions: list[dict[str, Any]] = [
@@ -815,11 +824,17 @@ def vmi_manifest(v: VmiState, stamp: str, document: Mapping[str, Any] | None = N
             }
         )
     memory = str(int(spec_vmi.memory_bytes))
+    requests: dict[str, Any] = {"memory": str(int(memory_request_bytes(spec_vmi, sizing)))}
+    if spec_vmi.cpu_request_cores is not None:
+        requests["cpu"] = _cpu(spec_vmi.cpu_request_cores)
+    resources: dict[str, Any] = {"requests": requests}
+    if spec_vmi.overcommit_guest_overhead:
+        resources["overcommitGuestOverhead"] = True
     spec: dict[str, Any] = {
         "domain": {
             "cpu": {"sockets": 1, "cores": spec_vmi.vcpus, "threads": 1},
             "memory": {"guest": memory},
-            "resources": {"requests": {"cpu": _cpu(cpu_request_cores(spec_vmi)), "memory": memory}},
+            "resources": resources,
             "devices": {"interfaces": [{"name": "default", "masquerade": {}}]},
         },
         "networks": [{"name": "default", "pod": {}}],

@@ -1,8 +1,10 @@
-"""Where a migration's target pod lands: `addedNodeSelector`, node selector, required affinity, taints, capacity.
+"""Where a migration's target pod lands: `addedNodeSelector`, node selector, required affinity, taints, requests.
 
-A small stand-in for kube-scheduler (the simulator runs no pods).  Requests follow virt-launcher's defaults:
-memory = guest memory, CPU = vCPUs / 10 (KubeVirt's default `cpuAllocationRatio` of 10).  Among feasible nodes the
-least-allocated one wins (kube-scheduler's default scoring, simplified), then the smallest name.  Pure.
+A small stand-in for kube-scheduler (the simulator runs no pods).  Requests are virt-launcher's as KubeVirt renders
+them, summed over every pod on the node (running VMIs and in-flight target pods) by the rule the planners use
+(`livemig.core.capacity`); required pod anti-affinity, both directions and any topology key, is the planners' rule
+too (`livemig.core.affinity`).  Among feasible nodes the least-allocated one by requests wins (kube-scheduler's default
+scoring, simplified), then the smallest name.  Pure.
 """
 
 from __future__ import annotations
@@ -10,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from livemig.core.cluster import HOSTNAME_LABEL, Node, NodeRule, Vmi
-
-CPU_ALLOCATION_RATIO = 10.0
+from livemig.core.affinity import PodTopology, anti_affinity_refusal, term_keys
+from livemig.core.capacity import DEFAULT_SIZING, launcher_requests, request_refusal, requested_on
+from livemig.core.cluster import HOSTNAME_LABEL, LauncherSizing, Node, NodeRule, Vmi
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,10 +25,6 @@ class Placement:
     node: str
 
 
-def cpu_request_cores(vmi: Vmi) -> float:
-    return vmi.vcpus / CPU_ALLOCATION_RATIO
-
-
 def unschedulable_reason(
     vmi: Vmi,
     node: Node,
@@ -34,8 +32,11 @@ def unschedulable_reason(
     *,
     added_node_selector: Mapping[str, str] | None = None,
     node_ready: bool = True,
+    sizing: LauncherSizing = DEFAULT_SIZING,
+    nodes: Iterable[Node] = (),
 ) -> str | None:
-    """Why `vmi`'s target pod cannot go to `node` (None = it fits)."""
+    """Why `vmi`'s target pod cannot go to `node` (None = it fits).  `placements`: every pod in the cluster (the
+    VMI's own source pod included); `nodes`: the cluster's nodes, for topology domains wider than one node."""
     if not node_ready or not node.healthy:
         return "node is not ready"
     if not node.schedulable:
@@ -52,23 +53,27 @@ def unschedulable_reason(
         if rule is NodeRule.TAINT:
             return f"untolerated taint {wanted}"
         return f"node does not match nodeSelector {wanted}"
-    cpu = 0.0
-    memory = 0.0
-    others: list[Vmi] = []
-    for p in placements:
-        if p.node != node.name or p.vmi.key == vmi.key:
-            continue
-        cpu += cpu_request_cores(p.vmi)
-        memory += p.vmi.memory_bytes
-        others.append(p.vmi)
-    if memory + vmi.memory_bytes > node.memory_bytes:
-        return "insufficient memory"
-    if cpu + cpu_request_cores(vmi) > node.cpu_cores:
-        return "insufficient cpu"
-    for term in vmi.affinity.pod_anti_affinity:
-        if any(term.selects(vmi.namespace, other) for other in others):
-            return "violates required pod anti-affinity"
+    view = _PodView(placements, [*nodes, node])
+    others = [v for v in view.by_node.get(node.name, ()) if v.key != vmi.key]
+    refused = request_refusal(node, requested_on(node, others, sizing), launcher_requests(vmi, sizing))
+    if refused is not None:
+        return refused
+    conflict = anti_affinity_refusal(vmi, node, view.topology.in_domain, view.keys)
+    if conflict is not None:
+        return f"violates required pod anti-affinity ({conflict})"
     return None
+
+
+class _PodView:
+    """The pods by node and by topology domain, built once per scheduling decision."""
+
+    def __init__(self, placements: Iterable[Placement], nodes: Iterable[Node]) -> None:
+        self.by_node: dict[str, list[Vmi]] = {}
+        for p in placements:
+            self.by_node.setdefault(p.node, []).append(p.vmi)
+        unique = {n.name: n for n in nodes}
+        self.topology = PodTopology(unique.values(), lambda name: self.by_node.get(name, ()))
+        self.keys = term_keys(v for pods in self.by_node.values() for v in pods)
 
 
 def pick_target_node(
@@ -79,23 +84,26 @@ def pick_target_node(
     *,
     added_node_selector: Mapping[str, str] | None = None,
     not_ready: frozenset[str] = frozenset(),
+    sizing: LauncherSizing = DEFAULT_SIZING,
 ) -> str | None:
     """The node the target pod is scheduled to, or None when the pod would stay Pending (Unschedulable)."""
+    pods = list(placements)
+    nodes = list(nodes)
     by_node: dict[str, list[Placement]] = {}
-    for p in placements:
+    for p in pods:
         by_node.setdefault(p.node, []).append(p)
     best: tuple[float, str] | None = None
     for node in nodes:
         if node.name == source_node:
             continue
-        here = by_node.get(node.name, [])
+        ready = node.name not in not_ready
         if unschedulable_reason(
-            vmi, node, here, added_node_selector=added_node_selector, node_ready=node.name not in not_ready
+            vmi, node, pods, added_node_selector=added_node_selector, node_ready=ready, sizing=sizing, nodes=nodes
         ):
             continue
-        used_mem = sum(p.vmi.memory_bytes for p in here if p.vmi.key != vmi.key) + vmi.memory_bytes
-        used_cpu = sum(cpu_request_cores(p.vmi) for p in here if p.vmi.key != vmi.key) + cpu_request_cores(vmi)
-        score = (used_mem / node.memory_bytes + used_cpu / max(node.cpu_cores, 1e-9)) / 2
+        others = (p.vmi for p in by_node.get(node.name, []) if p.vmi.key != vmi.key)
+        used = requested_on(node, others, sizing) + launcher_requests(vmi, sizing)
+        score = (used.memory_bytes / node.memory_bytes + used.cpu_cores / max(node.cpu_cores, 1e-9)) / 2
         key = (score, node.name)
         if best is None or key < best:
             best = key

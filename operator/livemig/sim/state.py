@@ -681,6 +681,7 @@ class Simulation:
             self._placements(),
             added_node_selector=added,
             not_ready=not_ready,
+            sizing=self.scenario.snapshot.launcher,
         )
         if target is None:
             m.pod_unschedulable = True

@@ -103,3 +103,41 @@ def test_missing_files_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert rc == 2
     assert "none.yaml" in err
     assert "none2.yaml" in err
+
+
+BAND_POLICY = """\
+apiVersion: livemig.io/v1alpha1
+kind: MigrationPolicy
+metadata: {name: band}
+spec:
+  purpose: LoadBalancing
+  loadBalancing:
+    cpu: {high: 0.8, target: 0.6}
+    hysteresis: 0.1
+  limits: {cooldown: 0s}
+"""
+
+INSIDE_THE_BAND = """\
+apiVersion: livemig.io/v1alpha1
+kind: ClusterSnapshot
+nodes:
+  - {name: n1, cpu: 16, memory: 64Gi}
+  - {name: n2, cpu: 16, memory: 64Gi}
+vmis:
+""" + "".join(
+    f"  - {{namespace: prod, name: v{i}, node: n1, vcpus: 4, memory: 8Gi, usage: {{cpu: 4, dirtyRate: 5Mi}}}}\n"
+    for i in range(3)
+)  # n1 at 12 / 16 = 0.75: below high (0.8), inside the band (0.7, 0.8]
+
+
+def test_hot_nodes_flag_is_the_hysteresis_memory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    snap, pol = write(tmp_path, "s.yaml", INSIDE_THE_BAND), write(tmp_path, "p.yaml", BAND_POLICY)
+    assert main(["plan", "--snapshot", snap, "--policy", pol, "--json"]) == 0
+    forgetful = json.loads(capsys.readouterr().out)
+    assert (forgetful["status"], forgetful["hot_nodes"]) == ("NothingToDo", [])
+    assert main(["plan", "--snapshot", snap, "--policy", pol, "--json", "--hot-nodes", "n1, n9"]) == 0
+    remembering = json.loads(capsys.readouterr().out)
+    assert (remembering["status"], remembering["hot_nodes"]) == ("Ready", ["n1"])
+    assert {m["source"] for m in remembering["moves"]} == {"n1"}
+    assert main(["plan", "--snapshot", snap, "--policy", pol, "--hot-nodes", "n1"]) == 0
+    assert "hot nodes: n1 (pass back next cycle: --hot-nodes)" in capsys.readouterr().out

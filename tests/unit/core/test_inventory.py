@@ -189,3 +189,39 @@ def test_garbage_in_nodes_history_and_the_kubevirt_cr_is_survived() -> None:
     assert inv.snapshot.vmis[1].migrations_s == ()
     assert inv.snapshot.kubevirt.parallel_migrations_per_cluster == 5, "KubeVirt's default when the CR is bad"
     assert any("KubeVirt CR" in s for s in inv.skipped)
+
+
+def test_requests_and_kubevirts_sizing_settings_reach_the_snapshot() -> None:
+    a = vmi("a", "n1")
+    a["spec"]["domain"]["resources"] = {"requests": {"cpu": "1500m", "memory": "3Gi"}, "overcommitGuestOverhead": True}
+    configuration = {
+        "developerConfiguration": {"memoryOvercommit": 150, "cpuAllocationRatio": 4},
+        "additionalGuestMemoryOverheadRatio": "1.2",
+    }
+    inv = build_snapshot(
+        ClusterObjects(
+            nodes=[node("n1")], vmis=[a, vmi("b", "n1")], kubevirt={"spec": {"configuration": configuration}}
+        ),
+        NOW,
+    )
+    sizing = inv.snapshot.launcher
+    assert (sizing.memory_overcommit_percent, sizing.cpu_allocation_ratio) == (150, 4)
+    assert sizing.additional_guest_memory_overhead_ratio == pytest.approx(1.2)
+    first, second = inv.snapshot.vmis
+    assert (first.cpu_request_cores, first.memory_request_bytes, first.overcommit_guest_overhead) == (
+        1.5,
+        3 * 2**30,
+        True,
+    )
+    assert (second.cpu_request_cores, second.memory_request_bytes, second.overcommit_guest_overhead) == (
+        None,
+        None,
+        False,
+    )
+
+
+def test_bad_sizing_settings_in_the_kubevirt_cr_fall_back_to_kubevirts_defaults() -> None:
+    configuration = {"developerConfiguration": {"memoryOvercommit": "lots", "cpuAllocationRatio": 2}}
+    inv = build_snapshot(ClusterObjects(nodes=[node("n1")], kubevirt={"spec": {"configuration": configuration}}), NOW)
+    assert (inv.snapshot.launcher.memory_overcommit_percent, inv.snapshot.launcher.cpu_allocation_ratio) == (100, 2)
+    assert any("memoryOvercommit" in s for s in inv.skipped)

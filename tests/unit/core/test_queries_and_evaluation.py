@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from livemig.core.cluster import parse_snapshot
-from livemig.core.evaluation import Claims, MetricsState, Result, evaluate, hot_nodes
+from livemig.core.evaluation import Claims, MetricsState, Result, evaluate
 from livemig.core.inventory import Inventory
 from livemig.core.policy import parse_policy
 from livemig.core.queries import (
@@ -183,11 +183,24 @@ def test_claims_of_higher_priority_policies_and_drained_nodes_are_respected() ->
 
 
 def test_a_hot_node_stays_hot_inside_the_hysteresis_band() -> None:
+    """Two cycles on the same data, with and without the previous cycle's hot nodes (what the operator keeps)."""
     lb = policy("LoadBalancing", loadBalancing={"cpu": {"high": 0.8, "target": 0.6}, "hysteresis": 0.1})
     doc = snapshot_doc(cpu=3.9)
+    first = evaluate(lb, Inventory(snapshot=parse_snapshot(doc)), MetricsState())  # n1 at 15.6 / 16: hot
+    assert first.plan is not None
+    assert first.plan.hot_nodes == ("n1",)
     doc["vmis"] = doc["vmis"][:3]  # n1 at 11.7 / 16 = 0.73: below high, inside the band (0.7, 0.8]
-    snap = parse_snapshot(doc)
-    assert hot_nodes(lb, snap, frozenset()) == frozenset()
-    assert hot_nodes(lb, snap, frozenset({"n1"})) == {"n1"}
+    inside = Inventory(snapshot=parse_snapshot(doc))
+    forgetful = evaluate(lb, inside, MetricsState())
+    assert forgetful.plan is not None
+    assert forgetful.plan.hot_nodes == ()
+    assert forgetful.result is Result.NOTHING_TO_DO
+    remembering = evaluate(lb, inside, MetricsState(), previously_hot=frozenset(first.plan.hot_nodes))
+    assert remembering.plan is not None
+    assert remembering.plan.hot_nodes == ("n1",)
+    assert remembering.result is Result.PLANNED
+    assert {m.source for m in remembering.plan.moves} == {"n1"}
     doc["vmis"] = doc["vmis"][:2]  # 7.8 / 16 = 0.49: out of the band
-    assert hot_nodes(lb, parse_snapshot(doc), frozenset({"n1"})) == frozenset()
+    below = evaluate(lb, Inventory(snapshot=parse_snapshot(doc)), MetricsState(), previously_hot=frozenset({"n1"}))
+    assert below.plan is not None
+    assert below.plan.hot_nodes == ()

@@ -221,7 +221,9 @@ def test_scheduler_respects_selectors_taints_capacity_and_anti_affinity() -> Non
         )
     )
     a2, b2 = anti.vmis
-    assert unschedulable_reason(a2, nodes["n2"], [Placement(b2, "n2")]) == "violates required pod anti-affinity"
+    assert unschedulable_reason(a2, nodes["n2"], [Placement(b2, "n2")]) == (
+        "violates required pod anti-affinity (anti-affinity with ns/vm-b)"
+    )
 
 
 def test_scheduler_prefers_the_least_allocated_node() -> None:

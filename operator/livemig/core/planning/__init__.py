@@ -44,9 +44,16 @@ def plan(snapshot: ClusterSnapshot, spec: PlanningSpec, model: CostModel) -> Pla
     return PLANNERS[spec.purpose](snapshot, spec, model)
 
 
-def plan_for_policy(snapshot: ClusterSnapshot, policy: LivemigPolicy, model: CostModel | None = None) -> Plan:
-    """The operator's and the CLI's entry point: a policy as applied, the performance model unless given."""
-    spec = planning_spec(policy)
+def plan_for_policy(
+    snapshot: ClusterSnapshot,
+    policy: LivemigPolicy,
+    model: CostModel | None = None,
+    *,
+    previously_hot: frozenset[str] = frozenset(),
+) -> Plan:
+    """The operator's and the CLI's entry point: a policy as applied, the performance model unless given;
+    `previously_hot`: the hot nodes of the previous cycle (`Plan.hot_nodes`; load balancing's hysteresis)."""
+    spec = planning_spec(policy, previously_hot)
     return plan(snapshot, spec, model or ModelCosts.for_spec(spec.technique, snapshot.kubevirt))
 
 

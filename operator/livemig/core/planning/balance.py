@@ -7,7 +7,12 @@ single cheapest VMI that clears the whole excess, and the cheapest covering set 
 and memory the node must shed, by dynamic programming), and keeps the option with the fewest bytes plus the
 per-move charge.  Each VMI goes to the feasible target left least loaded.  A hot node that cannot be brought under
 the target keeps all its VMIs (partial relief would only trigger the next cycle).  The end state is checked:
-planning again on it must find nothing to do, otherwise the plan is rejected (hysteresis: no oscillation).
+planning again on it must find nothing to do, otherwise the plan is rejected (no oscillation).
+
+Hot nodes, with memory: a node is hot when a resource is above `high`, or when it was hot in the previous cycle
+(`BalancingSpec.previously_hot`) and a resource is still above `high - hysteresis`.  The plan reports the hot nodes
+it decided with (`Plan.hot_nodes`) for the caller to pass back next cycle (the operator keeps them in the policy's
+`status.nodes`; `livemig plan --hot-nodes` takes them).
 """
 
 from __future__ import annotations
@@ -139,6 +144,8 @@ def plan_load_balancing(snapshot: ClusterSnapshot, spec: PlanningSpec, model: Co
                 skipped.append(k)
     if not first.hot:
         reason = "no node above the high threshold"
+        if spec.balancing.previously_hot:
+            reason += " (nor a previously hot one inside the hysteresis band)"
     else:
         still = [n for n in scope_nodes if _over(final.loads.of(final.state, n), high)]
         reason = f"{len(first.hot) - len(still)} of {len(first.hot)} hot node(s) brought under the target"
@@ -146,10 +153,11 @@ def plan_load_balancing(snapshot: ClusterSnapshot, spec: PlanningSpec, model: Co
             reason += f" in {len(passes)} phases"
         if still:
             reason += "; cannot relieve (no set of movable VMIs fits elsewhere under the target): " + ", ".join(still)
-    return assemble(
+    plan = assemble(
         snapshot, spec, limits, decisions, skipped, scope_nodes, before, final.state,
         reason=reason + rejection, status=status, over_threshold=over_high, intervals=intervals,
     )  # fmt: skip
+    return replace(plan, hot_nodes=tuple(sorted(first.hot)))
 
 
 def _pass(
@@ -163,7 +171,9 @@ def _pass(
         dict(state.cpu_used),
         dict(state.mem_used),
     )
-    hot = [n for n in scope_nodes if _over(loads.of(state, n), high)]
+    stay_hot = spec.balancing.stay_hot()
+    previously = spec.balancing.previously_hot
+    hot = [n for n in scope_nodes if _over(loads.of(state, n), stay_hot if n in previously else high)]
     hot.sort(key=lambda n: (-max(_excess(loads.of(state, n), target)), n))
     decisions: list[Decision] = []
     skipped: list[Skipped] = []

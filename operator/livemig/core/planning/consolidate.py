@@ -7,9 +7,10 @@ the fewest bytes.
 2. For a node count m from the lower bound upwards, choose which m nodes to keep: the pinned ones plus the
    releasable ones that hold the most bytes (what releasing them would cost), or the largest ones; then pack the
    VMIs of the released nodes into the kept nodes, biggest first, best fit, each kept node staying under
-   (1 − headroom) of its CPU and memory, every placement constraint honoured; a VMI that fits nowhere is placed by
-   a repair (it takes a smaller VMI's place) or an exchange (two placed VMIs swap nodes to gather room).  The first
-   m that packs wins; among its candidate keep-sets, the one moving the fewest bytes.
+   (1 − headroom) of its CPU and memory by usage and admitting every incoming virt-launcher pod by requests (as
+   kube-scheduler does, `livemig.core.capacity`), every placement constraint honoured; a VMI that fits nowhere is
+   placed by a repair (it takes a smaller VMI's place) or an exchange (two placed VMIs swap nodes to gather room).
+   The first m that packs wins; among its candidate keep-sets, the one moving the fewest bytes.
 3. Moves are ordered node by node, the least loaded node first, so nodes empty one after another.
 """
 
@@ -19,6 +20,7 @@ import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from livemig.core.capacity import request_refusal
 from livemig.core.cluster import ClusterSnapshot, Vmi
 from livemig.core.planning.assemble import Decision, assemble, cost_for
 from livemig.core.planning.costs import CostModel
@@ -54,10 +56,20 @@ def plan_consolidation(snapshot: ClusterSnapshot, spec: PlanningSpec, model: Cos
         why = _pin_reason(snapshot, spec, limits, before, name, skipped)
         (pinned if why else releasable).append(name)
 
-    # Kept nodes need room for everything on the active nodes.
+    # Kept nodes need room for everything on the active nodes: its usage under the headroom, its requests within
+    # allocatable.
     total_cpu = sum(before.cpu_used[n] for n in active)
     total_mem = sum(before.mem_used[n] for n in active)
-    lower = _lower_bound(snapshot, active, total_cpu, total_mem, cap)
+    lower = max(
+        _lower_bound(snapshot, active, total_cpu, total_mem, cap),
+        _lower_bound(
+            snapshot,
+            active,
+            sum(before.requested[n].cpu_cores for n in active),
+            sum(before.requested[n].memory_bytes for n in active),
+            (1.0, 1.0),
+        ),
+    )
     best: _Packing | None = None
     for _ in range(_COST_ROUNDS):
         best = _search(snapshot, before, pinned, releasable, cap, lower, len(active), cfg.max_nodes)
@@ -119,7 +131,10 @@ def _search(
 ) -> _Packing | None:
     """The packing with the fewest kept nodes (then the fewest bytes), trying node counts from the lower bound.
 
-    For each count, each ranking proposes the nodes to keep and the others are packed into them.
+    For each count, each ranking proposes the nodes to keep and the others are packed into them.  Counts are tried
+    one by one up to _EXTRA_NODES_TRIED above the lower bound; beyond, in doubling steps (the bound can be far below
+    what packs: requests, anti-affinity and selectors are not in it), then back down by bisection to the fewest that
+    packed (packing is not strictly monotone in the count, so this is the fewest found, not proven fewest).
     """
     lower = max(lower, len(pinned))
     upper = min(active, lower + _EXTRA_NODES_TRIED)
@@ -128,7 +143,8 @@ def _search(
         lower = max(lower, active - max_nodes)
         upper = max(upper, lower)
     binding = _binding_resource(snapshot, state, [*pinned, *releasable], cap)
-    for m in range(lower, upper + 1):
+
+    def attempt(m: int) -> _Packing | None:
         attempts = []
         for rank in _RANKINGS:
             extra = m - len(pinned)
@@ -138,9 +154,30 @@ def _search(
             packing, _ = _pack(state, [*pinned, *ordered[:extra]], ordered[extra:], cap)
             if packing is not None:
                 attempts.append(packing)
-        if attempts:
-            return min(attempts, key=lambda p: (p.bytes_moved, p.released))
-    return None
+        return min(attempts, key=lambda p: (p.bytes_moved, p.released)) if attempts else None
+
+    for m in range(lower, upper + 1):
+        found = attempt(m)
+        if found is not None:
+            return found
+    # Keeping every active node releases nothing: the counts worth trying stop one below.
+    failed, step = upper, 2
+    best: tuple[int, _Packing] | None = None
+    while best is None and failed < active - 1:
+        m = min(active - 1, upper + step)
+        found = attempt(m)
+        if found is None:
+            failed, step = m, step * 2
+        else:
+            best = (m, found)
+    while best is not None and best[0] - failed > 1:
+        m = (failed + best[0]) // 2
+        found = attempt(m)
+        if found is None:
+            failed = m
+        else:
+            best = (m, found)
+    return None if best is None else best[1]
 
 
 def _binding_resource(
@@ -243,6 +280,8 @@ def _pack(
         sum(v.cpu_cores for v in moving) > sum(nodes[n].cpu_cores * cap[0] - state.cpu_used[n] for n in kept) + 1e-9
         or sum(v.memory_used_bytes for v in moving)
         > sum(nodes[n].memory_bytes * cap[1] - state.mem_used[n] for n in kept) + 1e-6
+        or sum(state.pod_requests[v.key].memory_bytes for v in moving)
+        > sum(nodes[n].memory_bytes - state.requested[n].memory_bytes for n in kept) + 1.0
     ):
         return None, moving
     # Normalised size: the larger of the CPU and memory shares of an average kept node.
@@ -285,6 +324,7 @@ class _Packer:
         self.cpu_room = {n: nodes[n].cpu_cores * cap[0] - state.cpu_used[n] for n in kept}
         self.mem_room = {n: nodes[n].memory_bytes * cap[1] - state.mem_used[n] for n in kept}
         self.keys = sorted((self.cpu_room[n], n) for n in kept)
+        self.requested = {n: state.requested[n] for n in kept}
         self.placed: dict[str, dict[str, Vmi]] = {n: {} for n in kept}
         self.where: dict[str, str] = {}
         self.track = bool(state.anti_keys)
@@ -293,14 +333,22 @@ class _Packer:
         return (
             self.cpu_room[node] >= vmi.cpu_cores - 1e-9
             and self.mem_room[node] >= vmi.memory_used_bytes - 1e-6
+            and request_refusal(self.state.nodes[node], self.requested[node], self.state.pod_requests[vmi.key]) is None
             and _placeable(self.state, vmi, node)
         )
 
     def find(self, vmi: Vmi, exclude: str | None = None) -> str | None:
         """Best fit on CPU: the feasible node with the least CPU room that still holds the VMI."""
         keys = self.keys
+        need_mem = vmi.memory_used_bytes - 1e-6
+        # An index, not the rule: a node whose requested memory leaves less than the pod's is passed over before the
+        # full check (`fits`, which asks request_refusal).  Most scanned nodes fail here once the kept nodes fill.
+        pod_mem = self.state.pod_requests[vmi.key].memory_bytes - 1.0
+        mem_room, requested, nodes = self.mem_room, self.requested, self.state.nodes
         for i in range(bisect.bisect_left(keys, (vmi.cpu_cores - 1e-9, "")), len(keys)):
             n = keys[i][1]
+            if mem_room[n] < need_mem or nodes[n].memory_bytes - requested[n].memory_bytes < pod_mem:
+                continue
             if n != exclude and self.fits(vmi, n):
                 return n
         return None
@@ -313,6 +361,7 @@ class _Packer:
 
     def place(self, vmi: Vmi, node: str) -> None:
         self._update(node, -vmi.cpu_cores, -vmi.memory_used_bytes)
+        self.requested[node] += self.state.pod_requests[vmi.key]
         self.placed[node][vmi.key] = vmi
         self.where[vmi.key] = node
         if self.track:
@@ -320,6 +369,7 @@ class _Packer:
 
     def unplace(self, vmi: Vmi, node: str) -> None:
         self._update(node, vmi.cpu_cores, vmi.memory_used_bytes)
+        self.requested[node] -= self.state.pod_requests[vmi.key]
         del self.placed[node][vmi.key]
         del self.where[vmi.key]
         if self.track:

@@ -102,6 +102,9 @@ class Plan:
     node_actions: tuple[NodeAction, ...] = ()
     efficacy: Efficacy = field(default_factory=Efficacy)
     limits: dict[str, Any] = field(default_factory=dict)  # the limits the schedule honours
+    # Load balancing: the nodes found hot (above `high`, or previously hot and inside the hysteresis band); the
+    # next cycle passes them back as `BalancingSpec.previously_hot`.
+    hot_nodes: tuple[str, ...] = ()
 
     @property
     def waves(self) -> tuple[tuple[Move, ...], ...]:

@@ -33,8 +33,9 @@ def _selector(selector: LabelSelector | None) -> PolicySelector | None:
     return None if selector is None else PolicySelector(selector)
 
 
-def planning_spec(policy: LivemigPolicy) -> PlanningSpec:
-    """Map the policy's fields onto what the planners read (same meaning, planner-side names)."""
+def planning_spec(policy: LivemigPolicy, previously_hot: frozenset[str] = frozenset()) -> PlanningSpec:
+    """Map the policy's fields onto what the planners read (same meaning, planner-side names).  `previously_hot`:
+    the hot nodes of the previous cycle (load balancing's hysteresis memory)."""
     limits = LimitsSpec(
         max_concurrent_migrations=policy.limits.max_concurrent_migrations,
         max_concurrent_migrations_per_node=policy.limits.max_concurrent_migrations_per_node,
@@ -70,6 +71,8 @@ def planning_spec(policy: LivemigPolicy) -> PlanningSpec:
         balancing = BalancingSpec(
             high=Thresholds(high(lb.cpu), high(lb.memory), high(pc), high(pm), high(pio)),
             target=Thresholds(target(lb.cpu), target(lb.memory), target(pc), target(pm), target(pio)),
+            hysteresis=hysteresis,
+            previously_hot=previously_hot,
         )
     consolidation = ConsolidationSpec()
     c = policy.consolidation

@@ -4,16 +4,24 @@
 tracks each node's CPU and memory use and which VMIs it holds as the planner tentatively moves VMIs.
 `blocking_reason(vmi, target, ...)` returns why a target is not allowed, or None: not a target candidate (cordoned,
 unhealthy, out of scope, being drained), nodeSelector, required node affinity, untolerated NoSchedule/NoExecute
-taints, capacity (with the caller's cap), and required pod anti-affinity in both directions.
+taints, capacity, and required pod anti-affinity in both directions.
+
+Capacity is two rules.  Requests: the target admits the VMI's virt-launcher pod as kube-scheduler would
+(`livemig.core.capacity.request_refusal`, the simulator's scheduler calls the same): the requests of everything on
+the node, the node's other pods, and every pod this plan sends there, plus the new pod, within allocatable.  A VMI
+the plan moves away keeps its requests on its source for the whole plan (its pod stays until the migration ends, and
+a plan's moves may run together); its source pod counts for anti-affinity alike (livemig.core.affinity).  Usage:
+measured (or summed) use plus the VMI's within the caller's cap (the policy's target or headroom).
 """
 
 from __future__ import annotations
 
 import math
-from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 
-from livemig.core.cluster import HOSTNAME_LABEL, ClusterSnapshot, EvictionStrategy, Node, NodeRule, Vmi
+from livemig.core.affinity import PodTopology, anti_affinity_refusal, term_keys
+from livemig.core.capacity import Requests, launcher_requests, request_refusal, requested_on
+from livemig.core.cluster import ClusterSnapshot, EvictionStrategy, Node, NodeRule, Vmi
 from livemig.core.planning.spec import PlanningSpec
 
 _EPS = 1e-9
@@ -42,7 +50,8 @@ def unmovable_reason(vmi: Vmi) -> str | None:
 
 
 class ClusterState:
-    """Per-node usage and VMI placement while a planner works.  Usage = measured if the snapshot gives it."""
+    """Per-node usage, requests and VMI placement while a planner works.  Usage = measured if the snapshot gives
+    it; requests = virt-launcher pods' (livemig.core.capacity)."""
 
     def __init__(self, snapshot: ClusterSnapshot, targets: Iterable[str]) -> None:
         self.snapshot = snapshot
@@ -55,6 +64,10 @@ class ClusterState:
         for vmi in snapshot.vmis:
             self.vmis_on[vmi.node][vmi.key] = vmi
             self.location[vmi.key] = vmi.node
+        self.pod_requests: dict[str, Requests] = {v.key: launcher_requests(v, snapshot.launcher) for v in snapshot.vmis}
+        self.requested: dict[str, Requests] = {
+            n.name: requested_on(n, self.vmis_on[n.name].values(), snapshot.launcher) for n in snapshot.nodes
+        }
         for node in snapshot.nodes:
             on = self.vmis_on[node.name].values()
             self.cpu_used[node.name] = (
@@ -63,9 +76,12 @@ class ClusterState:
             self.mem_used[node.name] = (
                 node.memory_used_bytes if node.memory_used_bytes is not None else sum(v.memory_used_bytes for v in on)
             )
-        # VMIs carrying required anti-affinity terms (few): checked for the symmetric direction.
-        self.anti_keys = sorted({t.topology_key for v in snapshot.vmis for t in v.affinity.pod_anti_affinity})
-        self._domains: dict[str, dict[str, list[str]]] = {}
+        # Topology keys of the VMIs' required anti-affinity terms (few): where the symmetric check looks.
+        self.anti_keys = term_keys(snapshot.vmis)
+        # Pods by node for anti-affinity: the VMIs placed there, plus the source pods of VMIs moved away (a source
+        # pod stays until its migration ends; the plan's moves may run together).
+        self.departed: dict[str, dict[str, Vmi]] = {n.name: {} for n in snapshot.nodes}
+        self.topology = PodTopology(snapshot.nodes, self._pods_on)
 
     # -- utilisation
 
@@ -84,6 +100,17 @@ class ClusterState:
         self.mem_used[source] -= vmi.memory_used_bytes
         self.cpu_used[target] += vmi.cpu_cores
         self.mem_used[target] += vmi.memory_used_bytes
+        # Requests: the VMI's pod stays on its snapshot node for the whole plan; a tentative placement elsewhere
+        # adds a target pod, withdrawn when the VMI moves on (or back).
+        pod = self.pod_requests[vmi.key]
+        if source != vmi.node:
+            self.requested[source] -= pod
+        else:
+            self.departed[source][vmi.key] = vmi
+        if target != vmi.node:
+            self.requested[target] += pod
+        else:
+            del self.departed[target][vmi.key]
 
     # -- constraints
 
@@ -95,11 +122,21 @@ class ClusterState:
         rule, wanted = mismatch
         return "node affinity" if rule is NodeRule.NODE_AFFINITY else f"{rule} {wanted}"
 
-    def fits(self, vmi: Vmi, target: str, cpu_cap: float = 1.0, mem_cap: float = 1.0) -> bool:
+    def request_reason(self, vmi: Vmi, target: str) -> str | None:
+        """Why kube-scheduler would refuse `vmi`'s target pod on `target` by requests (None = admits)."""
+        if target == vmi.node:
+            return None  # its own pod is there already
+        return request_refusal(self.nodes[target], self.requested[target], self.pod_requests[vmi.key])
+
+    def fits_usage(self, vmi: Vmi, target: str, cpu_cap: float = 1.0, mem_cap: float = 1.0) -> bool:
         node = self.nodes[target]
         return self.cpu_used[target] + vmi.cpu_cores <= node.cpu_cores * cpu_cap * (1 + _EPS) and self.mem_used[
             target
         ] + vmi.memory_used_bytes <= node.memory_bytes * mem_cap * (1 + _EPS)
+
+    def fits(self, vmi: Vmi, target: str, cpu_cap: float = 1.0, mem_cap: float = 1.0) -> bool:
+        """Both capacity rules: requests within allocatable, usage within the caps."""
+        return self.request_reason(vmi, target) is None and self.fits_usage(vmi, target, cpu_cap, mem_cap)
 
     def blocking_reason(self, vmi: Vmi, target: str, cpu_cap: float = 1.0, mem_cap: float = 1.0) -> str | None:
         """Why `vmi` may not move to `target` now (None = allowed).  Caps are fractions of the node's capacity."""
@@ -111,41 +148,20 @@ class ClusterState:
         reason = self.static_reason(vmi, node)
         if reason is not None:
             return reason
-        if not self.fits(vmi, target, min(cpu_cap, 1.0), min(mem_cap, 1.0)):
+        refused = self.request_reason(vmi, target)
+        if refused is not None:
+            return f"{refused} (requests)"
+        if not self.fits_usage(vmi, target, min(cpu_cap, 1.0), min(mem_cap, 1.0)):
             return "capacity"
         return self.anti_affinity_reason(vmi, node)
 
     def anti_affinity_reason(self, vmi: Vmi, node: Node) -> str | None:
-        for term in vmi.affinity.pod_anti_affinity:
-            for other in self._in_domain(node, term.topology_key):
-                if other.key != vmi.key and term.selects(vmi.namespace, other):
-                    return f"anti-affinity with {other.key}"
-        for key in self.anti_keys:
-            if node.topology_value(key) is None:
-                continue
-            for owner in self._in_domain(node, key):
-                if owner.key == vmi.key or not owner.affinity.pod_anti_affinity:
-                    continue
-                for term in owner.affinity.pod_anti_affinity:
-                    if term.topology_key == key and term.selects(owner.namespace, vmi):
-                        return f"anti-affinity of {owner.key}"
-        return None
+        """Required pod anti-affinity, both directions (livemig.core.affinity, the simulator's rule too)."""
+        return anti_affinity_refusal(vmi, node, self.topology.in_domain, self.anti_keys)
 
-    def _in_domain(self, node: Node, key: str) -> Iterable[Vmi]:
-        if key == HOSTNAME_LABEL and HOSTNAME_LABEL not in node.labels:
-            return self.vmis_on[node.name].values()
-        value = node.topology_value(key)
-        if value is None:
-            return ()
-        domains = self._domains.get(key)
-        if domains is None:
-            domains = defaultdict(list)
-            for n in self.nodes.values():
-                v = n.topology_value(key)
-                if v is not None:
-                    domains[v].append(n.name)
-            self._domains[key] = domains
-        return (v for name in domains[value] for v in self.vmis_on[name].values())
+    def _pods_on(self, node: str) -> Iterator[Vmi]:
+        yield from self.vmis_on[node].values()
+        yield from self.departed[node].values()
 
 
 def stddev(values: Iterable[float]) -> float:

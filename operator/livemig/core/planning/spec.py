@@ -66,10 +66,25 @@ class Thresholds:
 
 @dataclass(frozen=True, slots=True)
 class BalancingSpec:
-    """`spec.loadBalancing`: a node above `high` is brought under `target`; no node is pushed over `target`."""
+    """`spec.loadBalancing`: a node above `high` is brought under `target`; no node is pushed over `target`.
+
+    Hysteresis with memory: a node in `previously_hot` (the hot nodes the previous cycle decided with,
+    `Plan.hot_nodes`) stays hot while any resource is above `high - hysteresis`."""
 
     high: Thresholds = Thresholds(cpu=0.8, memory=0.85)
     target: Thresholds = Thresholds(cpu=0.7, memory=0.75)
+    hysteresis: float = 0.0
+    previously_hot: frozenset[str] = frozenset()
+
+    def stay_hot(self) -> Thresholds:
+        """The thresholds a previously hot node must stay above to remain hot: each `high` lowered by the band."""
+        h, band = self.high, self.hysteresis
+        return Thresholds(
+            *(
+                None if x is None else x - band
+                for x in (h.cpu, h.memory, h.pressure_cpu, h.pressure_memory, h.pressure_io)
+            )
+        )
 
 
 @dataclass(frozen=True, slots=True)

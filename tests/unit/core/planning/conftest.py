@@ -129,6 +129,17 @@ def check_plan(snap: ClusterSnapshot, spec: PlanningSpec, plan: Any, *, drained:
             mem = n.memory_used_bytes + sum(vmis[m.vmi].memory_used_bytes for m in plan.moves if m.target == name)
         assert cpu <= n.cpu_cores * (1 + 1e-9), f"{name} CPU over capacity"
         assert mem <= n.memory_bytes * (1 + 1e-9), f"{name} memory over capacity"
+    # requests on every node that receives a VMI: every pod it holds while the plan runs (its own VMIs, which stay
+    # until migrated, and every target pod) within allocatable, as kube-scheduler admits them
+    from livemig.core.capacity import launcher_requests
+
+    for name in receivers:
+        n = nodes[name]
+        pods = [v for v in snap.vmis if v.node == name] + [vmis[m.vmi] for m in plan.moves if m.target == name]
+        cpu = n.other_cpu_requests_cores + sum(launcher_requests(v, snap.launcher).cpu_cores for v in pods)
+        mem = n.other_memory_requests_bytes + sum(launcher_requests(v, snap.launcher).memory_bytes for v in pods)
+        assert mem <= n.memory_bytes + 1, f"{name} memory requests over allocatable"
+        assert cpu <= n.cpu_cores + 1e-6, f"{name} CPU requests over allocatable"
     # anti-affinity in the end state, both directions, for every moved VMI
     for m in plan.moves:
         v = vmis[m.vmi]

@@ -196,3 +196,41 @@ def test_second_phase_uses_a_node_relieved_in_the_first(b: Any) -> None:
     assert from_c[0].start_s >= from_a[0].finish_s  # the second phase waits for the first
     assert from_c[0].wave > from_a[0].wave
     assert "2 phases" in plan.reason
+
+
+def test_hysteresis_memory_keeps_a_previously_hot_node_hot_inside_the_band(b: Any) -> None:
+    # high 0.8, hysteresis 0.1: a node previously hot stays hot above 0.7; target min(0.6, 0.8 - 0.1) = 0.6.
+    spec = replace(
+        SPEC,
+        balancing=BalancingSpec(high=Thresholds(cpu=0.8), target=Thresholds(cpu=0.6), hysteresis=0.1),
+    )
+
+    def cluster(busy: float) -> Any:
+        return b.snapshot(
+            [b.node("node-a"), b.node("node-b"), b.node("node-c")],
+            [
+                b.vmi("a1", "node-a", cpu=busy, memory="8Gi"),
+                b.vmi("a2", "node-a", cpu=4, memory="8Gi"),
+                b.vmi("a3", "node-a", cpu=4, memory="8Gi"),
+                b.vmi("b1", "node-b", cpu=2, memory="8Gi"),
+                b.vmi("c1", "node-c", cpu=2, memory="8Gi"),
+            ],
+        )
+
+    # Cycle 1: node-a at 14/16 = 0.875, above high: hot.
+    first = plan_load_balancing(cluster(6), spec, b.costs(spec))
+    assert first.hot_nodes == ("node-a",)
+    # Cycle 2, same data as each other: node-a at 12/16 = 0.75, below high but inside the band.
+    inside = cluster(4)
+    without = plan_load_balancing(inside, spec, b.costs(spec))
+    assert without.hot_nodes == ()
+    assert without.status is PlanStatus.NOTHING_TO_DO
+    remembered = replace(spec, balancing=replace(spec.balancing, previously_hot=frozenset(first.hot_nodes)))
+    with_memory = plan_load_balancing(inside, remembered, b.costs(remembered))
+    assert with_memory.hot_nodes == ("node-a",)
+    assert with_memory.status is PlanStatus.READY
+    assert {m.source for m in with_memory.moves} == {"node-a"}
+    assert util_after(inside, with_memory, "node-a") <= 0.6 + 1e-9
+    # Below the band the memory no longer holds it: 8/16 = 0.5.
+    below = plan_load_balancing(cluster(0.1), remembered, b.costs(remembered))
+    assert below.hot_nodes == ()

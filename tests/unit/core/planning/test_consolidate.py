@@ -151,3 +151,26 @@ def test_swaps_gather_the_room_best_fit_scatters(b: Any) -> None:
     assert plan.efficacy.nodes_used_after == 2
     for name, (cpu, _) in end_usage(snap, plan).items():
         assert cpu == (11 if name in ("a", "b") else 0)
+
+
+def test_search_goes_on_past_a_lower_bound_far_below_what_packs(b: Any) -> None:
+    # Usage says one node holds everything; required anti-affinity keeps the 8 "spread" VMIs on 8 distinct nodes.
+    spread = {
+        "labels": {"app": "spread"},
+        "affinity": {
+            "podAntiAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": [
+                    {"labelSelector": {"matchLabels": {"app": "spread"}}, "topologyKey": "kubernetes.io/hostname"}
+                ]
+            }
+        },
+    }
+    snap = b.snapshot(
+        [b.node(f"n{i:02d}") for i in range(16)],
+        [b.vmi(f"s{i}", f"n{i:02d}", cpu=0.5, memory="1Gi", **spread) for i in range(8)]
+        + [b.vmi(f"t{i}", f"n{i:02d}", cpu=0.5, memory="1Gi") for i in range(8, 16)],
+    )
+    plan = plan_consolidation(snap, SPEC, b.costs(SPEC))
+    assert plan.status is PlanStatus.READY
+    assert len(plan.efficacy.nodes_released) == 8, plan.reason
+    b.check(snap, SPEC, plan)
