@@ -173,6 +173,7 @@ def move_requests(
                 technique_reason=move.technique_reason,
                 predicted_time_s=move.predicted_time_s,
                 predicted_downtime_s=move.predicted_downtime_s,
+                predicted_risk_window_s=move.predicted_risk_window_s,
                 plan_id=evaluation.plan.id,
                 bandwidth_per_migration_bps=policy.technique.bandwidth_per_migration_bps,
                 completion_timeout_per_gib=policy.technique.completion_timeout_per_gib,
@@ -441,9 +442,15 @@ class Cycle:
 
         if policy.purpose in (Purpose.MAINTENANCE, Purpose.EVACUATION):
             moving = {m.source for m in evaluation_moves(self)}
+            ready = {n.name for n in snapshot.nodes if n.healthy}
             for name in draining:
                 cannot = stuck(name)
                 left = remaining(name) - cannot
+                if name not in ready:
+                    # A failed node: nothing on it can be migrated (no virt-handler); say so instead of waiting.
+                    message = f"the node is not Ready: {remaining(name)} in-scope VMI(s) on it cannot be migrated"
+                    out.append(entry(name, "NotReady", remaining=remaining(name), message=message))
+                    continue
                 state = (
                     "Drained"
                     if left == 0

@@ -179,7 +179,9 @@ class Executor:
             await writer.create_kv_policy(kv_migration_policy(request, name, vmi_labels, namespace_labels))
             rt.crash_point("after-kv-policy")
             pin = supports_added_node_selector(view.kubevirt_version)
-            await writer.create_vmim(vmim_manifest(request, name, pin_target=pin))
+            # False: it exists already (a previous start whose answer was lost, e.g. in an API server restart, or
+            # one cut short by a crash): adopted, not started a second time, so not counted again.
+            created = await writer.create_vmim(vmim_manifest(request, name, pin_target=pin))
             rt.crash_point("after-vmim")
         except ApiException as exc:
             reason = _api_reason(exc)
@@ -193,6 +195,9 @@ class Executor:
             await self._undo_start(request, name)
             return None
         self.created[name] = Running(request.key, request.source, request.policy)
+        if not created:
+            log.info("policy %s: %s already exists; adopted", request.policy, name)
+            return name
         rt.metrics.started.labels(request.policy, str(request.technique)).inc()
         message = (
             f"migrating {request.key} from {request.source} to {request.target} with {request.technique} "
@@ -302,6 +307,19 @@ class Executor:
                 f"KubeVirt applied MigrationPolicy {result.applied_policy or '(none)'} to {result.vmim}, "
                 f"not {result.expected_policy}",
             )
+        if result.lost_in_post_copy:
+            window = result.predicted_risk_window_s
+            lost = (
+                f"{result.namespace}/{result.vmi} was lost: its migration {result.vmim} failed after the post-copy "
+                f"switch, inside the risk window the model predicted"
+                + (f" ({window:.1f} s)" if window else "")
+                + (f": {result.reason}" if result.reason else "")
+            )
+            rt.metrics.postcopy_losses.labels(result.policy).inc()
+            if vmi is not None:
+                _event(_vmi_ref(vmi), "Warning", "PostCopyVMLost", lost)
+            if policy_body is not None:
+                _event(_policy_ref(view, result.policy), "Warning", "PostCopyVMLost", lost)
         if policy_body is None:
             return  # the policy is gone: nothing to count into
         _event(_policy_ref(view, result.policy), kind, "MigrationFinished", text)

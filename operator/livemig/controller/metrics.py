@@ -23,6 +23,12 @@ class OperatorMetrics:
             ["policy", "purpose", "technique", "outcome"],
             registry=r,
         )
+        self.postcopy_losses = Counter(
+            "livemig_postcopy_vms_lost",
+            "VMs lost because their migration failed after the post-copy switch (inside the model's risk window).",
+            ["policy"],
+            registry=r,
+        )
         self.started = Counter(
             "livemig_migrations_started", "Migrations livemig started.", ["policy", "technique"], registry=r
         )

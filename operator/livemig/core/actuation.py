@@ -52,6 +52,7 @@ class MoveRequest:
     bandwidth_per_migration_bps: float | None = None  # the livemig policy's spec.technique.bandwidthPerMigration
     completion_timeout_per_gib: int | None = None  # the livemig policy's spec.technique.completionTimeoutPerGiB
     history_tag: str = ""  # the VMI's newest livemig migration, so a retry after a failure gets a new name
+    predicted_risk_window_s: float = 0.0  # post-copy: the model's window in which a link failure loses the VM
 
     @property
     def key(self) -> str:
@@ -133,6 +134,7 @@ def vmim_manifest(request: MoveRequest, vmim: str, *, pin_target: bool = True) -
                 "livemig.io/technique": str(request.technique),
                 "livemig.io/predicted-duration": f"{request.predicted_time_s:.3f}",
                 "livemig.io/predicted-downtime": f"{request.predicted_downtime_s:.6f}",
+                "livemig.io/predicted-risk-window": f"{request.predicted_risk_window_s:.3f}",
                 "livemig.io/reason": request.reason[:1024],
                 "livemig.io/technique-reason": request.technique_reason[:1024],
                 "livemig.io/kv-policy": kv_policy_name(vmim),
@@ -175,6 +177,10 @@ class MigrationResult:
     predicted_downtime_s: float | None
     applied_policy: str | None  # migrationState.migrationPolicyName
     expected_policy: str
+    # Failed after the post-copy switch: the running state was split between the nodes, so the VM is lost (KubeVirt
+    # fails the VMI); the model's risk window said how long that exposure would last.
+    lost_in_post_copy: bool = False
+    predicted_risk_window_s: float | None = None
 
     @property
     def duration_s(self) -> float | None:
@@ -248,6 +254,8 @@ def read_result(vmim: Mapping[str, Any]) -> MigrationResult | None:
         predicted_downtime_s=_float(annotations.get("livemig.io/predicted-downtime")),
         applied_policy=str(applied) if applied else None,
         expected_policy=expected,
+        lost_in_post_copy=phase == "Failed" and mode == "PostCopy",
+        predicted_risk_window_s=_float(annotations.get("livemig.io/predicted-risk-window")),
     )
 
 

@@ -129,8 +129,14 @@ def evaluate(
         if owner != policy.name and PURPOSE_RANK[owner_purpose] <= rank
     }
     blocked_targets = {node for node, owner in claims.draining_nodes.items() if owner != policy.name}
+    # A VMI on a node that is not Ready cannot be migrated: no virt-handler there to send it (KubeVirt would start
+    # the target and wait at TargetReady until the VMI is failed at its heartbeat timeout).
+    not_ready = {n.name for n in snapshot.nodes if not n.healthy}
     vmis = tuple(
-        replace(v, live_migratable=False) if v.key in claimed or v.key in inventory.busy else v for v in snapshot.vmis
+        replace(v, live_migratable=False)
+        if v.key in claimed or v.key in inventory.busy or v.node in not_ready
+        else v
+        for v in snapshot.vmis
     )
     nodes = tuple(
         replace(

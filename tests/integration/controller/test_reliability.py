@@ -267,3 +267,92 @@ def test_a_refusing_target_gets_at_most_the_budget_of_attempts(start_stack: Any)
     assert all(r["result"] == "Failed" for r in records)
     assert len(vmims(stack)) == 2
     assert condition(policy_status(stack, "drain"), "Degraded")["reason"] == "MigrationsFailing"
+
+
+def test_a_node_that_fails_mid_drain_is_reported_and_not_retried_forever(start_stack: Any) -> None:
+    """Migration faults (item 4): the drained node itself fails after the first wave. Its running migrations fail
+    at once; KubeVirt notices the node (NotReady after 40 s, its VMIs Failed at the 5-minute heartbeat timeout); the
+    operator reports the node NotReady, plans nothing more from it, and no VMI gets more than its budget."""
+    nodes = [node("node-01", linkBandwidth="1Gbit"), node("node-02"), node("node-03")]
+    vmis = [vmi("prod", f"vm-{i:03d}", DRAINED, memory="4Gi") for i in range(6)]
+    vmis.append(vmi("prod", "bystander", "node-02", memory="4Gi"))
+    stack = start_stack(scenario(nodes, vmis), time_scale=10.0)
+    assert stack.sim is not None
+    budget = 2
+    apply(stack, drain_policy(maxMigrationsPerVMI=budget))
+    wait_until(
+        lambda: sum(r["result"] == "Succeeded" for r in stack.sim.outcomes()) >= 2,
+        timeout_s=120,
+        what="the first wave moved",
+    )
+    status, _ = stack.sim.post_fault({"type": "nodeFailure", "node": DRAINED})
+    assert status == 201
+
+    def reported() -> dict[str, Any] | None:
+        entry = next((n for n in policy_status(stack, "drain").get("nodes") or [] if n.get("name") == DRAINED), {})
+        return entry if entry.get("state") == "NotReady" else None
+
+    entry = wait_until(reported, timeout_s=60, what=f"{DRAINED} reported NotReady")
+    assert "not Ready" in entry["message"]
+    # KubeVirt fails the VMIs left on the node at its heartbeat timeout (5-6 simulated minutes).
+    wait_until(
+        lambda: all(
+            v["status"].get("phase") == "Failed"
+            for v in stack.kubectl_json("get", "vmis", "-n", "prod")["items"]
+            if v["status"].get("nodeName") == DRAINED
+        ),
+        timeout_s=120,
+        what="the VMIs left on the failed node marked Failed",
+    )
+    # Three more evaluations: nothing new is started, nobody beyond the budget, the bystander untouched.
+    before = len(vmims(stack))
+    evaluations = policy_status(stack, "drain")["counters"]["evaluations"]
+    wait_until(
+        lambda: policy_status(stack, "drain")["counters"]["evaluations"] >= evaluations + 3,
+        timeout_s=60,
+        what="three more evaluations",
+    )
+    assert len(vmims(stack)) == before, "a migration was started from the failed node"
+    attempts = collections.Counter(r["vmi"] for r in stack.sim.outcomes())
+    assert max(attempts.values()) <= budget, attempts
+    assert "prod/bystander" not in attempts
+    state = stack.sim.state()
+    moved = {r["vmi"] for r in stack.sim.outcomes() if r["result"] == "Succeeded"}
+    assert state["vmisLost"] == 6 - len(moved), "only what was still on the failed node is lost"
+
+
+def test_a_link_failure_after_the_post_copy_switch_loses_the_vm_inside_the_predicted_risk_window(
+    start_stack: Any,
+) -> None:
+    """Migration faults (item 4): post-copy allowed, a VMI writing faster than the link gets post-copy; its link
+    fails after the switch. The VM is lost, as the model's risk window says it can be, and the operator reports
+    it as such (Warning PostCopyVMLost, naming the window)."""
+    nodes = [node("node-01", linkBandwidth="1Gbit"), node("node-02", linkBandwidth="1Gbit")]
+    doc = scenario(nodes, [vmi("prod", "vm-000", DRAINED, memory="8Gi", dirty="200Mi")])
+    fail_after_s = 20.0
+    doc["faults"] = [{"type": "linkFailure", "vmi": "prod/vm-000", "afterMigrationStart": f"{fail_after_s:.0f}s"}]
+    stack = start_stack(doc, time_scale=5.0)
+    assert stack.sim is not None
+    policy = drain_policy(maxMigrationsPerVMI=1)
+    policy["spec"]["technique"] = {"mode": "Auto", "allowPostCopy": True}
+    apply(stack, policy)
+    records = wait_until(lambda: stack.sim.outcomes(), timeout_s=120, what="the migration's outcome")
+    (record,) = records
+    assert record["vmLost"] is True
+    assert record["mode"] == "PostCopy"
+    (vmim,) = vmims(stack)
+    annotations = vmim["metadata"]["annotations"]
+    assert annotations["livemig.io/technique"] == "post-copy"
+    predicted_s = float(annotations["livemig.io/predicted-duration"])
+    window_s = float(annotations["livemig.io/predicted-risk-window"])
+    assert window_s > 0
+    # The link failed inside the window the model predicted: after the switch, before the predicted end.
+    assert predicted_s - window_s <= fail_after_s <= predicted_s
+    events = stack.kubectl_json("get", "events", "-A", "--field-selector", "reason=PostCopyVMLost")["items"]
+    assert events, "the loss is reported as a post-copy loss"
+    assert any("risk window" in e["message"] and "prod/vm-000" in e["message"] for e in events)
+    assert vmi_phase(stack, "prod", "vm-000") == "Failed"
+
+
+def vmi_phase(stack: Any, namespace: str, name: str) -> str:
+    return str(stack.kubectl_json("get", "vmi", "-n", namespace, name)["status"].get("phase"))

@@ -61,6 +61,7 @@ def assemble(
             technique=d.cost.technique,
             predicted_time_s=d.cost.total_time_s,
             predicted_downtime_s=d.cost.downtime_s,
+            predicted_risk_window_s=d.cost.risk_window_s,
             predicted_bytes=d.cost.transferred_bytes,
             bandwidth_bps=d.bandwidth_bps,
             reason=d.reason,

@@ -26,6 +26,7 @@ class MoveCost:
     transferred_bytes: int
     outcome: Outcome
     reason: str  # why this technique (the selector's one-line reason)
+    risk_window_s: float = 0.0  # post-copy: the VM is lost if the link fails during this long after the switch
 
     @property
     def succeeded(self) -> bool:
@@ -112,6 +113,7 @@ class ModelCosts:
                 transferred_bytes=p.transferred_bytes,
                 outcome=p.outcome,
                 reason=selection.reason,
+                risk_window_s=p.risk_window_s,
             )
             self._cache[key] = found
         return found

@@ -42,6 +42,7 @@ class Move:
     start_s: float = 0.0  # scheduled start, seconds after the plan starts
     finish_s: float = 0.0  # predicted finish
     wave: int = 0  # moves of one wave may run together under the limits; wave n+1 starts after wave n
+    predicted_risk_window_s: float = 0.0  # post-copy: how long the VM depends on both nodes and the link
 
     @property
     def vmi(self) -> str:
