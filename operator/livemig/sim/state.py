@@ -890,7 +890,8 @@ class Simulation:
             if m.last.vm_lost or m.mode == "PostCopy":
                 m.vm_lost = True
                 reason = VM_LOST_REASON
-        self._fail(m, end, reason, outcome=outcome, abort_reason=abort_reason)
+        # The source virt-handler reports it in migrationState.failed; the controller's event says only that.
+        self._fail(m, end, reason, outcome=outcome, abort_reason=abort_reason, event=SOURCE_REPORTED_FAILED_REASON)
 
     def _succeed(self, m: MigrationState, now: float) -> None:
         vmi = self.vmis[m.vmi_key]
@@ -921,7 +922,10 @@ class Simulation:
         outcome: Outcome,
         abort_reason: AbortReason | None = None,
         lost_reason: str = "MigrationLinkFailure",
+        event: str | None = None,
     ) -> None:
+        """Fail `m` with `reason` (the VMI's migrationState.failureReason); `event` is the VMIM's FailedMigration
+        text when KubeVirt's controller words it differently from the reason."""
         m.failure_reason = reason
         m.outcome = outcome
         vmi = self.vmis.get(m.vmi_key)
@@ -943,7 +947,7 @@ class Simulation:
                 vmi.labels.pop(rules.TARGET_NODE_LABEL, None)  # removed once the migration is final
                 self._vmi_patch(vmi, {"metadata": {"labels": {rules.TARGET_NODE_LABEL: None}}, "status": status})
         self._set_phase(m, Phase.FAILED, now)
-        self._vmim_event(m, "FailedMigration", reason, warning=True)
+        self._vmim_event(m, "FailedMigration", event or reason, warning=True)
         if ms is not None:  # after the hand-off the VMI reports it too
             self._vmi_event(
                 m, "Migrated", f"VirtualMachineInstance migration uid {m.uid} failed. reason:{reason}", warning=True

@@ -262,6 +262,15 @@ def test_completion_timeout_aborts_plain_pre_copy() -> None:
     assert m.last is not None
     assert m.last.elapsed_s == pytest.approx(18, abs=1.01)
     assert d.sim.vmis["ns/big"].node == "n0"
+    # The controller's event says only that the source reported it; the reason is on the VMI (migration.go).
+    events = {(w.kind, w.reason, w.message) for w in d.writes if isinstance(w, Event)}
+    assert ("VirtualMachineInstanceMigration", "FailedMigration", "source node reported migration failed") in events
+    assert (
+        "VirtualMachineInstance",
+        "Migrated",
+        "VirtualMachineInstance migration uid uid-m1 failed. reason:"
+        "Live migration is not completed after 18 seconds and has been aborted",
+    ) in events
 
 
 def test_post_copy_switch_at_the_completion_timeout() -> None:
