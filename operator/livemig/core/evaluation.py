@@ -133,9 +133,7 @@ def evaluate(
     # the target and wait at TargetReady until the VMI is failed at its heartbeat timeout).
     not_ready = {n.name for n in snapshot.nodes if not n.healthy}
     vmis = tuple(
-        replace(v, live_migratable=False)
-        if v.key in claimed or v.key in inventory.busy or v.node in not_ready
-        else v
+        replace(v, live_migratable=False) if v.key in claimed or v.key in inventory.busy or v.node in not_ready else v
         for v in snapshot.vmis
     )
     nodes = tuple(
