@@ -42,19 +42,20 @@ from livemig.sim import rules, webhook
 from livemig.sim.clock import Clock, RealClock
 from livemig.sim.exporter import SimulationCollector
 from livemig.sim.faults import fault_to_manifest, parse_fault
+from livemig.sim.load import integrate
+from livemig.sim.objects import VmiState
 from livemig.sim.scenario import Scenario
-from livemig.sim.state import (
+from livemig.sim.state import Simulation
+from livemig.sim.writes import (
     Event,
     NodeLabel,
     NodeReady,
     NodeTaint,
-    Simulation,
     VmimCreate,
     VmimDeletion,
     VmimFinalizerRemoval,
     VmimStatus,
     VmiPatch,
-    VmiState,
     Write,
 )
 
@@ -605,7 +606,7 @@ class Engine:
             for record in result.outcomes:
                 self._log_outcome(record)
             if time.monotonic() - last_integrated >= 0.5:
-                self.sim.integrate(now)
+                integrate(self.sim, now)
                 last_integrated = time.monotonic()
             self._wake.clear()
             with contextlib.suppress(TimeoutError):

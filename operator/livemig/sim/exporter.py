@@ -13,8 +13,10 @@ from collections.abc import Callable, Iterator
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from livemig.sim.load import integrate, node_demand
+from livemig.sim.objects import PHASE_BUCKETS_S
 from livemig.sim.rules import Phase
-from livemig.sim.state import PHASE_BUCKETS_S, Simulation
+from livemig.sim.state import Simulation
 
 PER_CPU_LIMIT = 2048
 
@@ -35,7 +37,7 @@ class SimulationCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         sim = self._sim
         now = self._now()
-        sim.integrate(now)
+        integrate(sim, now)
         yield from self._nodes(sim, now)
         yield from self._vmis(sim, now)
         yield from self._migrations(sim)
@@ -85,7 +87,7 @@ class SimulationCollector(Collector):
         up = GaugeMetricFamily(
             "livemig_sim_node_ready", "1 if the simulated node is Ready.", labels=["node", "instance"]
         )
-        demand = sim.node_demand(now)
+        demand = node_demand(sim, now)
         for name, node in sim.nodes.items():
             labels = [name, name]
             cores = max(1, round(node.spec.cpu_cores))

@@ -12,22 +12,36 @@ import math
 import random
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from livemig.core.cluster import Node, Taint, TaintEffect, Vmi
+from livemig.core.cluster import Taint, TaintEffect, Vmi
 from livemig.core.errors import SpecError, SpecErrors
 from livemig.core.kubevirt import KubevirtMigrationConfig, KvMigrationPolicy, decide_handoff_config
-from livemig.core.model import LinkProfile, RunState, VmProfile
-from livemig.core.vocabulary import AbortReason, Outcome, Technique
+from livemig.core.model import LinkProfile, VmProfile
+from livemig.core.vocabulary import AbortReason, Outcome
 from livemig.sim import rules
-from livemig.sim.backend import MigrationBackend, MigrationStart, backend_factory, settings_for, technique_for
+from livemig.sim.backend import MigrationStart, backend_factory, settings_for, technique_for
 from livemig.sim.evacuation import EVACUATION_ANNOTATION, EvacuationController
 from livemig.sim.faults import Fault, FaultType, link_bandwidth_bps, link_failure_due, target_refuses, timed_faults_due
+from livemig.sim.objects import MigrationState, NodeState, PhaseHistogram, VmiState
 from livemig.sim.rules import Phase
 from livemig.sim.scenario import Scenario
 from livemig.sim.scheduler import Placement, pick_target_node
+from livemig.sim.writes import (
+    Event,
+    NodeLabel,
+    NodeReady,
+    NodeTaint,
+    TickResult,
+    VmimCreate,
+    VmimDeletion,
+    VmimFinalizerRemoval,
+    VmimStatus,
+    VmiPatch,
+    Write,
+)
 
 LINK_FAILURE_REASON = "Live migration failed: the migration connection to the target node was lost"
 VM_LOST_REASON = "the VM was lost: its migration link failed during post-copy"
@@ -49,214 +63,6 @@ def heartbeat_noticed_at(failed_at: float) -> float:
 
 
 VMI_FINAL_PHASES = ("Succeeded", "Failed")
-
-
-# --- writes the engine performs ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class VmimStatus:
-    namespace: str
-    name: str
-    status: Mapping[str, Any]  # merge-patched into .status
-
-
-@dataclass(frozen=True, slots=True)
-class VmimFinalizerRemoval:
-    namespace: str
-    name: str
-
-
-@dataclass(frozen=True, slots=True)
-class VmimDeletion:
-    namespace: str
-    name: str
-
-
-@dataclass(frozen=True, slots=True)
-class VmiPatch:
-    namespace: str
-    name: str
-    patch: Mapping[str, Any]  # merge patch of the whole object (labels, status)
-    # KubeVirt replaces `status.migrationState` whole at hand-off (`handleTargetPodHandoff`): the engine then writes
-    # the patch's labels and status fields as a JSON patch (`add` replaces a member), so nothing of the previous
-    # migration survives, as a merge patch would leave it.
-    replace: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class NodeReady:
-    name: str
-    ready: bool
-
-
-@dataclass(frozen=True, slots=True)
-class Event:
-    """A Kubernetes Event with KubeVirt's reason (kubevirt.md §7.1) on a VMIM or a VMI."""
-
-    namespace: str
-    kind: str  # VirtualMachineInstanceMigration | VirtualMachineInstance
-    name: str
-    uid: str | None
-    reason: str
-    message: str
-    warning: bool = False
-    component: str = "virt-controller"
-
-
-@dataclass(frozen=True, slots=True)
-class VmimCreate:
-    """A VMIM KubeVirt's own controllers create (the evacuation controller)."""
-
-    namespace: str
-    manifest: Mapping[str, Any]
-    vmi: str  # the VMI's name, for the VMI event
-
-
-@dataclass(frozen=True, slots=True)
-class NodeLabel:
-    """A label KubeVirt's node controller writes on a Node (`kubevirt.io/schedulable=false`)."""
-
-    name: str
-    key: str
-    value: str
-
-
-@dataclass(frozen=True, slots=True)
-class NodeTaint:
-    """The scenario's `nodeDrain` event: taint the node `<key>:NoSchedule` (as `kubectl taint` would)."""
-
-    name: str
-    key: str
-
-
-Write = (
-    VmimStatus | VmimFinalizerRemoval | VmimDeletion | VmiPatch | NodeReady | Event | VmimCreate | NodeTaint | NodeLabel
-)
-
-
-# --- state -----------------------------------------------------------------------------------------------------------
-
-
-# KubeVirt's PhaseTransitionTimeBuckets (pkg/monitoring/metrics/virt-controller/metrics.go, v1.5.0 to v1.8.0).
-PHASE_BUCKETS_S = (0.5, 1, 2, 5, 10, 20, 30, 40, 50, 60, 90, 120, 180, 300, 600, 1200, 1800, 3600)
-
-
-class PhaseHistogram:
-    """kubevirt_vmi_migration_phase_transition_time_from_creation_seconds: simulated seconds from a VMIM's creation
-    to each phase it enters, by phase."""
-
-    def __init__(self) -> None:
-        self.buckets: dict[str, list[int]] = {}
-        self.sums: dict[str, float] = {}
-
-    def observe(self, phase: str, seconds: float) -> None:
-        counts = self.buckets.setdefault(phase, [0] * (len(PHASE_BUCKETS_S) + 1))
-        for i, bound in enumerate(PHASE_BUCKETS_S):
-            if seconds <= bound:
-                counts[i] += 1
-        counts[-1] += 1
-        self.sums[phase] = self.sums.get(phase, 0.0) + seconds
-
-
-@dataclass
-class VmiState:
-    spec: Vmi
-    node: str
-    labels: dict[str, str]
-    phase: str = "Running"
-    reason: str | None = None
-    migration_uid: str | None = None  # bound unfinished migration
-    throttle: float = 0.0  # auto-converge CPU throttle of the guest (0..0.99)
-    paused: bool = False
-    cpu_seconds: float = 0.0  # wall-equivalent counter (see docs/simulator.md)
-    delay_seconds: float = 0.0  # vCPU time runnable but not running (node over-committed), wall-equivalent
-
-    @property
-    def key(self) -> str:
-        return self.spec.key
-
-
-@dataclass
-class NodeState:
-    spec: Node
-    ready: bool = True  # for the simulator's scheduler: False from the moment the node fails
-    failed_at: float | None = None
-    not_ready_written: bool = False  # the Node's Ready condition went False (after the grace period)
-    unresponsive: bool = False  # KubeVirt's node controller noticed the stale virt-handler heartbeat
-    cpu_seconds: dict[str, float] = field(default_factory=lambda: {"idle": 0.0, "user": 0.0, "system": 0.0})
-    psi: dict[str, float] = field(
-        default_factory=lambda: {
-            "cpu_waiting": 0.0,
-            "memory_waiting": 0.0,
-            "memory_stalled": 0.0,
-            "io_waiting": 0.0,
-            "io_stalled": 0.0,
-        }
-    )
-
-
-@dataclass
-class MigrationState:
-    namespace: str
-    name: str
-    uid: str
-    vmi_key: str
-    seq: int
-    created_at: float
-    priority: str = ""
-    added_node_selector: Mapping[str, str] = field(default_factory=dict)
-    phase: Phase = Phase.UNSET
-    timestamps: list[dict[str, str]] = field(default_factory=list)
-    conditions: list[dict[str, Any]] = field(default_factory=list)
-    source_node: str = ""
-    target_node: str | None = None
-    has_target_pod: bool = False
-    pod_unschedulable: bool = False
-    pod_pending_since: float = 0.0
-    next_at: float = 0.0
-    requeue_at: float = 0.0
-    config: KubevirtMigrationConfig | None = None
-    policy_name: str | None = None
-    matched_policy: str | None = None
-    technique: Technique | None = None
-    backend: MigrationBackend | None = None
-    last: RunState | None = None
-    mode: str | None = None
-    running_since: float | None = None
-    end_at: float | None = None
-    final_at: float | None = None
-    abort_requested: bool = False
-    abort_status: str | None = None
-    deleting: bool = False
-    failure_reason: str | None = None
-    outcome: Outcome | None = None
-    vm_lost: bool = False
-    predicted: dict[str, Any] | None = None
-    bandwidth_bps: float = 0.0
-    dirty_rate_bps: float = 0.0
-    finalizer_removed: bool = False
-    max_throttle: float = 0.0
-    created_epoch_s: float = 0.0  # metadata.creationTimestamp (whole seconds)
-    evacuation_node: str | None = None  # annotation kubevirt.io/evacuationMigration
-    unschedulable_timeout_s: float = rules.UNSCHEDULABLE_POD_TIMEOUT_S
-    pending_timeout_s: float = rules.PENDING_POD_TIMEOUT_S
-    unschedulable_reported: bool = False
-
-    @property
-    def key(self) -> str:
-        return f"{self.namespace}/{self.name}"
-
-    def view(self) -> rules.MigrationView:
-        return rules.MigrationView(
-            self.key, self.vmi_key, self.phase, self.source_node, self.has_target_pod, self.priority, self.created_at
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class TickResult:
-    writes: tuple[Write, ...]
-    outcomes: tuple[dict[str, Any], ...]
 
 
 class Simulation:
@@ -288,9 +94,9 @@ class Simulation:
             raise SpecErrors(errors)
         self.migrations: dict[str, MigrationState] = {}
         self.phase_histogram = PhaseHistogram()
-        self._initial_vmis: dict[str, list[Vmi]] = {}
+        self.initial_vmis: dict[str, list[Vmi]] = {}
         for v in scenario.snapshot.vmis:
-            self._initial_vmis.setdefault(v.node, []).append(v)
+            self.initial_vmis.setdefault(v.node, []).append(v)
         self.open: dict[str, MigrationState] = {}  # the unfinished ones (what the rules iterate over)
         self._gc_needed = False
         self.faults: list[Fault] = list(scenario.faults)
@@ -301,7 +107,7 @@ class Simulation:
         self._seq = 0
         self._writes: list[Write] = []
         self._outcomes: list[dict[str, Any]] = []
-        self._last_integrated: float = 0.0
+        self.last_integrated: float = 0.0
         self.evacuation = EvacuationController()
 
     # ---- helpers ----
@@ -1123,7 +929,7 @@ class Simulation:
                 m.deleting = True
                 self._writes.append(VmimDeletion(m.namespace, m.name))
 
-    # ---- load, for the exporter ----
+    # ---- for the exporter ----
 
     def latest_handed_off(self) -> dict[str, MigrationState]:
         """Per VMI, the migration its `status.migrationState` describes: the newest one past the hand-off (KubeVirt
@@ -1133,86 +939,6 @@ class Simulation:
             if m.config is not None and m.vmi_key in self.vmis:
                 out[m.vmi_key] = m
         return out
-
-    def vmi_cpu_cores(self, vmi: VmiState, now: float) -> float:
-        if vmi.phase != "Running" or vmi.paused:
-            return 0.0
-        return vmi.spec.usage.cpu.value_at(now) * (1.0 - vmi.throttle)
-
-    def node_demand(self, now: float) -> dict[str, tuple[float, float]]:
-        """(CPU demand in cores, memory in use in bytes) per node, migrations' costs included."""
-        cpu = {n: 0.0 for n in self.nodes}
-        mem = {n: 0.0 for n in self.nodes}
-        for vmi in self.vmis.values():
-            if vmi.phase == "Running" and vmi.node in cpu:
-                cpu[vmi.node] += self.vmi_cpu_cores(vmi, now)
-                mem[vmi.node] += vmi.spec.usage.memory.value_at(now)
-        for m in self.open.values():
-            if m.phase is Phase.RUNNING and m.target_node in cpu:
-                cpu[m.source_node] += self.settings.migration_cpu_source_cores
-                cpu[m.target_node] += self.settings.migration_cpu_target_cores
-                # The target holds the pages already copied.
-                if m.last is not None:
-                    mem[m.target_node] += min(m.last.transferred_bytes, self.vmis[m.vmi_key].spec.memory_bytes)
-        for name, node in self.nodes.items():
-            usage = node.spec.usage
-            if usage is not None and usage.cpu is not None:
-                baseline = sum(v.usage.cpu.value_at(now) for v in self._initial_vmis.get(name, ()))
-                cpu[name] += max(0.0, usage.cpu.value_at(now) - baseline)
-            if not node.ready:
-                cpu[name] = 0.0
-                mem[name] = 0.0
-        return {n: (cpu[n], mem[n]) for n in self.nodes}
-
-    def integrate(self, now: float) -> None:
-        """Advance the CPU and PSI counters to `now` (wall-equivalent seconds: rate() reads cores and fractions)."""
-        dt_sim = now - self._last_integrated
-        if dt_sim <= 0:
-            return
-        self._last_integrated = now
-        dt = dt_sim / self.settings.time_scale
-        demand = self.node_demand(now)
-        migration_cpu: dict[str, float] = {}
-        for m in self.open.values():
-            if m.phase is Phase.RUNNING and m.target_node is not None:
-                src, dst = self.settings.migration_cpu_source_cores, self.settings.migration_cpu_target_cores
-                migration_cpu[m.source_node] = migration_cpu.get(m.source_node, 0.0) + src
-                migration_cpu[m.target_node] = migration_cpu.get(m.target_node, 0.0) + dst
-        for name, node in self.nodes.items():
-            cpu, mem = demand[name]
-            cap = node.spec.cpu_cores
-            used = min(cpu, cap)
-            system = min(used, migration_cpu.get(name, 0.0))
-            node.cpu_seconds["user"] += (used - system) * dt
-            node.cpu_seconds["system"] += system * dt
-            node.cpu_seconds["idle"] += max(0.0, cap - used) * dt
-            pressure = node_pressure(node.spec, cpu, mem)
-            node.psi["cpu_waiting"] += pressure[0] * dt
-            node.psi["memory_waiting"] += pressure[1] * dt
-            node.psi["memory_stalled"] += pressure[1] / 2 * dt
-            node.psi["io_waiting"] += pressure[2] * dt
-            node.psi["io_stalled"] += pressure[2] / 2 * dt
-        overload = {
-            name: (1.0 - node.spec.cpu_cores / demand[name][0]) if demand[name][0] > node.spec.cpu_cores else 0.0
-            for name, node in self.nodes.items()
-        }
-        for vmi in self.vmis.values():
-            wanted = self.vmi_cpu_cores(vmi, now)
-            share = overload.get(vmi.node, 0.0)
-            vmi.cpu_seconds += wanted * (1.0 - share) * dt
-            vmi.delay_seconds += wanted * share * dt
-
-
-def node_pressure(node: Node, cpu_demand: float, memory_used: float) -> tuple[float, float, float]:
-    """PSI "some" fractions (cpu, memory, io): the scenario's base pressure, raised by overload.
-
-    CPU: the share of demand that cannot run (1 - capacity/demand) once demand exceeds the cores.  Memory: rises
-    linearly from 90 % to 100 % use.  A simplification, documented in docs/simulator.md.
-    """
-    cpu = max(node.pressure.cpu, 1.0 - node.cpu_cores / cpu_demand if cpu_demand > node.cpu_cores else 0.0)
-    used = memory_used / node.memory_bytes if node.memory_bytes else 0.0
-    mem = max(node.pressure.memory, min(1.0, max(0.0, (used - 0.9) / 0.1)))
-    return min(1.0, cpu), mem, node.pressure.io
 
 
 def _epoch(stamp: object) -> float:
@@ -1246,13 +972,3 @@ def _abort_message(reason: object, m: MigrationState, memory_bytes: float) -> st
     if reason == AbortReason.PROGRESS_TIMEOUT and m.config is not None:
         return f"Live migration stuck for {m.config.progress_timeout_s} seconds and has been aborted"
     return "Live migration aborted "  # sic, trailing space: live-migration-source.go (v1.5.0-v1.8.0)
-
-
-def summarize(migrations: Iterable[MigrationState]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for m in migrations:
-        counts[m.phase.value or "Unset"] = counts.get(m.phase.value or "Unset", 0) + 1
-    return counts
-
-
-__all__: Sequence[str] = ("Event", "MigrationState", "NodeState", "Simulation", "TickResult", "VmiState", "Write")

@@ -14,13 +14,14 @@ from livemig.sim import rules
 from livemig.sim.clock import ManualClock
 from livemig.sim.faults import parse_fault
 from livemig.sim.kvconfig import MigrationConfiguration
+from livemig.sim.load import integrate, node_demand
 from livemig.sim.rules import Phase
 from livemig.sim.scenario import parse_scenario
-from livemig.sim.state import (
+from livemig.sim.state import Simulation
+from livemig.sim.writes import (
     Event,
     NodeLabel,
     NodeReady,
-    Simulation,
     VmimDeletion,
     VmimFinalizerRemoval,
     VmimStatus,
@@ -691,7 +692,7 @@ def test_added_node_selector_does_not_exist_on_v1_5() -> None:
 
 def test_node_counters_follow_the_vms() -> None:
     sim = make_sim()
-    sim.integrate(60.0)
+    integrate(sim, 60.0)
     n0 = sim.nodes["n0"]
     # two VMIs of 1 core each on n0, 60 s at time scale 1
     assert n0.cpu_seconds["user"] == pytest.approx(120.0)
@@ -731,9 +732,9 @@ def test_measured_node_usage_beyond_its_vms_is_kept_as_base_load() -> None:
     )
     node.spec = snap.nodes[0]
     # n0 holds vm0 and vm4 (1 core each); the measured 10 cores leave 8 of other load
-    assert sim.node_demand(0.0)["n0"][0] == pytest.approx(10.0)
+    assert node_demand(sim, 0.0)["n0"][0] == pytest.approx(10.0)
     sim.vmis["ns/vm0"].node = "n1"
-    assert sim.node_demand(0.0)["n0"][0] == pytest.approx(9.0)
+    assert node_demand(sim, 0.0)["n0"][0] == pytest.approx(9.0)
 
 
 def test_the_tick_size_does_not_change_a_migration() -> None:
@@ -810,7 +811,7 @@ def test_an_overcommitted_node_delays_its_vcpus_and_reports_cpu_pressure() -> No
     vms = [big_vm(name=f"hot{i}", node="n0", memory="1Gi") for i in range(4)]  # 4 x 2 cores on 4 cores
     sim = make_sim(nodes=2, vmis=vms)
     sim.nodes["n0"].spec = replace(sim.nodes["n0"].spec, cpu_cores=4.0)
-    sim.integrate(10.0)
+    integrate(sim, 10.0)
     hot = sim.vmis["ns/hot0"]
     assert hot.cpu_seconds == pytest.approx(2 * 0.5 * 10)
     assert hot.delay_seconds == pytest.approx(2 * 0.5 * 10)
