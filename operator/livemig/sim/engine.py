@@ -13,22 +13,17 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import IO, Any
 
-import aiohttp
 from aiohttp import web
 from kubernetes.aio import client, config, watch
 from kubernetes.aio.client.exceptions import ApiException
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from tenacity import AsyncRetrying, retry_if_exception, stop_after_delay, wait_exponential
 
-from livemig.adapters.kube import transient
-from livemig.core.capacity import DEFAULT_SIZING, memory_request_bytes
-from livemig.core.cluster import LauncherSizing
 from livemig.core.errors import LivemigError, SpecError, SpecErrors
 from livemig.core.kubevirt import (
     MIGRATION_POLICY_GROUP,
@@ -39,35 +34,28 @@ from livemig.core.kubevirt import (
 )
 from livemig.core.vocabulary import Outcome
 from livemig.sim import rules, webhook
+from livemig.sim.apiwriter import ApiWriter
 from livemig.sim.clock import Clock, RealClock
 from livemig.sim.exporter import SimulationCollector
 from livemig.sim.faults import fault_to_manifest, parse_fault
 from livemig.sim.load import integrate
+from livemig.sim.manifests import (
+    KV_GROUP,
+    KV_VERSION,
+    node_manifest,
+    node_status,
+    vmi_manifest,
+)
 from livemig.sim.objects import VmiState
 from livemig.sim.scenario import Scenario
 from livemig.sim.state import Simulation
-from livemig.sim.writes import (
-    Event,
-    NodeLabel,
-    NodeReady,
-    NodeTaint,
-    VmimCreate,
-    VmimDeletion,
-    VmimFinalizerRemoval,
-    VmimStatus,
-    VmiPatch,
-    Write,
-)
 
 log = logging.getLogger(__name__)
 
-KV_GROUP, KV_VERSION = "kubevirt.io", "v1"
 VMI_PLURAL, VMIM_PLURAL, KUBEVIRT_PLURAL = "virtualmachineinstances", "virtualmachineinstancemigrations", "kubevirts"
 KUBEVIRT_NAME = "kubevirt"
 MERGE = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
-WRITE_RETRY_S = 120.0
-MANAGED_BY = {"app.kubernetes.io/managed-by": "livemig-sim"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +98,8 @@ class Engine:
         self._api = await config.new_client_from_config(  # type: ignore[no-untyped-call]
             config_file=str(self.options.kubeconfig)
         )
+        # The clock is read at each write: `self.clock` is replaced once the cluster is set up.
+        self.writer = ApiWriter(self._api, self.scenario, lambda: self.sim.timestamp(self.clock.now()))
         self._outcome_out = (
             open(self.options.outcome_log, "a", encoding="utf-8")  # noqa: SIM115, ASYNC230 - at start-up; closed in finally
             if self.options.outcome_log is not None
@@ -602,7 +592,7 @@ class Engine:
         while True:
             now = self.clock.now()
             result = self.sim.tick(now)
-            await self._apply(result.writes)
+            await self.writer.apply(result.writes)
             for record in result.outcomes:
                 self._log_outcome(record)
             if time.monotonic() - last_integrated >= 0.5:
@@ -619,250 +609,6 @@ class Engine:
             self._outcome_out.flush()
         else:
             print(line, flush=True)
-
-    async def _write_one(self, w: Write, custom: Any, core: Any) -> None:
-        if isinstance(w, VmimStatus):
-            await custom.patch_namespaced_custom_object_status(
-                KV_GROUP, KV_VERSION, w.namespace, VMIM_PLURAL, w.name, {"status": dict(w.status)}
-            )
-        elif isinstance(w, VmiPatch) and w.replace:
-            await custom.patch_namespaced_custom_object(
-                KV_GROUP, KV_VERSION, w.namespace, VMI_PLURAL, w.name, json_patch_ops(w.patch), _content_type=JSON_PATCH
-            )
-        elif isinstance(w, VmiPatch):
-            await custom.patch_namespaced_custom_object(
-                KV_GROUP, KV_VERSION, w.namespace, VMI_PLURAL, w.name, dict(w.patch)
-            )
-        elif isinstance(w, VmimFinalizerRemoval):
-            await self._remove_finalizer(custom, w.namespace, w.name)
-        elif isinstance(w, VmimDeletion):
-            await custom.delete_namespaced_custom_object(KV_GROUP, KV_VERSION, w.namespace, VMIM_PLURAL, w.name)
-        elif isinstance(w, Event):
-            await core.create_namespaced_event(w.namespace, event_manifest(w, self.sim.timestamp(self.clock.now())))
-        elif isinstance(w, VmimCreate):
-            created = await custom.create_namespaced_custom_object(
-                KV_GROUP, KV_VERSION, w.namespace, VMIM_PLURAL, dict(w.manifest)
-            )
-            name = created["metadata"]["name"]
-            event = Event(
-                w.namespace,
-                "VirtualMachineInstance",
-                w.vmi,
-                None,
-                "SuccessfulCreate",
-                f"Created Migration {name}",
-            )
-            await core.create_namespaced_event(w.namespace, event_manifest(event, self.sim.timestamp(self.clock.now())))
-        elif isinstance(w, NodeLabel):
-            await core.patch_node(w.name, {"metadata": {"labels": {w.key: w.value}}}, _content_type=MERGE)
-        elif isinstance(w, NodeTaint):
-            node = await core.read_node(w.name)
-            taints = [t.to_dict() for t in (node.spec.taints or []) if t.key != w.key]
-            taints = [{k: v for k, v in t.items() if v is not None} for t in taints]
-            taints.append({"key": w.key, "effect": "NoSchedule"})
-            await core.patch_node(w.name, {"spec": {"taints": taints}}, _content_type=MERGE)
-        elif isinstance(w, NodeReady):
-            n = self.scenario.snapshot.node(w.name)
-            await core.patch_node_status(
-                w.name,
-                {"status": node_status(n, w.ready, self.sim.timestamp(self.clock.now()))},
-                _content_type=MERGE,
-            )
-
-    async def _apply(self, writes: Iterable[Write]) -> None:
-        custom: Any = client.CustomObjectsApi(self.api)
-        core: Any = client.CoreV1Api(self.api)
-        for w in writes:
-            try:
-                # Like KubeVirt's controllers, ride out an API server restart or an etcd outage: retry the write
-                # with backoff on connection errors, 429 and 5xx (for up to two minutes), then give up on it.
-                async for attempt in AsyncRetrying(
-                    stop=stop_after_delay(WRITE_RETRY_S),
-                    wait=wait_exponential(multiplier=0.2, max=5.0),
-                    retry=retry_if_exception(transient),
-                    reraise=True,
-                ):
-                    with attempt:
-                        await self._write_one(w, custom, core)
-            except ApiException as exc:
-                if exc.status == 404:
-                    continue  # the object is gone (deleted meanwhile): nothing left to write
-                log.warning("write %s failed: %s", type(w).__name__, exc)
-            except (aiohttp.ClientError, ConnectionError, TimeoutError) as exc:
-                log.warning("write %s given up after %.0f s of retries: %s", type(w).__name__, WRITE_RETRY_S, exc)
-
-    async def _remove_finalizer(self, custom: Any, namespace: str, name: str) -> None:
-        for _ in range(5):
-            obj = await custom.get_namespaced_custom_object(KV_GROUP, KV_VERSION, namespace, VMIM_PLURAL, name)
-            meta = obj.get("metadata") or {}
-            finalizers = [f for f in meta.get("finalizers") or [] if f != rules.MIGRATION_FINALIZER]
-            if finalizers == list(meta.get("finalizers") or []):
-                return
-            try:
-                await custom.patch_namespaced_custom_object(
-                    KV_GROUP,
-                    KV_VERSION,
-                    namespace,
-                    VMIM_PLURAL,
-                    name,
-                    {"metadata": {"finalizers": finalizers, "resourceVersion": meta.get("resourceVersion")}},
-                )
-                return
-            except ApiException as exc:
-                if exc.status != 409:
-                    raise
-
-
-# ----------------------------------------------------------------------------------------------------- manifests
-
-
-def event_manifest(event: Event, stamp: str) -> dict[str, Any]:
-    involved: dict[str, Any] = (
-        {"apiVersion": "v1", "kind": "Node", "name": event.name}
-        if event.kind == "Node"
-        else {
-            "apiVersion": f"{KV_GROUP}/{KV_VERSION}",
-            "kind": event.kind,
-            "name": event.name,
-            "namespace": event.namespace,
-        }
-    )
-    if event.uid:
-        involved["uid"] = event.uid
-    return {
-        "metadata": {"generateName": f"{event.name}.", "namespace": event.namespace},
-        "involvedObject": involved,
-        "reason": event.reason,
-        "message": event.message,
-        "type": "Warning" if event.warning else "Normal",
-        "source": {"component": event.component},
-        "firstTimestamp": stamp,
-        "lastTimestamp": stamp,
-        "count": 1,
-    }
-
-
-BANDWIDTH_ANNOTATION = "livemig.io/migration-bandwidth"
-
-
-def bandwidth_text(bytes_per_s: float) -> str:
-    """A link rate as the annotation livemig reads (`25Gbit`, `10Gbit`, `2500Mbit`)."""
-    bits = bytes_per_s * 8
-    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if bits >= scale and abs(bits / scale - round(bits / scale)) < 1e-9:
-            return f"{round(bits / scale)}{unit}bit"
-    return f"{bits:.0f}bit"
-
-
-def json_patch_ops(patch: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """A VMI patch's labels and top-level status fields as JSON-patch operations that replace each value whole
-    (`add` replaces an existing member; a `None` label is removed).  The VMI always has labels and a status."""
-    ops: list[dict[str, Any]] = []
-    for key, value in ((patch.get("metadata") or {}).get("labels") or {}).items():
-        path = "/metadata/labels/" + key.replace("~", "~0").replace("/", "~1")
-        ops.append({"op": "remove", "path": path} if value is None else {"op": "add", "path": path, "value": value})
-    for key, value in (patch.get("status") or {}).items():
-        ops.append({"op": "add", "path": f"/status/{key}", "value": value})
-    return ops
-
-
-def node_manifest(node: Any, *, annotate_bandwidth: bool = True) -> dict[str, Any]:
-    labels = {"kubernetes.io/hostname": node.name, "kubevirt.io/schedulable": "true", **node.labels, **MANAGED_BY}
-    spec: dict[str, Any] = {
-        "taints": [{"key": t.key, "value": t.value, "effect": str(t.effect)} for t in node.taints],
-        "unschedulable": not node.schedulable,
-    }
-    metadata: dict[str, Any] = {"name": node.name, "labels": labels}
-    if annotate_bandwidth:
-        metadata["annotations"] = {BANDWIDTH_ANNOTATION: bandwidth_text(node.link_bandwidth_bps)}
-    return {"apiVersion": "v1", "kind": "Node", "metadata": metadata, "spec": spec}
-
-
-def node_status(node: Any, ready: bool, stamp: str) -> dict[str, Any]:
-    capacity = {"cpu": _cpu(node.cpu_cores), "memory": str(int(node.memory_bytes)), "pods": "250"}
-    return {
-        "capacity": capacity,
-        "allocatable": capacity,
-        "conditions": [
-            {
-                "type": "Ready",
-                "status": "True" if ready and node.healthy else "False",
-                "reason": "KubeletReady" if ready and node.healthy else "NodeStatusUnknown",
-                "message": "simulated by livemig-sim" if ready else "node failure injected by livemig-sim",
-                "lastHeartbeatTime": stamp,
-                "lastTransitionTime": stamp,
-            }
-        ],
-        "addresses": [{"type": "Hostname", "address": node.name}],
-    }
-
-
-def vmi_manifest(
-    v: VmiState, stamp: str, document: Mapping[str, Any] | None = None, *, sizing: LauncherSizing = DEFAULT_SIZING
-) -> dict[str, Any]:
-    """The VMI as virt-handler keeps it; `document` is the scenario's entry, whose Kubernetes-shaped scheduling
-    fields (affinity, tolerations) are copied verbatim.  `resources.requests` as virt-api's defaulting leaves them:
-    memory = the VMI's request, else the guest memory under memoryOvercommit; CPU only when the VMI sets one."""
-    spec_vmi = v.spec
-    namespace, name = v.key.split("/", 1)
-    conditions: list[dict[str, Any]] = [
-        {"type": "Ready", "status": "True", "lastProbeTime": None, "lastTransitionTime": stamp},
-    ]
-    if spec_vmi.live_migratable:
-        conditions.append(
-            {"type": "LiveMigratable", "status": "True", "lastProbeTime": None, "lastTransitionTime": None}
-        )
-    else:
-        conditions.append(
-            {
-                "type": "LiveMigratable",
-                "status": "False",
-                "lastProbeTime": None,
-                "lastTransitionTime": None,
-                "reason": "DisksNotLiveMigratable",
-                "message": f"PVC {name}-root is not shared, live migration requires that all PVCs must be shared "
-                "(using ReadWriteMany access mode)",
-            }
-        )
-    memory = str(int(spec_vmi.memory_bytes))
-    requests: dict[str, Any] = {"memory": str(int(memory_request_bytes(spec_vmi, sizing)))}
-    if spec_vmi.cpu_request_cores is not None:
-        requests["cpu"] = _cpu(spec_vmi.cpu_request_cores)
-    resources: dict[str, Any] = {"requests": requests}
-    if spec_vmi.overcommit_guest_overhead:
-        resources["overcommitGuestOverhead"] = True
-    spec: dict[str, Any] = {
-        "domain": {
-            "cpu": {"sockets": 1, "cores": spec_vmi.vcpus, "threads": 1},
-            "memory": {"guest": memory},
-            "resources": resources,
-            "devices": {"interfaces": [{"name": "default", "masquerade": {}}]},
-        },
-        "networks": [{"name": "default", "pod": {}}],
-        "evictionStrategy": str(spec_vmi.eviction_strategy),
-    }
-    if spec_vmi.node_selector:
-        spec["nodeSelector"] = dict(spec_vmi.node_selector)
-    for key in ("affinity", "tolerations"):
-        if document and document.get(key):
-            spec[key] = document[key]
-    return {
-        "apiVersion": f"{KV_GROUP}/{KV_VERSION}",
-        "kind": "VirtualMachineInstance",
-        "metadata": {"name": name, "namespace": namespace, "labels": {**v.labels, **MANAGED_BY}},
-        "spec": spec,
-        "status": {
-            "phase": "Running",
-            "nodeName": v.node,
-            "migrationMethod": "LiveMigration",
-            "conditions": conditions,
-            "interfaces": [{"name": "default", "ipAddress": "10.244.0.2"}],
-        },
-    }
-
-
-def _cpu(cores: float) -> str:
-    return f"{round(cores * 1000)}m"
 
 
 async def _noop() -> None:

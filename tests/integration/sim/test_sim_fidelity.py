@@ -84,7 +84,9 @@ def _events(devcluster: DevCluster, ns: str, name: str) -> list[tuple[str, str, 
         "get", "events", "-n", ns, "--field-selector", f"involvedObject.name={name}", "-o", "json"
     ).stdout
     items = json.loads(out)["items"]
-    return [(e["type"], e["reason"], e["message"]) for e in sorted(items, key=lambda e: e["metadata"]["name"])]
+    # In the order they were written: etcd's revision (resourceVersion) grows with each write.
+    ordered = sorted(items, key=lambda e: int(e["metadata"]["resourceVersion"]))
+    return [(e["type"], e["reason"], e["message"]) for e in ordered]
 
 
 def _wait(predicate: Callable[[], Any], what: str, timeout_s: float = 60.0) -> Any:
