@@ -197,9 +197,10 @@ def render(plan: Plan) -> str:
         for r in (header, *rows):
             lines.append("  " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
         lines.append("")
-        lines.append("  why:")
+        lines.append("  why (this VMI; this target; its place in the order; then the technique):")
         for m in plan.moves:
-            lines.append(f"    {m.vmi}: {m.reason}; {m.technique_reason}")
+            lines.append(f"    {m.vmi}: {m.reason}")
+            lines.append(f"      {m.technique_reason}")
         lines.append("")
     lines.append(
         f"  efficacy: {e.moves} moves, {_bytes(e.bytes_moved)} on the wire, downtime {_dur(e.total_downtime_s)} in "

@@ -79,7 +79,7 @@ def test_readme_plan_example_prints_moves(capsys: pytest.CaptureFixture[str], mo
         out = capsys.readouterr().out
         assert rc == 0
         assert "status Ready" in out
-        assert "  why:" in out  # the moves table and their reasons were printed
+        assert "  why (" in out  # the moves table and their reasons were printed
 
 
 def test_header_command_parser_reads_continuations(tmp_path: Path) -> None:
