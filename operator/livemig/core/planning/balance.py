@@ -105,6 +105,7 @@ def _against(before: tuple[float, ...], after: tuple[float, ...], t: Thresholds)
 
 
 _MAX_PHASES = 3
+_HOT_LISTED = 10  # hot nodes the plan's reason details, hottest first
 
 
 @dataclass
@@ -181,8 +182,10 @@ def plan_load_balancing(snapshot: ClusterSnapshot, spec: PlanningSpec, model: Co
         still = [n for n in scope_nodes if _over(final.loads.of(final.state, n), high)]
         reason = f"{len(first.hot) - len(still)} of {len(first.hot)} hot node(s) brought under the target"
         reason += "; hot, hottest first (largest value over its target): " + "; ".join(
-            f"{n} ({_hot_why(first, before, n, spec)})" for n in first.hot
+            f"{n} ({_hot_why(first, before, n, spec)})" for n in first.hot[:_HOT_LISTED]
         )
+        if len(first.hot) > _HOT_LISTED:
+            reason += f"; and {len(first.hot) - _HOT_LISTED} more (the plan's hot nodes)"
         if len(passes) > 1:
             reason += f" in {len(passes)} phases"
         if still:

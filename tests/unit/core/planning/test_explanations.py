@@ -124,3 +124,16 @@ def test_consolidation_reason_follows_the_released_nodes_load(b: Any) -> None:
         used = 100 * small_cpu / 16
         assert f"empty small (cpu {used:.0f}% < 30%" in plan.moves[0].reason
         assert f"to big, kept: cpu {100 * (2 + small_cpu) / 16:.0f}% (cap 80%)" in plan.moves[0].reason
+
+
+def test_balance_reason_details_the_ten_hottest_and_counts_the_rest(b: Any) -> None:
+    # 12 hot nodes: n00 at 15 of 16 cores down to n11 at 13.9; 12 cool ones.
+    hot = [b.vmi(f"h{i:02d}", f"n{i:02d}", cpu=15 - 0.1 * i, memory="4Gi") for i in range(12)]
+    cool = [b.vmi(f"c{i:02d}", f"m{i:02d}", cpu=1, memory="4Gi") for i in range(12)]
+    snap = b.snapshot([b.node(f"n{i:02d}") for i in range(12)] + [b.node(f"m{i:02d}") for i in range(12)], hot + cool)
+    plan = plan_load_balancing(snap, BALANCE, b.costs(BALANCE))
+    assert len(plan.hot_nodes) == 12
+    assert "n00 (cpu 94% > high 80%)" in plan.reason
+    assert "n09 (" in plan.reason
+    assert "n10 (" not in plan.reason
+    assert "and 2 more (the plan's hot nodes)" in plan.reason
