@@ -6,6 +6,11 @@ from the live cluster and Prometheus, by the operator's own code path (livemig.c
 Reads a cluster snapshot (or a simulator scenario) and a MigrationPolicy manifest, runs the planner for the
 policy's purpose with the performance model, and prints the ordered moves with their predicted cost, the schedule
 and the plan's efficacy.  Bad files exit 2, naming the file and the field.
+
+What-if flags change the snapshot before planning, as the cluster would be after an admin's act: `--cordon NODE`
+(`kubectl cordon`: the node is unschedulable, so a Maintenance policy with `cordoned: true` drains it) and
+`--unhealthy NODE` (the node's health query has been past its threshold for `for`, so an Evacuation policy
+evacuates it; offline there is no Prometheus to ask).
 """
 
 from __future__ import annotations
@@ -14,9 +19,10 @@ import argparse
 import json
 import os
 import sys
+from dataclasses import replace
 from typing import Any
 
-from livemig.core.cluster import load_snapshot
+from livemig.core.cluster import ClusterSnapshot, load_snapshot
 from livemig.core.errors import SpecError, SpecErrors
 from livemig.core.planning import Plan, plan_for_policy
 from livemig.core.policy import load_policy
@@ -50,6 +56,16 @@ def register(subparsers: Any) -> None:
         help="load balancing: the nodes the previous cycle found hot (its plan's hot nodes); they stay hot while "
         "inside the hysteresis band (with --kubeconfig, default: the policy's status)",
     )
+    parser.add_argument(
+        "--cordon",
+        metavar="NODE[,NODE]",
+        help="what-if, with --snapshot: plan as if these nodes were cordoned (kubectl cordon)",
+    )
+    parser.add_argument(
+        "--unhealthy",
+        metavar="NODE[,NODE]",
+        help="what-if, with --snapshot: plan as if these nodes' health query had been past its threshold for `for`",
+    )
     parser.add_argument("--json", action="store_true", help="print the plan as one JSON object")
     parser.set_defaults(handler=run)
 
@@ -68,8 +84,45 @@ def hot_nodes_arg(value: str | None) -> frozenset[str] | None:
     return frozenset(name.strip() for name in value.split(",") if name.strip())
 
 
+def node_names_arg(value: str | None) -> tuple[str, ...]:
+    """`--cordon a,b` as node names, in order, without duplicates (empty when the flag is absent)."""
+    if value is None:
+        return ()
+    return tuple(dict.fromkeys(name.strip() for name in value.split(",") if name.strip()))
+
+
+def what_if(
+    snapshot: ClusterSnapshot, *, cordon: tuple[str, ...] = (), unhealthy: tuple[str, ...] = ()
+) -> ClusterSnapshot:
+    """The snapshot with `cordon` unschedulable and `unhealthy` marked unhealthy; an unknown node is an error
+    naming the flag."""
+    problems = [
+        SpecError(flag, f"no node {name!r} in the snapshot")
+        for flag, names in (("--cordon", cordon), ("--unhealthy", unhealthy))
+        for name in names
+        if not snapshot.has_node(name)
+    ]
+    if problems:
+        raise SpecErrors(problems)
+    if not cordon and not unhealthy:
+        return snapshot
+    nodes = tuple(
+        replace(
+            n,
+            schedulable=n.schedulable and n.name not in cordon,
+            healthy=n.healthy and n.name not in unhealthy,
+        )
+        for n in snapshot.nodes
+    )
+    return replace(snapshot, nodes=nodes)
+
+
 def run(args: argparse.Namespace) -> int:
+    cordon, unhealthy = node_names_arg(args.cordon), node_names_arg(args.unhealthy)
     if args.kubeconfig is not None:
+        if cordon or unhealthy:
+            flag = "--cordon" if cordon else "--unhealthy"
+            raise SpecError(flag, "a what-if for --snapshot only; on a live cluster, cordon the node itself")
         from livemig.cli.plan_live import run_live
 
         return run_live(args)
@@ -85,6 +138,7 @@ def run(args: argparse.Namespace) -> int:
         problems.extend(_prefixed("--policy", args.policy, exc).errors)
     if problems or snapshot is None or policy is None:
         raise SpecErrors(problems)
+    snapshot = what_if(snapshot, cordon=cordon, unhealthy=unhealthy)
     result = plan_for_policy(snapshot, policy, previously_hot=hot_nodes_arg(args.hot_nodes) or frozenset())
     if args.json:
         json.dump(result.to_dict(), sys.stdout, indent=2, sort_keys=True)
@@ -143,9 +197,10 @@ def render(plan: Plan) -> str:
         for r in (header, *rows):
             lines.append("  " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
         lines.append("")
-        lines.append("  why:")
+        lines.append("  why (this VMI; this target; its place in the order; then the technique):")
         for m in plan.moves:
-            lines.append(f"    {m.vmi}: {m.reason}; {m.technique_reason}")
+            lines.append(f"    {m.vmi}: {m.reason}")
+            lines.append(f"      {m.technique_reason}")
         lines.append("")
     lines.append(
         f"  efficacy: {e.moves} moves, {_bytes(e.bytes_moved)} on the wire, downtime {_dur(e.total_downtime_s)} in "

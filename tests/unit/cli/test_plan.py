@@ -141,3 +141,59 @@ def test_hot_nodes_flag_is_the_hysteresis_memory(tmp_path: Path, capsys: pytest.
     assert {m["source"] for m in remembering["moves"]} == {"n1"}
     assert main(["plan", "--snapshot", snap, "--policy", pol, "--hot-nodes", "n1"]) == 0
     assert "hot nodes: n1 (pass back next cycle: --hot-nodes)" in capsys.readouterr().out
+
+
+DRAIN_CORDONED = """\
+apiVersion: livemig.io/v1alpha1
+kind: MigrationPolicy
+metadata: {name: drain}
+spec:
+  purpose: Maintenance
+  maintenance: {cordoned: true}
+  limits: {cooldown: 0s}
+"""
+
+
+def test_cordon_what_if_drains_the_node(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    policy = write(tmp_path, "p.yaml", DRAIN_CORDONED)
+    snapshot = str(SNAPSHOTS / "hot.yaml")
+    assert main(["plan", "--snapshot", snapshot, "--policy", policy, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["moves"] == []
+    assert main(["plan", "--snapshot", snapshot, "--policy", policy, "--cordon", "worker-1", "--json"]) == 0
+    moves = json.loads(capsys.readouterr().out)["moves"]
+    assert moves
+    assert {m["source"] for m in moves} == {"worker-1"}
+    assert all(m["target"] != "worker-1" for m in moves)
+
+
+def test_unhealthy_what_if_evacuates_the_node(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    policy = write(
+        tmp_path,
+        "p.yaml",
+        "apiVersion: livemig.io/v1alpha1\nkind: MigrationPolicy\nmetadata: {name: ev}\nspec:\n  purpose: Evacuation\n"
+        "  evacuation: {healthQuery: up, threshold: 1}\n  limits: {cooldown: 0s}\n",
+    )
+    args = ["plan", "--snapshot", str(SNAPSHOTS / "hot.yaml"), "--policy", policy, "--json"]
+    assert main([*args, "--unhealthy", "worker-2"]) == 0
+    moves = json.loads(capsys.readouterr().out)["moves"]
+    assert moves
+    assert {m["source"] for m in moves} == {"worker-2"}
+
+
+@pytest.mark.parametrize("flag", ["--cordon", "--unhealthy"])
+def test_what_if_on_an_unknown_node_names_the_flag(
+    flag: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    policy = write(tmp_path, "p.yaml", DRAIN_CORDONED)
+    rc = main(["plan", "--snapshot", str(SNAPSHOTS / "hot.yaml"), "--policy", policy, flag, "worker-1,nope"])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert err.count("\n") == 1
+    assert f"{flag}: no node 'nope' in the snapshot" in err
+    assert "worker-1" not in err
+
+
+def test_what_if_is_refused_on_a_live_cluster(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc = main(["plan", "--kubeconfig", str(tmp_path / "kubeconfig"), "--policy", "p", "--cordon", "n1"])
+    assert rc == 2
+    assert "--cordon: a what-if for --snapshot only" in capsys.readouterr().err

@@ -13,6 +13,11 @@ Hot nodes, with memory: a node is hot when a resource is above `high`, or when i
 (`BalancingSpec.previously_hot`) and a resource is still above `high - hysteresis`.  The plan reports the hot nodes
 it decided with (`Plan.hot_nodes`) for the caller to pass back next cycle (the operator keeps them in the policy's
 `status.nodes`; `livemig plan --hot-nodes` takes them).
+
+Explanations come from the same numbers: the plan's reason lists each hot node with the values above their
+thresholds, hottest first (by the largest value over its target); a move's reason gives the source's values over
+the target, the target's values before and after the move against the target, and the cost of the set of moves
+chosen for the node against the other sets tried.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from dataclasses import dataclass, replace
 from livemig.core.cluster import ClusterSnapshot, NodePressure, Vmi
 from livemig.core.planning.assemble import Decision, assemble, cost_for
 from livemig.core.planning.costs import CostModel
+from livemig.core.planning.explain import pct, pct_vs, size
 from livemig.core.planning.framework import Plan, PlanStatus, Skipped
 from livemig.core.planning.limits import Job, Limits, SlotTracker, schedule
 from livemig.core.planning.placement import ClusterState, node_in_scope, unmovable_reason, vmi_in_scope
@@ -35,6 +41,7 @@ _DOWNTIME_SCALE_S = 1.0  # cost × (1 + downtime / this)
 
 
 _DIMS = ("cpu", "memory", "pressure_cpu", "pressure_memory", "pressure_io")
+_DIM_NAMES = ("cpu", "memory", "cpu pressure", "memory pressure", "io pressure")
 
 
 @dataclass
@@ -73,7 +80,32 @@ def _within(loads: tuple[float, ...], t: Thresholds) -> bool:
     return all(lim is None or x <= lim + 1e-9 for x, lim in zip(loads, _limits(t), strict=True))
 
 
+def _above(loads: tuple[float, ...], t: Thresholds, word: str) -> str:
+    """The values above their limit, with the limit: 'cpu 88% > high 85%, cpu pressure 35% > high 30%'."""
+    return ", ".join(
+        "{} {} > {} {}".format(name, *_vs(x, lim, word))
+        for name, x, lim in zip(_DIM_NAMES, loads, _limits(t), strict=True)
+        if lim is not None and x > lim + 1e-9
+    )
+
+
+def _vs(x: float, lim: float, word: str) -> tuple[str, str, str]:
+    a, b = pct_vs(x, lim)
+    return a, word, b
+
+
+def _against(before: tuple[float, ...], after: tuple[float, ...], t: Thresholds) -> str:
+    """Each value with a limit, before -> after the move, against the limit: 'cpu 20% -> 32% (target 65%)'; a
+    pressure that stays 0 is left out."""
+    return ", ".join(
+        "{} {} -> {} (target {})".format(name, pct(b), *pct_vs(a, lim))
+        for i, (name, b, a, lim) in enumerate(zip(_DIM_NAMES, before, after, _limits(t), strict=True))
+        if lim is not None and (i < 2 or a > 0 or b > 0)
+    )
+
+
 _MAX_PHASES = 3
+_HOT_LISTED = 10  # hot nodes the plan's reason details, hottest first
 
 
 @dataclass
@@ -149,6 +181,11 @@ def plan_load_balancing(snapshot: ClusterSnapshot, spec: PlanningSpec, model: Co
     else:
         still = [n for n in scope_nodes if _over(final.loads.of(final.state, n), high)]
         reason = f"{len(first.hot) - len(still)} of {len(first.hot)} hot node(s) brought under the target"
+        reason += "; hot, hottest first (largest value over its target): " + "; ".join(
+            f"{n} ({_hot_why(first, before, n, spec)})" for n in first.hot[:_HOT_LISTED]
+        )
+        if len(first.hot) > _HOT_LISTED:
+            reason += f"; and {len(first.hot) - _HOT_LISTED} more (the plan's hot nodes)"
         if len(passes) > 1:
             reason += f" in {len(passes)} phases"
         if still:
@@ -158,6 +195,17 @@ def plan_load_balancing(snapshot: ClusterSnapshot, spec: PlanningSpec, model: Co
         reason=reason + rejection, status=status, over_threshold=over_high, intervals=intervals,
     )  # fmt: skip
     return replace(plan, hot_nodes=tuple(sorted(first.hot)))
+
+
+def _hot_why(p: _Pass, before: ClusterState, node: str, spec: PlanningSpec) -> str:
+    """Why `node` was hot in pass `p` (`before`: the state that pass started from): its values above high, or above
+    high - hysteresis when it was hot before."""
+    loads = p.loads.of(before, node)
+    above = _above(loads, spec.balancing.high, "high")
+    if above:
+        return above
+    band = _above(loads, spec.balancing.stay_hot(), "high - hysteresis")
+    return f"hot in the previous cycle and still {band}"
 
 
 def _pass(
@@ -226,7 +274,19 @@ def _relieve(
     best = min(options, key=_set_cost)
     for d in best:
         _move(state, ranked, d.vmi, d.target)
-    return best
+    return [replace(d, reason=f"{d.reason}; {_option_text(node, best, options)}") for d in best]
+
+
+def _option_text(node: str, best: list[Decision], options: list[list[Decision]]) -> str:
+    """The chosen set of moves against the other sets tried, by what they are compared on (`_set_cost`)."""
+
+    def brief(ds: list[Decision]) -> str:
+        return f"{len(ds)} move(s), {size(sum(d.cost.transferred_bytes for d in ds))}"
+
+    mine = {d.vmi.key for d in best}
+    others = sorted({brief(o) for o in options if {d.vmi.key for d in o} != mine})
+    text = f"the fewest bytes that relieve {node}: {brief(best)}"
+    return text + (f" (other sets: {'; '.join(others)})" if others else "")
 
 
 def _excess_total(state: ClusterState, loads: _Loads, node: str, target: Thresholds) -> float:
@@ -321,7 +381,7 @@ def _greedy(
             if best is None:
                 return None
             d = best[1]
-            chosen.append(_with_reason(state, node, d))
+            chosen.append(_with_reason(state, loads, target, node, d))
             left.remove(d.vmi)
             _move(state, ranked, d.vmi, d.target)
             for key in [k for k, o in option.items() if o is not None and o.target == d.target]:
@@ -460,7 +520,7 @@ def _cover(
                 if not cost.succeeded:
                     return None
                 d = Decision(d.vmi, node, t, bw, cost, "")
-            chosen.append(_with_reason(state, node, d))
+            chosen.append(_with_reason(state, loads, target, node, d))
             _move(state, ranked, d.vmi, d.target)
         if _excess_total(state, loads, node, target) > 1e-9:
             return None
@@ -494,15 +554,16 @@ def _single(
         bw, cost = cost_for(model, limits, state, vmi, t)
         if cost.succeeded and (best is None or cost.transferred_bytes < best.cost.transferred_bytes):
             best = Decision(vmi, node, t, bw, cost, "")
-    return None if best is None else [_with_reason(state, node, best)]
+    return None if best is None else [_with_reason(state, loads, target, node, best)]
 
 
-def _with_reason(state: ClusterState, node: str, d: Decision) -> Decision:
-    n = state.nodes[node]
-    reason = (
-        f"relieve {node} (cpu {100 * state.cpu_used[node] / n.cpu_cores:.0f}%, "
-        f"memory {100 * state.mem_used[node] / n.memory_bytes:.0f}%) onto {d.target}"
-    )
+def _with_reason(state: ClusterState, loads: _Loads, target: Thresholds, node: str, d: Decision) -> Decision:
+    """Why this move (before it is applied to `state`): the source's values over the target, and the target's
+    values before and after it."""
+    v = d.vmi
+    over = _above(loads.of(state, node), target, "target") or "under the target"
+    there = _against(loads.of(state, d.target), loads.of(state, d.target, v.cpu_cores, v.memory_used_bytes), target)
+    reason = f"relieve {node} ({over}); to {d.target}, the least loaded that stays under the target: {there}"
     return replace(d, reason=reason)
 
 

@@ -12,6 +12,9 @@ the fewest bytes.
    placed by a repair (it takes a smaller VMI's place) or an exchange (two placed VMIs swap nodes to gather room).
    The first m that packs wins; among its candidate keep-sets, the one moving the fewest bytes.
 3. Moves are ordered node by node, the least loaded node first, so nodes empty one after another.
+
+A move's reason gives its node's utilisation against `lowUtilization`, the bytes resident there that order the
+nodes, and the receiving node's utilisation after the move against the headroom's cap.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ from livemig.core.capacity import request_refusal
 from livemig.core.cluster import ClusterSnapshot, Vmi
 from livemig.core.planning.assemble import Decision, assemble, cost_for
 from livemig.core.planning.costs import CostModel
+from livemig.core.planning.explain import ordinal, pct
+from livemig.core.planning.explain import size as size_text
 from livemig.core.planning.framework import NodeAction, Plan, Skipped
 from livemig.core.planning.limits import Limits
 from livemig.core.planning.placement import ClusterState, node_in_scope, unmovable_reason, vmi_in_scope
@@ -95,12 +100,21 @@ def plan_consolidation(snapshot: ClusterSnapshot, spec: PlanningSpec, model: Cos
         # Empty the least loaded nodes first.
         released = sorted(best.released, key=lambda n: (_resident_bytes(before, n), n))
         target_of = {v.key: t for v, t in best.placements}
-        for node in released:
+        for rank, node in enumerate(released, 1):
+            why = (
+                f"empty {node} ({_low_text(before, node, cfg.low_cpu, cfg.low_memory)}; "
+                f"{size_text(_resident_bytes(before, node))} resident, {ordinal(rank)} of {len(released)} released, "
+                "least resident first)"
+            )
             for vmi in sorted(before.vmis_on[node].values(), key=lambda v: (-v.memory_bytes, v.key)):
                 target = target_of[vmi.key]
                 bw, cost = cost_for(model, limits, state, vmi, target)
                 state.move(vmi, target)
-                decisions.append(Decision(vmi, node, target, bw, cost, f"empty {node} onto {target} (consolidation)"))
+                where = (
+                    f"to {target}, kept: cpu {pct(state.cpu_util(target))} (cap {pct(cap[0])}), "
+                    f"memory {pct(state.mem_util(target))} (cap {pct(cap[1])}) with it"
+                )
+                decisions.append(Decision(vmi, node, target, bw, cost, f"{why}; {where}"))
     actions = [
         NodeAction(n, cordon=cfg.cordon_released, labels=tuple(sorted(cfg.label_released.items())))
         for n in released
@@ -108,15 +122,29 @@ def plan_consolidation(snapshot: ClusterSnapshot, spec: PlanningSpec, model: Cos
     ]
     used_before = sum(1 for n in active if before.vmis_on[n])
     reason = (
-        f"release {len(released)} of {len(active)} nodes ({used_before} in use, lower bound {lower}) "
+        f"release {len(released)} of {len(active)} nodes ({used_before} in use, lower bound {lower}, "
+        f"{len(releasable)} below lowUtilization with only movable VMIs) "
         f"keeping {100 * cfg.headroom_cpu:.0f}% CPU and {100 * cfg.headroom_memory:.0f}% memory headroom"
         if released
-        else "no node can be released while keeping the headroom"
+        else f"no node can be released while keeping the headroom ({len(releasable)} of {len(active)} nodes "
+        "below lowUtilization with only movable VMIs)"
     )
     return assemble(
         snapshot, spec, limits, decisions, skipped, scope_nodes, before, state,
         reason=reason, released=released, node_actions=actions,
     )  # fmt: skip
+
+
+def _low_text(state: ClusterState, node: str, low_cpu: float | None, low_memory: float | None) -> str:
+    """A released node's utilisation against lowUtilization: 'cpu 3% < 20%, memory 10% < 25%'."""
+    parts = [
+        f"{name} {pct(used)}" + (f" < {pct(low)}" if low is not None else "")
+        for name, used, low in (
+            ("cpu", state.cpu_util(node), low_cpu),
+            ("memory", state.mem_util(node), low_memory),
+        )
+    ]
+    return ", ".join(parts)
 
 
 def _search(

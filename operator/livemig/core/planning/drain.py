@@ -12,16 +12,22 @@ migrations at once only when its link has room for them.
   queue waits.)
 - Evacuation orders VMIs shortest predicted first, so as many VMIs as possible are off the unhealthy node as soon as
   possible.
+
+Each move's reason names why its node is drained (named, label, cordoned, unhealthy), the target's ranking values
+(the move's bandwidth, the target's fill after the move) and the move's place in the order with the predicted time
+that put it there.
 """
 
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 
 from livemig.core.cluster import ClusterSnapshot, Vmi
 from livemig.core.planning.assemble import Decision, assemble, cost_for
 from livemig.core.planning.costs import CostModel
+from livemig.core.planning.explain import ordinal, pct, rate, secs
 from livemig.core.planning.framework import Plan, Skipped
 from livemig.core.planning.limits import Job, Limits, SlotTracker, schedule
 from livemig.core.planning.placement import ClusterState, node_in_scope, unmovable_reason, vmi_in_scope
@@ -47,6 +53,19 @@ def maintenance_nodes(snapshot: ClusterSnapshot, spec: PlanningSpec) -> list[str
     ]
 
 
+def maintenance_trigger(snapshot: ClusterSnapshot, spec: PlanningSpec, name: str) -> str:
+    """Why maintenance drains node `name`: the triggers of `spec.maintenance` it meets."""
+    m, node = spec.maintenance, snapshot.node(name)
+    why = []
+    if name in m.node_names:
+        why.append("named in nodeNames")
+    if m.node_selector is not None and m.node_selector.matches(node.labels):
+        why.append("matches nodeLabelSelector")
+    if m.cordoned and not node.schedulable:
+        why.append("cordoned")
+    return " and ".join(why)
+
+
 def evacuation_nodes(snapshot: ClusterSnapshot, spec: PlanningSpec) -> list[str]:
     """Nodes marked unhealthy (or named) within spec.nodeSelector."""
     named = set(spec.evacuation.node_names)
@@ -61,11 +80,13 @@ def plan_maintenance(snapshot: ClusterSnapshot, spec: PlanningSpec, model: CostM
     window = spec.maintenance.window
     if window is not None and not window[0] <= snapshot.time_s < window[1]:
         return plan_drain(snapshot, spec, model, [], soonest_first=False, why="outside the maintenance window")
+    nodes = maintenance_nodes(snapshot, spec)
     return plan_drain(
         snapshot,
         spec,
         model,
-        maintenance_nodes(snapshot, spec),
+        nodes,
+        triggers={n: maintenance_trigger(snapshot, spec, n) for n in nodes},
         soonest_first=False,
         max_nodes_in_parallel=spec.maintenance.max_nodes_in_parallel,
         outside=_named_outside(snapshot, spec, spec.maintenance.node_names),
@@ -74,11 +95,14 @@ def plan_maintenance(snapshot: ClusterSnapshot, spec: PlanningSpec, model: CostM
 
 
 def plan_evacuation(snapshot: ClusterSnapshot, spec: PlanningSpec, model: CostModel) -> Plan:
+    nodes = evacuation_nodes(snapshot, spec)
+    named = set(spec.evacuation.node_names)
     return plan_drain(
         snapshot,
         spec,
         model,
-        evacuation_nodes(snapshot, spec),
+        nodes,
+        triggers={n: "named" if n in named else "unhealthy" for n in nodes},
         soonest_first=True,
         outside=_named_outside(snapshot, spec, spec.evacuation.node_names),
         named=spec.evacuation.node_names,
@@ -92,6 +116,7 @@ def plan_drain(
     nodes: Iterable[str],
     *,
     soonest_first: bool,
+    triggers: Mapping[str, str] | None = None,
     max_nodes_in_parallel: int | None = None,
     why: str = "",
     outside: Sequence[str] = (),
@@ -139,23 +164,40 @@ def plan_drain(
         if not cost.succeeded:
             skipped.append(Skipped(vmi.key, source, f"migration predicted to fail ({cost.outcome})"))
             continue
+        receiver = state.nodes[target]
+        cpu_after = (state.cpu_used[target] + vmi.cpu_cores) / receiver.cpu_cores
+        mem_after = (state.mem_used[target] + vmi.memory_used_bytes) / receiver.memory_bytes
         state.move(vmi, target)
         ranking.update(target)
-        what = "evacuate unhealthy" if soonest_first else "drain"
-        decisions.append(Decision(vmi, source, target, bw, cost, f"{what} {source} onto {target}"))
+        why = f"{'evacuate' if soonest_first else 'drain'} {source} ({(triggers or {}).get(source) or 'selected'})"
+        where = (
+            f"to {target}: {rate(bw)} for the move, {pct(max(cpu_after, mem_after))} full after it "
+            f"(cpu {pct(cpu_after)}, memory {pct(mem_after)})"
+        )
+        if max(cpu_after, mem_after) > _PREFERRED_FILL:
+            where += f", every target would be above {pct(_PREFERRED_FILL)}"
+        decisions.append(Decision(vmi, source, target, bw, cost, f"{why}; {where}"))
 
     # Order and schedule.
     if soonest_first:
         decisions.sort(key=lambda d: (d.cost.total_time_s, d.vmi.key))
     else:
         decisions.sort(key=lambda d: (-d.cost.total_time_s, d.vmi.key))
+    decisions = _with_order(decisions, soonest_first)
     jobs = [Job(d.source, d.target, d.bandwidth_bps, d.cost.total_time_s) for d in decisions]
     intervals = schedule(
         jobs, SlotTracker(limits, snapshot), most_work_first=not soonest_first, max_sources=max_nodes_in_parallel
     )
 
     left = len(skipped)
-    reason = f"{'evacuate' if soonest_first else 'drain'} {len(drained)} node(s): {len(decisions)} moves"
+    work = {n: sum(d.cost.total_time_s for d in decisions if d.source == n) for n in drained}
+    listed = ", ".join(
+        f"{n} ({(triggers or {}).get(n) or 'selected'}, {secs(work[n])} of migration)"
+        for n in sorted(drained, key=lambda n: (-work[n], n))
+    )
+    reason = f"{'evacuate' if soonest_first else 'drain'} {len(drained)} node(s), {listed}: {len(decisions)} moves"
+    if not soonest_first and len(drained) > 1:
+        reason += ", the node with the most predicted migration first"
     if left:
         reason += f", {left} VMI(s) cannot move"
     if out_of_scope:
@@ -174,6 +216,25 @@ def plan_drain(
         snapshot, spec, limits, decisions, skipped, scope_nodes, before, state,
         reason=reason, intervals=intervals,
     )  # fmt: skip
+
+
+def _with_order(decisions: list[Decision], soonest_first: bool) -> list[Decision]:
+    """Each decision's reason with its place in the order: evacuation's shortest first over all moves, maintenance's
+    longest first within its node."""
+    out = []
+    per_node: dict[str, int] = {}
+    count = {d.source: 0 for d in decisions}
+    for d in decisions:
+        count[d.source] += 1
+    for i, d in enumerate(decisions, 1):
+        predicted = secs(d.cost.total_time_s)
+        if soonest_first:
+            order = f"{ordinal(i)} of {len(decisions)}, shortest first ({predicted} predicted)"
+        else:
+            k = per_node[d.source] = per_node.get(d.source, 0) + 1
+            order = f"{ordinal(k)} of {count[d.source]} off {d.source}, longest first ({predicted} predicted)"
+        out.append(replace(d, reason=f"{d.reason}; {order}"))
+    return out
 
 
 class _TargetRanking:
