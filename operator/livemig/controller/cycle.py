@@ -231,7 +231,7 @@ class Cycle:
             await self._cordon({m.source for m in plan.moves})  # type: ignore[union-attr]
         if policy.purpose is Purpose.MAINTENANCE:
             await self._uncordon_unselected(set(draining))
-        if policy.consolidation is not None and policy.consolidation.cordon_emptied:
+        if policy.consolidation is not None and policy.consolidation.cordon_emptied and not policy.dry_run:
             await self._cordon_emptied(inventory, plan)
         rt.executor.submit(self.name, policy.purpose, limits, requests)
         await rt.executor.pump(view)

@@ -117,7 +117,9 @@ def test_maintenance_drain_moves_in_scope_vmis_within_limits_and_leaves_nothing_
 
 
 def test_dry_run_publishes_the_plan_and_creates_nothing(start_stack: Any) -> None:
-    stack = start_stack(drain_scenario())
+    doc = drain_scenario()
+    doc["nodes"].append(node("node-05"))  # empty: a consolidation plan releases it at once
+    stack = start_stack(doc)
     apply(stack, maintenance_policy("dry", dryRun=True))
     status = wait_until(
         lambda: (s := policy_status(stack, "dry")).get("lastEvaluation", {}).get("result") == "DryRun" and s,
@@ -139,6 +141,25 @@ def test_dry_run_publishes_the_plan_and_creates_nothing(start_stack: Any) -> Non
     )
     assert vmims(stack) == []
     assert not stack.kubectl_json("get", "node", DRAINED)["spec"].get("unschedulable")
+    # A dry-run consolidation with cordonEmptied cordons nothing either, not even a node its plan releases empty.
+    consolidation = {
+        "apiVersion": "livemig.io/v1alpha1",
+        "kind": "MigrationPolicy",
+        "metadata": {"name": "dry-consolidation"},
+        "spec": {
+            "purpose": "Consolidation",
+            "dryRun": True,
+            "interval": "5s",
+            "consolidation": {"lowUtilization": {"cpu": 0.5, "memory": 0.5}, "cordonEmptied": True},
+        },
+    }
+    apply(stack, consolidation)
+    wait_until(
+        lambda: policy_status(stack, "dry-consolidation").get("counters", {}).get("evaluations", 0) >= 2,
+        timeout_s=90,
+        what="two dry-run consolidation evaluations",
+    )
+    assert not stack.kubectl_json("get", "node", "node-05")["spec"].get("unschedulable")
     assert stack.sim is not None
     assert stack.sim.outcomes() == []
     # A selector that matches nothing is a condition and an Event, not a crash.
