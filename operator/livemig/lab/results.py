@@ -191,6 +191,8 @@ class LabResult:
     qemu_version: str = ""
     loopback_bps: float | None = None  # the relay's raw speed (QEMU's stop-and-copy runs uncapped at it)
     guest_cpu_busy: float | None = None  # the guest's vCPU busy share before the migration (the writer's need)
+    # The host's 1/5/15-minute load averages when the migration started: QEMU under TCG is load-sensitive.
+    load_average: tuple[float, float, float] | None = None
     run_dir: str = ""
     samples: tuple[Sample, ...] = field(default=(), repr=False)
 
@@ -240,6 +242,7 @@ class LabResult:
             "qemu_version": self.qemu_version,
             "loopback_bps": None if self.loopback_bps is None else round(self.loopback_bps),
             "guest_cpu_busy": _round(self.guest_cpu_busy, 4),
+            "load_average": None if self.load_average is None else [round(x, 2) for x in self.load_average],
             "run_dir": self.run_dir,
             "cut": None if self.cut is None else {key: getattr(self.cut, key) for key in self.cut.__dataclass_fields__},
         }
