@@ -642,13 +642,15 @@ def verdict(cons: list[ConsolidationRow], bal: list[BalanceRow], drain: list[Dra
             out[-1] += (
                 f" On {len(left)}/{len(drain)} instances KubeVirt's evacuation left "
                 f"{sum(r.kubevirt_left for r in left)} VMI(s) on the drained nodes (the benchmark gives up on a VMI "
-                "after 3 failed evacuations in a row; KubeVirt would retry for ever): no node admits their target "
-                "pod by requests (the simulator's scheduler), so each VMIM fails at KubeVirt's unschedulable-pod "
-                "timeout (5 min, holding one of the cluster's 5 migration slots meanwhile) and is retried after its "
-                "backoff.  There KubeVirt's makespan is that of the VMIs it moved, its figure is inflated by the "
-                "slots those pods hold, and livemig's plan (sized by usage, not by requests) moves VMIs the "
-                "scheduler would refuse: these instances are not admissible by requests (issue 13 item 2 makes "
-                "them so)."
+                "after 3 failed evacuations in a row; KubeVirt would retry for ever): by the time their turn "
+                "comes no node admits their target pod by requests (the simulator's scheduler: a big VMI that fitted "
+                "before the drain finds no room once the drained nodes' smaller VMIs have been spread over the "
+                "least-allocated nodes), so each VMIM fails at KubeVirt's unschedulable-pod timeout (5 min, holding "
+                "one of the cluster's 5 migration slots meanwhile) and is retried after its backoff.  There "
+                "KubeVirt's makespan is that of the VMIs it moved and is inflated by the slots those pods hold.  "
+                "livemig's plan is sized by usage, not by requests, and the same scheduler would refuse some of its "
+                "targets too: these instances fill nodes by usage (issue 13 item 2 makes plans and instances "
+                "admissible by requests; re-run then)."
             )
         over = [r for r in drain if r.makespan > 1.15 * r.bound]
         if over:
