@@ -125,6 +125,15 @@ def summarize(samples: Iterable[Sample]) -> MigrationSummary:
         # QEMU drops total-time from a cancelled or failed record: the run lasted until our last poll.
         total = samples[-1].t_s * 1000
     downtime = final.get("downtime")
+    switch_downtimes = [
+        s.src["downtime"] for s in samples if s.src.get("status") == "postcopy-active" and "downtime" in s.src
+    ]
+    if switch_downtimes:
+        # Post-copy: postcopy_start records the guest's stop (whole milliseconds) and query-migrate shows it from
+        # then on.  When that stop took under 1 ms it is 0, and QEMU's migration_downtime_end reads 0 as "not set"
+        # and records again at completion (switch -> end of the post-copy phase, while the guest runs on the
+        # destination).  The figure shown during postcopy-active is the guest's real stop.
+        downtime = min(switch_downtimes)
     setup = final.get("setup-time")
     mbps = _ram(final).get("mbps")
     return MigrationSummary(
