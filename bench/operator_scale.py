@@ -265,6 +265,11 @@ def render(args: argparse.Namespace, a: dict[str, Any], b: dict[str, Any]) -> st
         "real kube-apiserver and Prometheus, the simulator as KubeVirt. Machine: 2 cores shared with the "
         "simulator, Prometheus and the API server.",
         "",
+        "References: the cycle-time and memory targets are absolute; the drain's reference is KubeVirt's own "
+        "evacuation run by the simulator (independent of livemig's decisions; both runs step migrations with the "
+        "same performance model, so not independent of the model), next to the planner's own prediction (the model: "
+        "a consistency check).",
+        "",
         "| policy | evaluations | cycle p50 | cycle p95 (target < 1 s) | max |",
         "|---|---|---|---|---|",
     ]

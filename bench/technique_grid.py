@@ -179,6 +179,11 @@ def render(tallies: dict[str, Tally], misses: list[tuple[Case, str]], n: int, sp
         'fastest of pre-copy, post-copy and auto-converge that succeeds ("fastest"), or that succeeds within the '
         'downtime budget ("fastest in budget").',
         "",
+        "**Reference: the model itself — an internal consistency check, not an independent one.**  The oracle is "
+        "the same `predict` that `select_technique` ranks with, so this grid checks that the selector ranks the "
+        "model's own predictions as its rules say (and how fast); it cannot show that the choice is right on a "
+        "real migration.  For that, see *Technique choice judged by real QEMU* below.",
+        "",
         "| strategy | failed | failed where a technique succeeds | over budget | over budget where one meets it "
         "| ≤ 1.1× fastest | ≤ 1.1× fastest in budget | median / max × fastest | post-copy risk window |",
         "|---|---|---|---|---|---|---|---|---|",

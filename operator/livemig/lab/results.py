@@ -125,6 +125,15 @@ def summarize(samples: Iterable[Sample]) -> MigrationSummary:
         # QEMU drops total-time from a cancelled or failed record: the run lasted until our last poll.
         total = samples[-1].t_s * 1000
     downtime = final.get("downtime")
+    switch_downtimes = [
+        s.src["downtime"] for s in samples if s.src.get("status") == "postcopy-active" and "downtime" in s.src
+    ]
+    if switch_downtimes:
+        # Post-copy: postcopy_start records the guest's stop (whole milliseconds) and query-migrate shows it from
+        # then on.  When that stop took under 1 ms it is 0, and QEMU's migration_downtime_end reads 0 as "not set"
+        # and records again at completion (switch -> end of the post-copy phase, while the guest runs on the
+        # destination).  The figure shown during postcopy-active is the guest's real stop.
+        downtime = min(switch_downtimes)
     setup = final.get("setup-time")
     mbps = _ram(final).get("mbps")
     return MigrationSummary(
@@ -191,6 +200,8 @@ class LabResult:
     qemu_version: str = ""
     loopback_bps: float | None = None  # the relay's raw speed (QEMU's stop-and-copy runs uncapped at it)
     guest_cpu_busy: float | None = None  # the guest's vCPU busy share before the migration (the writer's need)
+    # The host's 1/5/15-minute load averages when the migration started: QEMU under TCG is load-sensitive.
+    load_average: tuple[float, float, float] | None = None
     run_dir: str = ""
     samples: tuple[Sample, ...] = field(default=(), repr=False)
 
@@ -240,6 +251,7 @@ class LabResult:
             "qemu_version": self.qemu_version,
             "loopback_bps": None if self.loopback_bps is None else round(self.loopback_bps),
             "guest_cpu_busy": _round(self.guest_cpu_busy, 4),
+            "load_average": None if self.load_average is None else [round(x, 2) for x in self.load_average],
             "run_dir": self.run_dir,
             "cut": None if self.cut is None else {key: getattr(self.cut, key) for key in self.cut.__dataclass_fields__},
         }

@@ -230,6 +230,7 @@ async def run_case(
         relay = Relay(dst_port)
         relay_port = await relay.start()
 
+        load_average = os.getloadavg()
         result = await _migrate(case, src, dst, relay, relay_port, on_sample, control or RunControl())
         samples, switch_at, cut = result
         summary = summarize(samples)
@@ -255,6 +256,7 @@ async def run_case(
             qemu_version=install.qemu_version,
             loopback_bps=loopback_bps,
             guest_cpu_busy=guest_busy,
+            load_average=load_average,
             run_dir=str(run_dir),
             samples=tuple(samples),
         )

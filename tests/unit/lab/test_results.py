@@ -121,3 +121,24 @@ def test_busy_share_is_parsed_when_the_guest_reports_it() -> None:
     assert [r.busy for r in reports] == [0.5, 0.15, 0.17, None]
     assert steady_busy(reports) == pytest.approx(0.16)
     assert steady_busy(parse_dirty_lines(CONSOLE)) is None  # an older guest without busy=
+
+
+def test_post_copy_downtime_is_the_switchs_not_qemus_completion_figure() -> None:
+    # A switch under 1 ms is recorded as 0 and QEMU then records "downtime" again at completion (switch -> end of the
+    # post-copy phase); a switch of 2 ms stays 2 ms at completion too.
+    def run(switch_ms: int, completion_ms: int) -> float | None:
+        return summarize(
+            [
+                Sample(0.0, {"status": "active", "ram": _ram(transferred=1_000)}),
+                Sample(1.25, {"status": "postcopy-active", "downtime": switch_ms, "ram": _ram(transferred=9_000)}),
+                Sample(
+                    1.75,
+                    {"status": "completed", "total-time": 1647, "downtime": completion_ms, "ram": _ram(transferred=9)},
+                ),
+            ]
+        ).downtime_s
+
+    assert run(0, 547) == 0.0
+    assert run(2, 2) == 0.002
+    pre_copy = summarize([Sample(0.5, {"status": "completed", "total-time": 1500, "downtime": 41, "ram": {}})])
+    assert pre_copy.downtime_s == 0.041
