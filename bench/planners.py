@@ -721,9 +721,8 @@ def verdict(cons: list[ConsolidationRow], bal: list[BalanceRow], drain: list[Dra
                 "least-allocated nodes), so each VMIM fails at KubeVirt's unschedulable-pod timeout (5 min, holding "
                 "one of the cluster's 5 migration slots meanwhile) and is retried after its backoff.  There "
                 "KubeVirt's makespan is that of the VMIs it moved and is inflated by the slots those pods hold.  "
-                "livemig's plan is sized by usage, not by requests, and the same scheduler would refuse some of its "
-                "targets too: these instances fill nodes by usage (issue 13 item 2 makes plans and instances "
-                "admissible by requests; re-run then)."
+                f"livemig's plans, sized by the same requests rule, had {sum(r.refused for r in drain)} target(s) "
+                "refused by that scheduler on these instances (it sends the longest, usually the biggest, VMIs first)."
             )
         over = [r for r in drain if r.makespan > 1.15 * r.bound]
         if over:

@@ -107,11 +107,11 @@ async def test_postcopy_completes_with_bytes_close_to_memory_plus_faults(
     assert sent_before_switch <= case.bandwidth_bps * 1.25 * result.post_copy_switch_at_s
     # And it is not much less than the memory: pages not yet sent must still come over.
     assert summary.transferred_bytes >= 0.6 * case.memory_bytes
-    # The blackout at the switch carries device state, not memory: shorter than stopping to copy the whole guest
-    # at the link's rate.  Not compared with downtime-limit: QEMU switches to post-copy at KubeVirt's time whatever
-    # the remaining bytes, and the switch's cost under TCG depends on the host's load (0.97 s seen on a busy CI box).
+    # The blackout at the switch carries device state, not memory: within the downtime limit.  (QEMU's own
+    # completion figure re-records "downtime" from a sub-millisecond switch to the end of post-copy, which once read
+    # 0.97 s here; the lab reads the figure shown during the post-copy phase, see lab/results.py.)
     assert summary.downtime_s is not None
-    assert summary.downtime_s < case.memory_bytes / case.bandwidth_bps
+    assert summary.downtime_s < case.downtime_limit_s
 
 
 async def test_cutting_the_link_during_precopy_fails_the_migration_and_the_source_keeps_running(
