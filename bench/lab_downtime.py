@@ -9,7 +9,7 @@ calibration's (docs/model.md): the dirty rate the guest achieved, its vCPU busy 
 Split (fixed): a run belongs to the *fitting* half when the first byte of SHA-256 of its case name (without `#n`) is
 even, else to the *held-out* half; repetitions of a case stay together.  The downtime depends on two lab-specific
 figures the model takes as inputs: the raw speed of the stop-and-copy (QEMU lifts its rate cap when the guest stops;
-`LinkProfile.switchover_bandwidth_bps`) and a fixed cost per switchover (stopping the vCPU, the final bitmap sync,
+`LinkParams.switchover_bandwidth_bps`) and a fixed cost per switchover (stopping the vCPU, the final bitmap sync,
 device state, resuming on the destination; `MigrationSettings.resume_overhead_s`).  Both are fitted on the fitting
 half only (grid search: the most runs in agreement, then the least summed error), over the techniques Auto may pick
 (pre-copy, auto-converge, post-copy); XBZRLE is judged separately (see docs/model.md: the model cannot know its

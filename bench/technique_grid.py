@@ -29,7 +29,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from livemig.core.model import LinkProfile, MigrationSettings, Prediction, SelectionPolicy, VmProfile, predict
+from livemig.core.model import LinkParams, MigrationSettings, Prediction, SelectionPolicy, VmParams, predict
 from livemig.core.model import select_technique as select
 from livemig.core.vocabulary import Technique
 
@@ -57,12 +57,12 @@ class Case:
     budget_s: float
 
     @property
-    def vm(self) -> VmProfile:
-        return VmProfile(self.memory_gib * GIB, self.dirty_ratio * self.link.bandwidth_bps)
+    def vm(self) -> VmParams:
+        return VmParams(self.memory_gib * GIB, self.dirty_ratio * self.link.bandwidth_bps)
 
     @property
-    def link(self) -> LinkProfile:
-        return LinkProfile(self.bandwidth_gbit * 1e9 / 8)
+    def link(self) -> LinkParams:
+        return LinkParams(self.bandwidth_gbit * 1e9 / 8)
 
 
 @dataclass
@@ -154,8 +154,8 @@ def selector_speed(samples: int = 5000) -> tuple[float, float]:
     rng = random.Random(7)
     inputs = []
     for _ in range(samples):
-        link = LinkProfile(rng.choice(BANDWIDTH_GBIT) * 1e9 / 8)
-        vm = VmProfile(rng.choice(MEMORY_GIB) * GIB, rng.choice(DIRTY_OVER_BANDWIDTH) * link.bandwidth_bps)
+        link = LinkParams(rng.choice(BANDWIDTH_GBIT) * 1e9 / 8)
+        vm = VmParams(rng.choice(MEMORY_GIB) * GIB, rng.choice(DIRTY_OVER_BANDWIDTH) * link.bandwidth_bps)
         inputs.append((vm, link))
     policy = SelectionPolicy(allow_post_copy=True, allow_auto_converge=True)
     runs = []

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
-from livemig.core.model import LinkProfile, MigrationSettings, VmProfile
+from livemig.core.model import LinkParams, MigrationSettings, VmParams
 from livemig.core.model.results import Phase
 from livemig.core.vocabulary import Outcome, Technique
 from livemig.devcluster import DevCluster
@@ -36,8 +36,8 @@ PAGE = 4096
 class Start:
     vmi_key: str
     technique: Technique
-    vm: VmProfile
-    link: LinkProfile
+    vm: VmParams
+    link: LinkParams
     settings: MigrationSettings
 
 
@@ -45,8 +45,8 @@ def test_case_follows_the_simulators_start_values() -> None:
     start = Start(
         "ns/vm-a",
         Technique.POST_COPY,
-        VmProfile(300e6, 3000 * PAGE, working_set_bytes=100e6),
-        LinkProfile(50e6),
+        VmParams(300e6, 3000 * PAGE, working_set_bytes=100e6),
+        LinkParams(50e6),
         MigrationSettings(completion_timeout_per_gib=2, allow_post_copy=True),
     )
     case = case_for(start)
@@ -56,7 +56,7 @@ def test_case_follows_the_simulators_start_values() -> None:
     assert case.dirty_pages_per_s == 3000
     assert case.bandwidth_bps == 50e6
     assert case.post_copy_switch_s == 2.0  # KubeVirt: completionTimeoutPerGiB x ceil(GB)
-    pre = case_for(Start("ns/vm-b", Technique.PRE_COPY, VmProfile(4e9, 0), LinkProfile(50e6), MigrationSettings()))
+    pre = case_for(Start("ns/vm-b", Technique.PRE_COPY, VmParams(4e9, 0), LinkParams(50e6), MigrationSettings()))
     assert pre.memory_bytes == 2048 * MIB  # the lab's largest guest
     assert pre.timeout_s == 150 * 4  # KubeVirt aborts pre-copy at its completion timeout
 
@@ -66,8 +66,8 @@ def test_backend_reports_a_real_migration_through_the_simulators_seam(lab_instal
     start = Start(
         "lab/vm-seam",
         Technique.PRE_COPY,
-        VmProfile(256 * MIB, 2000 * PAGE, working_set_bytes=128 * MIB),
-        LinkProfile(125e6),
+        VmParams(256 * MIB, 2000 * PAGE, working_set_bytes=128 * MIB),
+        LinkParams(125e6),
         MigrationSettings(),
     )
     backend = QemuMigrationBackend(start, install=lab_install)

@@ -17,13 +17,13 @@ from typing import Any
 from livemig.cli.args import duration, number, quantity, rate
 from livemig.core.errors import SpecError
 from livemig.core.model import (
-    LinkProfile,
+    LinkParams,
     MigrationSettings,
     Prediction,
-    Profile,
     Selection,
     SelectionPolicy,
-    VmProfile,
+    StopRules,
+    VmParams,
     XbzrleParams,
     select_technique,
 )
@@ -64,7 +64,12 @@ def register(subparsers: Any) -> None:
         type=duration(allow_zero=False),
         help="QEMU's downtime-limit (default 300ms)",
     )
-    add("--profile", choices=[p.value for p in Profile], default=Profile.QEMU.value, help="stop rules (default qemu)")
+    add(
+        "--stop-rules",
+        choices=[r.value for r in StopRules],
+        default=StopRules.QEMU.value,
+        help="which rules end pre-copy: qemu (KubeVirt's) or xen (Clark et al.); default qemu",
+    )
     add("--mode", choices=[m.value for m in TechniqueMode], default=TechniqueMode.AUTO.value)
     add("--objective", choices=[o.value for o in Objective], default=Objective.BALANCED.value)
     add("--allow-post-copy", action="store_true", help="livemig may use post-copy (default: not allowed)")
@@ -99,14 +104,14 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(handler=run)
 
 
-def inputs_from_args(args: argparse.Namespace) -> tuple[VmProfile, LinkProfile, SelectionPolicy]:
+def inputs_from_args(args: argparse.Namespace) -> tuple[VmParams, LinkParams, SelectionPolicy]:
     """The flags (parsed by livemig.cli.args) as model inputs; --wss above --memory raises SpecError."""
     memory: int = args.memory
     wss: int | None = args.wss
     if wss is not None and wss > memory:
         raise SpecError("--wss", f"must not exceed --memory ({memory} bytes), got {wss} bytes")
     settings = MigrationSettings(
-        profile=Profile(args.profile),
+        stop_rules=StopRules(args.stop_rules),
         downtime_limit_s=args.downtime_limit,
         completion_timeout_per_gib=args.completion_timeout_per_gib,
         progress_timeout_s=args.progress_timeout,
@@ -124,7 +129,7 @@ def inputs_from_args(args: argparse.Namespace) -> tuple[VmProfile, LinkProfile, 
         allow_auto_converge=args.allow_auto_converge,
         settings=settings,
     )
-    return VmProfile(memory, args.dirty_rate, working_set_bytes=wss), LinkProfile(args.bandwidth), policy
+    return VmParams(memory, args.dirty_rate, working_set_bytes=wss), LinkParams(args.bandwidth), policy
 
 
 def run(args: argparse.Namespace) -> int:
@@ -232,7 +237,7 @@ def render_table(selection: Selection, policy: SelectionPolicy, shown: tuple[Tec
     return "\n".join(lines)
 
 
-def _title(vm: VmProfile, link: LinkProfile) -> str:
+def _title(vm: VmParams, link: LinkParams) -> str:
     return (
         f"memory {_human_bytes(vm.memory_bytes)}, dirty {vm.dirty_rate_bps / 1e6:.0f} MB/s, "
         f"link {link.bandwidth_bps * 8 / 1e9:.2f} Gbit/s"

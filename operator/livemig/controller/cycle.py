@@ -174,6 +174,7 @@ def move_requests(
                 predicted_time_s=move.predicted_time_s,
                 predicted_downtime_s=move.predicted_downtime_s,
                 predicted_risk_window_s=move.predicted_risk_window_s,
+                wave=move.wave,
                 plan_id=evaluation.plan.id,
                 bandwidth_per_migration_bps=policy.technique.bandwidth_per_migration_bps,
                 completion_timeout_per_gib=policy.technique.completion_timeout_per_gib,

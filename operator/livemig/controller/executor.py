@@ -118,7 +118,13 @@ class Executor:
                 "nodeName", ""
             )
             policy = (meta(vmim).get("labels") or {}).get(POLICY_LABEL) if is_livemig(vmim) else None
-            out[key] = Running(key, str(source), policy)
+            annotations = meta(vmim).get("annotations") or {}
+            plan, wave = (
+                (str(annotations.get("livemig.io/plan", "")), _int(annotations.get("livemig.io/wave")))
+                if policy
+                else ("", 0)
+            )
+            out[key] = Running(key, str(source), policy, plan, wave)
         for name, running in list(self.created.items()):
             namespace = running.key.split("/", 1)[0]
             if f"{namespace}/{name}" in seen:
@@ -133,7 +139,8 @@ class Executor:
     def submit(self, policy: str, purpose: Purpose, limits: PolicyLimits, requests: list[MoveRequest]) -> None:
         self.limits[policy] = limits
         self.queue[policy] = [
-            Entry(Queued(r.key, policy, purpose, i, r.source, r.target), r) for i, r in enumerate(requests)
+            Entry(Queued(r.key, policy, purpose, i, r.source, r.target, r.plan_id, r.wave), r)
+            for i, r in enumerate(requests)
         ]
         self.runtime.metrics.queue.labels(policy).set(len(requests))
 
@@ -194,7 +201,7 @@ class Executor:
             )
             await self._undo_start(request, name)
             return None
-        self.created[name] = Running(request.key, request.source, request.policy)
+        self.created[name] = Running(request.key, request.source, request.policy, request.plan_id, request.wave)
         if not created:
             log.info("policy %s: %s already exists; adopted", request.policy, name)
             return name
@@ -469,3 +476,10 @@ def _event(ref: Mapping[str, Any] | None, kind: str, reason: str, message: str) 
         return
     body = kopf.Body(dict(ref))  # type: ignore[arg-type]
     kopf.event(body, type=kind, reason=reason, message=message[:1024])
+
+
+def _int(value: object) -> int:
+    try:
+        return int(str(value))
+    except ValueError:
+        return 0

@@ -53,6 +53,7 @@ class MoveRequest:
     completion_timeout_per_gib: int | None = None  # the livemig policy's spec.technique.completionTimeoutPerGiB
     history_tag: str = ""  # the VMI's newest livemig migration, so a retry after a failure gets a new name
     predicted_risk_window_s: float = 0.0  # post-copy: the model's window in which a link failure loses the VM
+    wave: int = 0  # the plan's wave (Move.wave)
 
     @property
     def key(self) -> str:
@@ -129,6 +130,7 @@ def vmim_manifest(request: MoveRequest, vmim: str, *, pin_target: bool = True) -
             },
             "annotations": {
                 "livemig.io/plan": request.plan_id,
+                "livemig.io/wave": str(request.wave),
                 "livemig.io/source": request.source,
                 "livemig.io/target": request.target,
                 "livemig.io/technique": str(request.technique),

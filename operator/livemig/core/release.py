@@ -41,6 +41,8 @@ class Queued:
     order: int  # position in its plan
     source: str
     target: str
+    plan: str = ""  # the plan's id
+    wave: int = 0  # the plan's wave: wave n+1 starts once wave n has finished (the plan's capacity holds per wave)
 
     @property
     def rank(self) -> tuple[int, int]:
@@ -54,6 +56,8 @@ class Running:
     key: str
     source: str
     policy: str | None = None
+    plan: str = ""  # livemig's: the plan and wave it was started from
+    wave: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,12 +76,19 @@ def release(
 
     A move waits when the cluster cap is full (then everything after it waits too: the cap is shared, so a
     lower-priority move must not take the slot a higher one is waiting for), when its source node's outbound cap
-    or its policy's limits are full (others may still go), or when its VMI is already migrating."""
+    or its policy's limits are full (others may still go), when its VMI is already migrating, or when an earlier
+    wave of its plan is still queued or running (a plan's targets have room by requests only once the earlier
+    waves' VMIs have left them)."""
     cluster = len(running)
     outbound = Counter(r.source for r in running)
     per_policy = Counter(r.policy for r in running if r.policy)
     per_policy_node = Counter((r.policy, r.source) for r in running if r.policy)
     busy = {r.key for r in running}
+    queue = list(queue)
+    lowest_wave: dict[tuple[str, str], int] = {}
+    waves = [(q.policy, q.plan, q.wave) for q in queue] + [(r.policy or "", r.plan, r.wave) for r in running if r.plan]
+    for policy, plan, wave in waves:
+        lowest_wave[(policy, plan)] = min(lowest_wave.get((policy, plan), wave), wave)
     start: list[Queued] = []
     waiting: list[tuple[Queued, str]] = []
     cap, node_cap = kubevirt.parallel_migrations_per_cluster, kubevirt.parallel_outbound_migrations_per_node
@@ -85,6 +96,10 @@ def release(
         limit = limits.get(move.policy)
         if move.key in busy:
             waiting.append((move, "the VMI is already migrating"))
+            continue
+        first = lowest_wave.get((move.policy, move.plan), move.wave)
+        if move.plan and first < move.wave:
+            waiting.append((move, f"wave {move.wave + 1} of its plan waits for wave {first + 1} to finish"))
             continue
         if cluster >= cap:
             waiting.append(

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from livemig.core.model import LinkProfile, MigrationSettings, Prediction, VmProfile, XbzrleParams, predict
+from livemig.core.model import LinkParams, MigrationSettings, Prediction, VmParams, XbzrleParams, predict
 from livemig.core.units import PAGE_SIZE
 from livemig.lab.case import LabCase, Pattern
 
@@ -31,8 +31,8 @@ XBZRLE_RUN_OVERHEAD_BYTES = 5
 
 @dataclass(frozen=True, slots=True)
 class ModelInputs:
-    vm: VmProfile
-    link: LinkProfile
+    vm: VmParams
+    link: LinkParams
     settings: MigrationSettings
 
 
@@ -52,7 +52,7 @@ def model_inputs(
         # dirtier.c defaults: 90 % of the writes into the first 10 % of the working set.
         working_set = case.working_set_bytes * 0.10
         hot_fraction = 0.90
-    vm = VmProfile(
+    vm = VmParams(
         memory_bytes=float(case.memory_bytes),
         dirty_rate_bps=max(0.0, achieved_pages_per_s) * PAGE_SIZE,
         working_set_bytes=working_set,
@@ -72,7 +72,7 @@ def model_inputs(
         wall_clock_cap_s=case.timeout_s,
         xbzrle=XbzrleParams(cache_bytes=float(case.xbzrle_cache_bytes), delta_ratio=delta_ratio),
     )
-    link = LinkProfile(case.bandwidth_bps, switchover_bandwidth_bps=loopback_bps)
+    link = LinkParams(case.bandwidth_bps, switchover_bandwidth_bps=loopback_bps)
     return ModelInputs(vm, link, settings)
 
 

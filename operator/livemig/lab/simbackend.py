@@ -26,7 +26,7 @@ from dataclasses import replace
 from typing import Any, Protocol
 
 from livemig.core.errors import LivemigError
-from livemig.core.model import LinkProfile, MigrationRun, MigrationSettings, Prediction, RunState, VmProfile
+from livemig.core.model import LinkParams, MigrationRun, MigrationSettings, Prediction, RunState, VmParams
 from livemig.core.model.results import MigrationMode, Phase
 from livemig.core.units import PAGE_SIZE, completion_timeout_s
 from livemig.core.vocabulary import AbortReason, Outcome, Technique
@@ -49,9 +49,9 @@ class MigrationStartLike(Protocol):
     @property
     def technique(self) -> Technique: ...
     @property
-    def vm(self) -> VmProfile: ...
+    def vm(self) -> VmParams: ...
     @property
-    def link(self) -> LinkProfile: ...
+    def link(self) -> LinkParams: ...
     @property
     def settings(self) -> MigrationSettings: ...
 

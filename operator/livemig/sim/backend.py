@@ -13,7 +13,7 @@ from typing import Protocol
 
 from livemig.core.errors import SpecError
 from livemig.core.kubevirt import KubevirtMigrationConfig
-from livemig.core.model import LinkProfile, MigrationRun, MigrationSettings, Prediction, RunState, VmProfile
+from livemig.core.model import LinkParams, MigrationRun, MigrationSettings, Prediction, RunState, VmParams
 from livemig.core.vocabulary import AbortReason, Technique
 
 
@@ -41,8 +41,8 @@ class MigrationStart:
 
     vmi_key: str
     technique: Technique
-    vm: VmProfile
-    link: LinkProfile
+    vm: VmParams
+    link: LinkParams
     settings: MigrationSettings
 
 

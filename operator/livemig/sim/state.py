@@ -19,7 +19,7 @@ from typing import Any
 from livemig.core.cluster import Taint, TaintEffect, Vmi
 from livemig.core.errors import SpecError, SpecErrors
 from livemig.core.kubevirt import KubevirtMigrationConfig, KvMigrationPolicy, decide_handoff_config
-from livemig.core.model import LinkProfile, VmProfile
+from livemig.core.model import LinkParams, VmParams
 from livemig.core.vocabulary import AbortReason, Outcome
 from livemig.sim import rules
 from livemig.sim.backend import MigrationStart, backend_factory, settings_for, technique_for
@@ -616,9 +616,9 @@ class Simulation:
         m.technique = technique_for(m.config)
         spec = vmi.spec
         dirty = spec.usage.dirty_rate.value_at(now)
-        vm = VmProfile(memory_bytes=spec.memory_bytes, dirty_rate_bps=dirty, working_set_bytes=spec.working_set_bytes)
+        vm = VmParams(memory_bytes=spec.memory_bytes, dirty_rate_bps=dirty, working_set_bytes=spec.working_set_bytes)
         bandwidth = self._link_bandwidth(m, now)
-        link = LinkProfile(bandwidth_bps=bandwidth)
+        link = LinkParams(bandwidth_bps=bandwidth)
         settings = settings_for(m.config)
         start = MigrationStart(vmi.key, m.technique, vm, link, settings)
         m.backend = backend_factory(spec.backend)(start)

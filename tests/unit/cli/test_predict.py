@@ -72,7 +72,7 @@ def test_post_copy_timeout_zero_switches_at_once(capsys: pytest.CaptureFixture[s
 
 
 def test_table_names_every_technique_and_the_choice(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run_cli(capsys, "--allow-auto-converge", "--wss", "512Mi", "--profile", "xen")
+    code, out, _ = run_cli(capsys, "--allow-auto-converge", "--wss", "512Mi", "--stop-rules", "xen")
     assert code == 0
     for technique in Technique:
         assert technique.value in out
@@ -140,7 +140,7 @@ def test_a_run_stopped_at_the_horizon_says_so_and_shows_it(capsys: pytest.Captur
     assert "horizon" not in out
 
 
-@pytest.mark.parametrize("args", [["--profile", "vmware"], ["--mode", "Fast"], ["--technique", "teleport"]])
+@pytest.mark.parametrize("args", [["--stop-rules", "vmware"], ["--mode", "Fast"], ["--technique", "teleport"]])
 def test_bad_choices_exit_2(capsys: pytest.CaptureFixture[str], args: list[str]) -> None:
     with pytest.raises(SystemExit) as exc:
         main([*BASE, *args])

@@ -71,3 +71,21 @@ def test_the_cluster_cap_from_the_kubevirt_cr_is_what_counts() -> None:
     kv = KubevirtMigrationConfig(parallel_migrations_per_cluster=1, parallel_outbound_migrations_per_node=1)
     queue = [q("ns/v0", "p", Purpose.MAINTENANCE, 0, "a"), q("ns/v1", "p", Purpose.MAINTENANCE, 1, "b")]
     assert started(release(queue, [], kv, {"p": WIDE})) == ["ns/v0"]
+
+
+def test_a_later_wave_of_a_plan_waits_until_the_earlier_waves_have_finished() -> None:
+    """A plan's capacity holds per wave (wave 2's target has room once wave 1's VMI has left it), so the executor
+    must not start wave 2 while a move of wave 1 of the same plan is queued or running."""
+    first = Queued("ns/a", "lb", Purpose.LOAD_BALANCING, 0, "n1", "n3", plan="p1", wave=0)
+    second = Queued("ns/b", "lb", Purpose.LOAD_BALANCING, 1, "n0", "n1", plan="p1", wave=1)
+    both = release([first, second], [], KV, {})
+    assert [m.key for m in both.start] == ["ns/a"]
+    assert both.waiting[0][0].key == "ns/b"
+    assert "wave 2 of its plan waits for wave 1" in both.waiting[0][1]
+    # While wave 1's move runs, wave 2 still waits; once it has finished, wave 2 goes.
+    running = [Running("ns/a", "n1", "lb", plan="p1", wave=0)]
+    assert release([second], running, KV, {}).start == ()
+    assert [m.key for m in release([second], [], KV, {}).start] == ["ns/b"]
+    # A migration left from an older plan does not hold back a new plan's waves.
+    old = [Running("ns/x", "n2", "lb", plan="p0", wave=0)]
+    assert [m.key for m in release([second], old, KV, {}).start] == ["ns/b"]

@@ -12,11 +12,11 @@
 from __future__ import annotations
 
 from livemig.core.model.mechanics import Mechanics
-from livemig.core.model.params import CompressionParams, LinkProfile, VmProfile, XbzrleParams
+from livemig.core.model.params import CompressionParams, LinkParams, VmParams, XbzrleParams
 from livemig.core.model.precopy import precopy_mechanics
 
 
-def xbzrle_mechanics(vm: VmProfile, params: XbzrleParams) -> Mechanics:
+def xbzrle_mechanics(vm: VmParams, params: XbzrleParams) -> Mechanics:
     return precopy_mechanics(vm)._replace(
         xbzrle_cache_bytes=params.cache_bytes,
         xbzrle_delta_ratio=params.delta_ratio,
@@ -24,7 +24,7 @@ def xbzrle_mechanics(vm: VmProfile, params: XbzrleParams) -> Mechanics:
     )
 
 
-def adaptive_compression_mechanics(vm: VmProfile, link: LinkProfile, params: CompressionParams) -> Mechanics:
+def adaptive_compression_mechanics(vm: VmParams, link: LinkParams, params: CompressionParams) -> Mechanics:
     """Compressed passes; when the compressor is not faster than the link, it stays off (plain pre-copy)."""
     if params.throughput_bps <= link.bandwidth_bps or params.ratio <= 1.0:
         return precopy_mechanics(vm)

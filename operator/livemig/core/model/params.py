@@ -17,7 +17,7 @@ from livemig.core.units import PAGE_SIZE
 MIB = 2**20
 
 
-class Profile(StrEnum):
+class StopRules(StrEnum):
     """Which stop rules end pre-copy."""
 
     QEMU = "qemu"  # KubeVirt on QEMU/libvirt: downtime-limit, completion and progress timeouts
@@ -36,7 +36,7 @@ def _check(path: str, value: float, *, positive: bool = False, at_most: float | 
 
 
 @dataclass(frozen=True, slots=True)
-class VmProfile:
+class VmParams:
     """The migrating VM.
 
     `working_set_bytes` (W) is the writable working set: the writes land in it, so at most W bytes are dirty at once
@@ -76,7 +76,7 @@ class VmProfile:
 
 
 @dataclass(frozen=True, slots=True)
-class LinkProfile:
+class LinkParams:
     """The migration link, already capped by KubeVirt's bandwidthPerMigration (bytes/s).
 
     `switchover_bandwidth_bps` is the link's raw speed, used while the guest is stopped (stop-and-copy and the
@@ -207,7 +207,7 @@ class MigrationSettings:
     (T_res) is added to every downtime.
     """
 
-    profile: Profile = Profile.QEMU
+    stop_rules: StopRules = StopRules.QEMU
     downtime_limit_s: float = 0.3
     completion_timeout_per_gib: float = 150.0
     progress_timeout_s: float = 150.0

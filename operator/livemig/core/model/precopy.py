@@ -17,7 +17,7 @@ from __future__ import annotations
 from enum import IntEnum
 
 from livemig.core.model.mechanics import Mechanics
-from livemig.core.model.params import VmProfile, XenParams, XenRateLimiter
+from livemig.core.model.params import VmParams, XenParams, XenRateLimiter
 
 
 class Stop(IntEnum):
@@ -30,14 +30,14 @@ class Stop(IntEnum):
 ZERO_PAGE_WIRE_BYTES = 9
 
 
-def first_pass_wire_factor(vm: VmProfile) -> float:
+def first_pass_wire_factor(vm: VmParams) -> float:
     """Wire bytes per logical byte of pass 0: the zero pages (Z) cost a marker each, the rest a full page."""
     memory = vm.memory_bytes
     zero = min(vm.zero_bytes, memory)
     return (memory - zero + zero * ZERO_PAGE_WIRE_BYTES / vm.page_size) / memory
 
 
-def precopy_mechanics(vm: VmProfile) -> Mechanics:
+def precopy_mechanics(vm: VmParams) -> Mechanics:
     memory = vm.memory_bytes
     wss = vm.working_set_bytes
     first_wire = first_pass_wire_factor(vm)

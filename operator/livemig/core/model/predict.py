@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from livemig.core.model.params import LinkProfile, MigrationSettings, VmProfile
+from livemig.core.model.params import LinkParams, MigrationSettings, VmParams
 from livemig.core.model.results import Prediction
 from livemig.core.model.stepper import MigrationRun
 from livemig.core.vocabulary import Technique
@@ -12,8 +12,8 @@ from livemig.core.vocabulary import Technique
 
 def predict(
     technique: Technique,
-    vm: VmProfile,
-    link: LinkProfile,
+    vm: VmParams,
+    link: LinkParams,
     settings: MigrationSettings | None = None,
     *,
     timeline: bool = True,
@@ -24,8 +24,8 @@ def predict(
 
 
 def predict_all(
-    vm: VmProfile,
-    link: LinkProfile,
+    vm: VmParams,
+    link: LinkParams,
     settings: MigrationSettings | None = None,
     techniques: Iterable[Technique] = tuple(Technique),
     *,

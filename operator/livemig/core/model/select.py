@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 from livemig.core.errors import SpecError
-from livemig.core.model.params import LinkProfile, MigrationSettings, VmProfile
+from livemig.core.model.params import LinkParams, MigrationSettings, VmParams
 from livemig.core.model.predict import predict
 from livemig.core.model.results import Prediction
 from livemig.core.model.stepper import MigrationRun, actuation, mechanics_for
@@ -92,7 +92,7 @@ def candidates(policy: SelectionPolicy) -> tuple[tuple[Technique, ...], str]:
 
 
 def select_technique(
-    vm: VmProfile, link: LinkProfile, policy: SelectionPolicy | None = None, *, compare_all: bool = True
+    vm: VmParams, link: LinkParams, policy: SelectionPolicy | None = None, *, compare_all: bool = True
 ) -> Selection:
     """Choose a technique.  `compare_all=False` predicts only the candidates (fast path for planners)."""
     policy = policy or _DEFAULT_POLICY
@@ -139,7 +139,7 @@ def select_technique(
 
 
 def _predict_candidates(
-    chosen_from: tuple[Technique, ...], vm: VmProfile, link: LinkProfile, settings: MigrationSettings
+    chosen_from: tuple[Technique, ...], vm: VmParams, link: LinkParams, settings: MigrationSettings
 ) -> dict[Technique, Prediction]:
     """The candidates' predictions, re-using the pre-copy run where another technique provably runs identically:
     auto-converge when no pass dirtied more than the trigger threshold of what it sent (the throttle never starts),

@@ -19,7 +19,7 @@ from typing import NamedTuple
 from livemig.core.model import autoconverge, postcopy
 from livemig.core.model.compression import adaptive_compression_mechanics, xbzrle_mechanics
 from livemig.core.model.mechanics import Mechanics
-from livemig.core.model.params import LinkProfile, MigrationSettings, Profile, VmProfile
+from livemig.core.model.params import LinkParams, MigrationSettings, StopRules, VmParams
 from livemig.core.model.precopy import (
     Stop,
     precopy_mechanics,
@@ -69,13 +69,13 @@ class Actuation(NamedTuple):
         return self.deadline_s if self.deadline_s is not None else math.inf
 
 
-def kubevirt_actuation(vm: VmProfile, settings: MigrationSettings) -> Actuation:
+def kubevirt_actuation(vm: VmParams, settings: MigrationSettings) -> Actuation:
     """KubeVirt's behaviour for the configuration in `settings`, taken literally (what the simulator runs).
 
     qemu profile: deadline = completionTimeoutPerGiB x ceil(M / 10^9) (0 disables); at the deadline post-copy if
     allowed with workload disruption, else a pause if disruption is allowed, else abort.  xen profile: no timeouts.
     """
-    if settings.profile is not Profile.QEMU:
+    if settings.stop_rules is not StopRules.QEMU:
         return Actuation(settings.allow_auto_converge, None, DeadlineAction.NONE, None)
     deadline = completion_timeout_s(settings.completion_timeout_per_gib, vm.memory_bytes)
     disruption = settings.workload_disruption_allowed
@@ -94,7 +94,7 @@ def kubevirt_actuation(vm: VmProfile, settings: MigrationSettings) -> Actuation:
     )
 
 
-def actuation(technique: Technique, vm: VmProfile, settings: MigrationSettings) -> Actuation:
+def actuation(technique: Technique, vm: VmParams, settings: MigrationSettings) -> Actuation:
     """What livemig makes KubeVirt do for `technique` (the KubeVirt MigrationPolicy it writes).
 
     - pre-copy (and the modelled-only techniques): no post-copy, no auto-converge; at the completion timeout abort
@@ -107,11 +107,11 @@ def actuation(technique: Technique, vm: VmProfile, settings: MigrationSettings) 
         switch = postcopy.switch_time_s(settings.post_copy_timeout_per_gib, vm.memory_bytes)
         progress = (
             settings.progress_timeout_s
-            if settings.profile is Profile.QEMU and settings.progress_timeout_s > 0
+            if settings.stop_rules is StopRules.QEMU and settings.progress_timeout_s > 0
             else None
         )
         return Actuation(False, switch, DeadlineAction.SWITCH_TO_POST_COPY, progress)
-    if settings.profile is not Profile.QEMU:
+    if settings.stop_rules is not StopRules.QEMU:
         return Actuation(technique is Technique.AUTO_CONVERGE, None, DeadlineAction.NONE, None)
     deadline = completion_timeout_s(settings.completion_timeout_per_gib, vm.memory_bytes)
     action = DeadlineAction.PAUSE if settings.allow_workload_disruption else DeadlineAction.ABORT
@@ -124,7 +124,7 @@ def actuation(technique: Technique, vm: VmProfile, settings: MigrationSettings) 
     )
 
 
-def mechanics_for(technique: Technique, vm: VmProfile, link: LinkProfile, settings: MigrationSettings) -> Mechanics:
+def mechanics_for(technique: Technique, vm: VmParams, link: LinkParams, settings: MigrationSettings) -> Mechanics:
     if technique is Technique.XBZRLE:
         return xbzrle_mechanics(vm, settings.xbzrle)
     if technique is Technique.ADAPTIVE_COMPRESSION:
@@ -204,8 +204,8 @@ class MigrationRun:
     def __init__(
         self,
         technique: Technique,
-        vm: VmProfile,
-        link: LinkProfile,
+        vm: VmParams,
+        link: LinkParams,
         settings: MigrationSettings,
         *,
         actuation_override: Actuation | None = None,
@@ -231,10 +231,10 @@ class MigrationRun:
         cap = settings.wall_clock_cap_s
         self._cap_t = min(cap, settings.horizon_s) if cap is not None else settings.horizon_s
         self._cap_is_horizon = cap is None or cap > settings.horizon_s
-        limiter = settings.xen.rate_limiter if settings.profile is Profile.XEN else None
+        limiter = settings.xen.rate_limiter if settings.stop_rules is StopRules.XEN else None
         self._limiter = limiter
         self._limiter_rate = limiter.start_bps if limiter is not None else _INF
-        self._is_qemu = settings.profile is Profile.QEMU
+        self._is_qemu = settings.stop_rules is StopRules.QEMU
         # QEMU syncs a pass before it drains (precopy.qemu_sync_carry_bytes); the remainder joins the next pass.
         # Not for the modelled-only techniques that hold pages back or send logs instead of pages.
         self._carry_on = self._is_qemu and mech.resend_hot and mech.log_rate_bps is None
@@ -282,7 +282,7 @@ class MigrationRun:
         self._timeline: list[tuple[float, float]] | None = [(0.0, self._remaining())] if record_timeline else None
 
     @classmethod
-    def for_kubevirt_config(cls, vm: VmProfile, link: LinkProfile, settings: MigrationSettings) -> MigrationRun:
+    def for_kubevirt_config(cls, vm: VmParams, link: LinkParams, settings: MigrationSettings) -> MigrationRun:
         """A run that does what KubeVirt does with `settings` as its migration configuration (for the simulator)."""
         technique = Technique.AUTO_CONVERGE if settings.allow_auto_converge else Technique.PRE_COPY
         return cls(technique, vm, link, settings, actuation_override=kubevirt_actuation(vm, settings))

@@ -8,17 +8,17 @@ rho = L / min(R, replay): it converges only while rho < 1.  Downtime = the last 
 from __future__ import annotations
 
 from livemig.core.model.mechanics import Mechanics
-from livemig.core.model.params import TraceReplayParams, VmProfile
+from livemig.core.model.params import TraceReplayParams, VmParams
 from livemig.core.model.precopy import precopy_mechanics
 
 
-def log_rate_bps(vm: VmProfile, params: TraceReplayParams) -> float:
+def log_rate_bps(vm: VmParams, params: TraceReplayParams) -> float:
     if vm.log_rate_bps is not None:
         return vm.log_rate_bps
     return vm.dirty_rate_bps * params.log_bytes_per_dirty_byte
 
 
-def trace_replay_mechanics(vm: VmProfile, params: TraceReplayParams) -> Mechanics:
+def trace_replay_mechanics(vm: VmParams, params: TraceReplayParams) -> Mechanics:
     return precopy_mechanics(vm)._replace(
         log_rate_bps=log_rate_bps(vm, params),
         later_rate_cap_bps=params.replay_rate_bps,

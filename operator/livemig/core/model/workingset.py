@@ -9,11 +9,11 @@ pre-copy (nothing to hold back).
 from __future__ import annotations
 
 from livemig.core.model.mechanics import Mechanics
-from livemig.core.model.params import VmProfile
+from livemig.core.model.params import VmParams
 from livemig.core.model.precopy import precopy_mechanics
 
 
-def working_set_mechanics(vm: VmProfile) -> Mechanics:
+def working_set_mechanics(vm: VmParams) -> Mechanics:
     base = precopy_mechanics(vm)
     wss = vm.working_set_bytes
     if wss is None:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from livemig.core.cluster import KubevirtMigrationConfig, Vmi
-from livemig.core.model import LinkProfile, MigrationSettings, SelectionPolicy, VmProfile, select_technique
+from livemig.core.model import LinkParams, MigrationSettings, SelectionPolicy, VmParams, select_technique
 from livemig.core.planning.spec import TechniqueSpec
 from livemig.core.vocabulary import Outcome, Technique
 
@@ -99,12 +99,12 @@ class ModelCosts:
         key = (vmi.memory_bytes, dirty_rate, vmi.working_set_bytes, bandwidth_bps)
         found = self._cache.get(key)
         if found is None:
-            vm = VmProfile(
+            vm = VmParams(
                 memory_bytes=vmi.memory_bytes,
                 dirty_rate_bps=dirty_rate,
                 working_set_bytes=vmi.working_set_bytes,
             )
-            selection = select_technique(vm, LinkProfile(bandwidth_bps), self.policy, compare_all=False)
+            selection = select_technique(vm, LinkParams(bandwidth_bps), self.policy, compare_all=False)
             p = selection.predictions[selection.chosen]
             found = MoveCost(
                 technique=selection.chosen,

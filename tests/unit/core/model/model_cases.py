@@ -17,12 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from livemig.core.model import (
-    LinkProfile,
+    LinkParams,
     MigrationRun,
     MigrationSettings,
     Prediction,
-    Profile,
-    VmProfile,
+    StopRules,
+    VmParams,
     XenParams,
     XenRateLimiter,
     predict,
@@ -35,9 +35,9 @@ from livemig.core.vocabulary import AbortReason, Outcome, Technique
 GIB = 2**30
 MIB = 2**20
 GBIT = 125e6  # 1 Gbit/s in bytes/s
-XEN = MigrationSettings(profile=Profile.XEN)
+XEN = MigrationSettings(stop_rules=StopRules.XEN)
 QEMU = MigrationSettings()
-LAN = LinkProfile(GBIT)
+LAN = LinkParams(GBIT)
 
 BEGIN = "<!-- validation:begin -->"
 END = "<!-- validation:end -->"
@@ -87,7 +87,7 @@ def points(quantity: str, model_pct: float, expected_pct: float, tol_points: flo
 def _precopy_case(
     case: str, dirty: float, inputs: str, source: str, checks: Callable[[Prediction], Sequence[Check]]
 ) -> CaseResult:
-    p = predict(Technique.PRE_COPY, VmProfile(GIB, dirty), LAN, XEN)
+    p = predict(Technique.PRE_COPY, VmParams(GIB, dirty), LAN, XEN)
     return CaseResult(case, "pre-copy", inputs, source, tuple(checks(p)))
 
 
@@ -156,10 +156,10 @@ def case_v4() -> CaseResult:
 
 
 def case_v5() -> CaseResult:
-    settings = MigrationSettings(profile=Profile.XEN, post_copy_timeout_per_gib=0.0)
+    settings = MigrationSettings(stop_rules=StopRules.XEN, post_copy_timeout_per_gib=0.0)
     checks: list[Check] = []
     for ratio in (0.0, 0.5, 1.0, 2.0, 10.0):
-        p = predict(Technique.POST_COPY, VmProfile(GIB, ratio * GBIT), LAN, settings)
+        p = predict(Technique.POST_COPY, VmParams(GIB, ratio * GBIT), LAN, settings)
         tag = f" (D = {ratio:g}·R)"
         checks += [
             rel("total time" + tag, p.total_time_s, 8.59, 0.10, " s"),
@@ -178,8 +178,8 @@ def case_v5() -> CaseResult:
 
 def case_v6() -> CaseResult:
     limiter = XenRateLimiter()
-    settings = MigrationSettings(profile=Profile.XEN, xen=XenParams(rate_limiter=limiter))
-    run = MigrationRun(Technique.PRE_COPY, VmProfile(GIB, 0.0), LinkProfile(10 * GBIT), settings)
+    settings = MigrationSettings(stop_rules=StopRules.XEN, xen=XenParams(rate_limiter=limiter))
+    run = MigrationRun(Technique.PRE_COPY, VmParams(GIB, 0.0), LinkParams(10 * GBIT), settings)
     first_round = run.run_to_end().total_time_s
     mbit = 1e6 / 8
     return CaseResult(
@@ -226,7 +226,7 @@ def throttle_at(p: Prediction, t: float) -> float:
 
 
 def case_v7() -> CaseResult:
-    vm = VmProfile(GIB, 2 * GBIT)
+    vm = VmParams(GIB, 2 * GBIT)
     p = predict(Technique.AUTO_CONVERGE, vm, LAN, QEMU)
     steps = [round(v * 100) for _, v in p.throttle_steps]
     payloads = pass_payloads(p)
@@ -237,7 +237,7 @@ def case_v7() -> CaseResult:
     onset = next(
         (throttle_at(p, starts[i - 1]) for i in range(1, len(payloads)) if payloads[i] < payloads[i - 1] * 0.999), None
     )
-    hopeless = predict(Technique.AUTO_CONVERGE, VmProfile(GIB, 100 * GBIT), LAN, QEMU)
+    hopeless = predict(Technique.AUTO_CONVERGE, VmParams(GIB, 100 * GBIT), LAN, QEMU)
     gap_final = (
         "QEMU keeps raising the throttle while dirtied > 50 % of sent; at 60 % (λ = 0.8) that holds, so it goes on "
         "to 80 % before the passes fit the downtime limit (the lab saw the same overshoot, see docs/model.md)"
@@ -266,8 +266,8 @@ def case_v7() -> CaseResult:
 
 
 def case_v8() -> CaseResult:
-    unbound = MigrationSettings(profile=Profile.XEN, compression=CompressionParams(ratio=3.2, throughput_bps=1e15))
-    p = predict(Technique.ADAPTIVE_COMPRESSION, VmProfile(GIB, 0.0), LAN, unbound)
+    unbound = MigrationSettings(stop_rules=StopRules.XEN, compression=CompressionParams(ratio=3.2, throughput_bps=1e15))
+    p = predict(Technique.ADAPTIVE_COMPRESSION, VmParams(GIB, 0.0), LAN, unbound)
     data, time, down = average_cuts(Technique.ADAPTIVE_COMPRESSION, XEN)
     gap_down = (
         "under Xen's 50-page rule the convergent workloads end with sub-millisecond last rounds that compression "
@@ -288,11 +288,11 @@ def case_v8() -> CaseResult:
     )
 
 
-def workload_grid() -> list[VmProfile]:
+def workload_grid() -> list[VmParams]:
     """The comparison workloads of V8-V10, fixed before looking at results: Gigabit LAN, M = 1 GiB, writable
     working sets of 64/128/256 MiB taking 90 % of the writes, dirty rate 0.1/0.3/0.5/1/2 x R."""
     return [
-        VmProfile(GIB, lam * GBIT, working_set_bytes=wss * MIB, hot_write_fraction=0.9)
+        VmParams(GIB, lam * GBIT, working_set_bytes=wss * MIB, hot_write_fraction=0.9)
         for wss in (64, 128, 256)
         for lam in (0.1, 0.3, 0.5, 1.0, 2.0)
     ]
@@ -346,7 +346,7 @@ def case_v10() -> CaseResult:
         base = predict(Technique.PRE_COPY, vm, LAN, XEN, timeline=False)
         other = predict(Technique.TRACE_REPLAY, vm, LAN, XEN, timeline=False)
         base_sync.append(100 * (1 - (other.transferred_bytes - GIB) / (base.transferred_bytes - GIB)))
-    diverging = VmProfile(GIB, GBIT, log_rate_bps=1.2 * GBIT)
+    diverging = VmParams(GIB, GBIT, log_rate_bps=1.2 * GBIT)
     xen_div = predict(Technique.TRACE_REPLAY, diverging, LAN, XEN)
     qemu_div = predict(Technique.TRACE_REPLAY, diverging, LAN, QEMU)
     gap_down = "both downtimes are sub-millisecond under Xen's 50-page rule, so their ratio says nothing"
@@ -377,8 +377,8 @@ def case_v10() -> CaseResult:
 def case_v11() -> CaseResult:
     # Plausible inputs (papers.md marks the runs' sizes as unverified): a web server with a 16 MiB and a game
     # server with a 4 MiB writable working set rewritten faster than the link, on a Gigabit LAN.
-    web = predict(Technique.PRE_COPY, VmProfile(800 * MIB, 2 * GBIT, working_set_bytes=16 * MIB), LAN, XEN)
-    game = predict(Technique.PRE_COPY, VmProfile(64 * MIB, 2 * GBIT, working_set_bytes=4 * MIB), LAN, XEN)
+    web = predict(Technique.PRE_COPY, VmParams(800 * MIB, 2 * GBIT, working_set_bytes=16 * MIB), LAN, XEN)
+    game = predict(Technique.PRE_COPY, VmParams(64 * MIB, 2 * GBIT, working_set_bytes=4 * MIB), LAN, XEN)
     return CaseResult(
         "V11",
         "pre-copy",

@@ -7,14 +7,14 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from livemig.core.model import LinkProfile, MigrationRun, MigrationSettings, Profile, VmProfile, predict
+from livemig.core.model import LinkParams, MigrationRun, MigrationSettings, StopRules, VmParams, predict
 from livemig.core.vocabulary import Outcome, Technique
 
 GIB = 2**30
 MIB = 2**20
 GBIT = 125e6
 QEMU = MigrationSettings()
-XEN = MigrationSettings(profile=Profile.XEN)
+XEN = MigrationSettings(stop_rules=StopRules.XEN)
 REL = 1e-9
 
 memory = st.floats(min_value=64 * MIB, max_value=64 * GIB)
@@ -26,16 +26,16 @@ profiles = st.sampled_from([QEMU, XEN])
 fast = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
-def make_vm(mem: float, dirty: float, share: float | None) -> VmProfile:
-    return VmProfile(mem, dirty, working_set_bytes=None if share is None else mem * share)
+def make_vm(mem: float, dirty: float, share: float | None) -> VmParams:
+    return VmParams(mem, dirty, working_set_bytes=None if share is None else mem * share)
 
 
 @fast
 @given(memory, bandwidth, ratio, wss_share, factor, profiles)
 def test_more_bandwidth_is_never_slower_for_pre_copy(mem, bw, r, share, f, s) -> None:  # type: ignore[no-untyped-def]
     vm = make_vm(mem, r * bw, share)
-    slow = predict(Technique.PRE_COPY, vm, LinkProfile(bw), s, timeline=False)
-    quick = predict(Technique.PRE_COPY, vm, LinkProfile(bw * f), s, timeline=False)
+    slow = predict(Technique.PRE_COPY, vm, LinkParams(bw), s, timeline=False)
+    quick = predict(Technique.PRE_COPY, vm, LinkParams(bw * f), s, timeline=False)
     assert quick.total_time_s <= slow.total_time_s * (1 + REL)
     if slow.outcome.succeeded:
         assert quick.outcome.succeeded
@@ -44,8 +44,8 @@ def test_more_bandwidth_is_never_slower_for_pre_copy(mem, bw, r, share, f, s) ->
 @fast
 @given(memory, bandwidth, ratio, wss_share, factor, profiles)
 def test_more_dirtying_is_never_faster_for_pre_copy(mem, bw, r, share, f, s) -> None:  # type: ignore[no-untyped-def]
-    calm = predict(Technique.PRE_COPY, make_vm(mem, r * bw, share), LinkProfile(bw), s, timeline=False)
-    busy = predict(Technique.PRE_COPY, make_vm(mem, r * bw * f, share), LinkProfile(bw), s, timeline=False)
+    calm = predict(Technique.PRE_COPY, make_vm(mem, r * bw, share), LinkParams(bw), s, timeline=False)
+    busy = predict(Technique.PRE_COPY, make_vm(mem, r * bw * f, share), LinkParams(bw), s, timeline=False)
     # Both converged by the size rule: Xen's caps (30 rounds, 3·M) can end a busier run sooner, as in libxc.
     assume(calm.outcome is Outcome.COMPLETED and busy.outcome is Outcome.COMPLETED)
     assert busy.total_time_s >= calm.total_time_s * (1 - REL)
@@ -55,20 +55,20 @@ def test_more_dirtying_is_never_faster_for_pre_copy(mem, bw, r, share, f, s) -> 
 @fast
 @given(memory, bandwidth, ratio, factor)
 def test_more_bandwidth_is_never_slower_for_post_copy(mem, bw, r, f) -> None:  # type: ignore[no-untyped-def]
-    vm = VmProfile(mem, r * bw)
-    slow = predict(Technique.POST_COPY, vm, LinkProfile(bw), QEMU, timeline=False)
-    quick = predict(Technique.POST_COPY, vm, LinkProfile(bw * f), QEMU, timeline=False)
+    vm = VmParams(mem, r * bw)
+    slow = predict(Technique.POST_COPY, vm, LinkParams(bw), QEMU, timeline=False)
+    quick = predict(Technique.POST_COPY, vm, LinkParams(bw * f), QEMU, timeline=False)
     assert quick.total_time_s <= slow.total_time_s * (1 + REL)
 
 
 @fast
 @given(memory, bandwidth, ratio, wss_share, profiles)
 def test_pre_copy_sends_at_least_memory_and_takes_at_least_memory_over_rate(mem, bw, r, share, s) -> None:  # type: ignore[no-untyped-def]
-    p = predict(Technique.PRE_COPY, make_vm(mem, r * bw, share), LinkProfile(bw), s, timeline=False)
+    p = predict(Technique.PRE_COPY, make_vm(mem, r * bw, share), LinkParams(bw), s, timeline=False)
     if p.outcome.succeeded:
         assert p.transferred_bytes >= mem * (1 - REL) - 1
         assert p.total_time_s >= mem / bw * (1 - REL)
-    if s.profile is Profile.XEN:
+    if s.stop_rules is StopRules.XEN:
         assert p.transferred_bytes <= 5 * mem * (1 + REL) + 1  # papers.md §11: Xen bound
         assert p.rounds <= 30
 
@@ -76,10 +76,10 @@ def test_pre_copy_sends_at_least_memory_and_takes_at_least_memory_over_rate(mem,
 @fast
 @given(memory, bandwidth, ratio)
 def test_post_copy_sends_each_page_once_and_never_more_than_pre_copy(mem, bw, r) -> None:  # type: ignore[no-untyped-def]
-    immediate = MigrationSettings(profile=Profile.XEN, post_copy_timeout_per_gib=0.0)
-    vm = VmProfile(mem, r * bw)
-    post = predict(Technique.POST_COPY, vm, LinkProfile(bw), immediate, timeline=False)
-    pre = predict(Technique.PRE_COPY, vm, LinkProfile(bw), immediate, timeline=False)
+    immediate = MigrationSettings(stop_rules=StopRules.XEN, post_copy_timeout_per_gib=0.0)
+    vm = VmParams(mem, r * bw)
+    post = predict(Technique.POST_COPY, vm, LinkParams(bw), immediate, timeline=False)
+    pre = predict(Technique.PRE_COPY, vm, LinkParams(bw), immediate, timeline=False)
     assert post.outcome is Outcome.SWITCHED_TO_POST_COPY
     assert post.transferred_bytes == pytest.approx(mem, rel=1e-9, abs=1)
     assert post.transferred_bytes <= pre.transferred_bytes * (1 + REL) + 1
@@ -89,7 +89,7 @@ def test_post_copy_sends_each_page_once_and_never_more_than_pre_copy(mem, bw, r)
 @given(memory, bandwidth, st.floats(min_value=1.0, max_value=3.0), wss_share)
 def test_pre_copy_never_converges_by_itself_when_dirtying_outpaces_the_link(mem, bw, r, share) -> None:  # type: ignore[no-untyped-def]
     vm = make_vm(mem, r * bw, share)
-    p = predict(Technique.PRE_COPY, vm, LinkProfile(bw), XEN, timeline=False)
+    p = predict(Technique.PRE_COPY, vm, LinkParams(bw), XEN, timeline=False)
     hot = vm.working_set_bytes if vm.working_set_bytes is not None else mem
     if hot >= 50 * 4096:
         assert p.outcome is Outcome.FORCED_STOP  # only a cap ends it
@@ -100,19 +100,19 @@ def test_pre_copy_never_converges_by_itself_when_dirtying_outpaces_the_link(mem,
 def test_compression_cuts_bytes_more_than_time(mem, bw, r, c) -> None:  # type: ignore[no-untyped-def]
     from livemig.core.model import CompressionParams
 
-    s = MigrationSettings(profile=Profile.XEN, compression=CompressionParams(ratio=c, throughput_bps=1.47 * bw))
-    vm = VmProfile(mem, r * bw)
-    plain = predict(Technique.PRE_COPY, vm, LinkProfile(bw), s, timeline=False)
-    packed = predict(Technique.ADAPTIVE_COMPRESSION, vm, LinkProfile(bw), s, timeline=False)
+    s = MigrationSettings(stop_rules=StopRules.XEN, compression=CompressionParams(ratio=c, throughput_bps=1.47 * bw))
+    vm = VmParams(mem, r * bw)
+    plain = predict(Technique.PRE_COPY, vm, LinkParams(bw), s, timeline=False)
+    packed = predict(Technique.ADAPTIVE_COMPRESSION, vm, LinkParams(bw), s, timeline=False)
     assert packed.transferred_bytes / plain.transferred_bytes <= packed.total_time_s / plain.total_time_s + 1e-9
 
 
 @fast
 @given(memory, bandwidth, st.floats(min_value=1.05, max_value=20.0))
 def test_auto_converge_converges_only_by_costing_guest_cpu(mem, bw, r) -> None:  # type: ignore[no-untyped-def]
-    vm = VmProfile(mem, r * bw)
-    pre = predict(Technique.PRE_COPY, vm, LinkProfile(bw), QEMU, timeline=False)
-    ac = predict(Technique.AUTO_CONVERGE, vm, LinkProfile(bw), QEMU, timeline=False)
+    vm = VmParams(mem, r * bw)
+    pre = predict(Technique.PRE_COPY, vm, LinkParams(bw), QEMU, timeline=False)
+    ac = predict(Technique.AUTO_CONVERGE, vm, LinkParams(bw), QEMU, timeline=False)
     if ac.outcome is Outcome.COMPLETED and not pre.outcome.succeeded:
         assert ac.degradation.throttle_cpu_s > 0
         assert ac.final_throttle >= 0.2
@@ -124,9 +124,9 @@ def test_auto_converge_converges_only_by_costing_guest_cpu(mem, bw, r) -> None: 
 def test_trace_replay_converges_only_while_log_rate_is_below_replay(mem, bw, log_ratio, replay_ratio) -> None:  # type: ignore[no-untyped-def]
     from livemig.core.model import TraceReplayParams
 
-    s = MigrationSettings(profile=Profile.XEN, trace_replay=TraceReplayParams(replay_rate_bps=replay_ratio * bw))
-    vm = VmProfile(mem, 0.0, log_rate_bps=log_ratio * bw)
-    p = predict(Technique.TRACE_REPLAY, vm, LinkProfile(bw), s, timeline=False)
+    s = MigrationSettings(stop_rules=StopRules.XEN, trace_replay=TraceReplayParams(replay_rate_bps=replay_ratio * bw))
+    vm = VmParams(mem, 0.0, log_rate_bps=log_ratio * bw)
+    p = predict(Technique.TRACE_REPLAY, vm, LinkParams(bw), s, timeline=False)
     if log_ratio >= min(1.0, replay_ratio):
         assert p.outcome is not Outcome.COMPLETED
     elif log_ratio < 0.5 * min(1.0, replay_ratio):
@@ -136,7 +136,7 @@ def test_trace_replay_converges_only_while_log_rate_is_below_replay(mem, bw, log
 @fast
 @given(memory, bandwidth, ratio, wss_share)
 def test_qemu_pre_copy_downtime_fits_the_limit_when_it_completes(mem, bw, r, share) -> None:  # type: ignore[no-untyped-def]
-    p = predict(Technique.PRE_COPY, make_vm(mem, r * bw, share), LinkProfile(bw), QEMU, timeline=False)
+    p = predict(Technique.PRE_COPY, make_vm(mem, r * bw, share), LinkParams(bw), QEMU, timeline=False)
     if p.outcome is Outcome.COMPLETED:
         assert p.downtime_s <= QEMU.downtime_limit_s * (1 + REL)
 
@@ -153,9 +153,9 @@ def test_qemu_pre_copy_downtime_fits_the_limit_when_it_completes(mem, bw, r, sha
 )
 def test_any_chunking_of_time_gives_the_prediction(tech, mem, bw, r, share, s, dt) -> None:  # type: ignore[no-untyped-def]
     vm = make_vm(mem, r * bw, share)
-    whole = predict(tech, vm, LinkProfile(bw), s, timeline=False)
+    whole = predict(tech, vm, LinkParams(bw), s, timeline=False)
     assume(whole.total_time_s / dt < 3000)
-    run = MigrationRun(tech, vm, LinkProfile(bw), s, record_timeline=False)
+    run = MigrationRun(tech, vm, LinkParams(bw), s, record_timeline=False)
     while not run.done:
         run.advance(dt)
     stepped = run.prediction()

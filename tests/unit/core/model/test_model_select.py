@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from livemig.core.errors import SpecError
-from livemig.core.model import LinkProfile, MigrationSettings, SelectionPolicy, VmProfile, select_technique
+from livemig.core.model import LinkParams, MigrationSettings, SelectionPolicy, VmParams, select_technique
 from livemig.core.model import select as select_module
 from livemig.core.model.results import Degradation, Prediction
 from livemig.core.model.select import BALANCED_SLACK
@@ -28,11 +28,11 @@ policies = st.builds(
     max_degradation=st.floats(min_value=0.0, max_value=1.0),
 )
 vms = st.builds(
-    VmProfile,
+    VmParams,
     memory_bytes=st.floats(min_value=256 * MIB, max_value=64 * GIB),
     dirty_rate_bps=st.floats(min_value=0.0, max_value=3e9),
 )
-links = st.builds(LinkProfile, bandwidth_bps=st.floats(min_value=50e6, max_value=3.2e9))
+links = st.builds(LinkParams, bandwidth_bps=st.floats(min_value=50e6, max_value=3.2e9))
 
 
 @settings(max_examples=150, deadline=None)
@@ -78,14 +78,14 @@ def test_objectives_pick_the_best_feasible_figure(vm, link, objective) -> None: 
 
 
 def test_post_copy_when_pre_copy_cannot_converge() -> None:
-    sel = select_technique(VmProfile(8 * GIB, 3 * GBIT), LinkProfile(GBIT), SelectionPolicy(**EVERYTHING))
+    sel = select_technique(VmParams(8 * GIB, 3 * GBIT), LinkParams(GBIT), SelectionPolicy(**EVERYTHING))
     assert sel.chosen is Technique.POST_COPY
     assert "pre-copy aborted (completion-timeout)" in sel.reason
     assert "risk window" in sel.reason
 
 
 def test_pre_copy_for_a_quiet_vm_even_when_everything_is_allowed() -> None:
-    sel = select_technique(VmProfile(4 * GIB, 10e6), LinkProfile(10 * GBIT), SelectionPolicy(**EVERYTHING))
+    sel = select_technique(VmParams(4 * GIB, 10e6), LinkParams(10 * GBIT), SelectionPolicy(**EVERYTHING))
     assert sel.chosen is Technique.PRE_COPY
     assert sel.feasible
 
@@ -153,14 +153,14 @@ def test_the_objective_ranks_hand_written_figures(
         return figures.get(technique, _figures(technique, 1e6, outcome=Outcome.NOT_CONVERGED))
 
     monkeypatch.setattr(select_module, "predict", predict)
-    sel = select_technique(VmProfile(GIB, GBIT), LinkProfile(GBIT), SelectionPolicy(objective=objective, **EVERYTHING))
+    sel = select_technique(VmParams(GIB, GBIT), LinkParams(GBIT), SelectionPolicy(objective=objective, **EVERYTHING))
     assert sel.chosen is expected
     assert sel.feasible
 
 
 def test_a_vm_that_writes_nothing_goes_in_one_pass_at_link_rate() -> None:
     # First principles: nothing is dirtied, so pre-copy sends the 4 GiB once over 1 Gbit/s (125 MB/s): 34.36 s.
-    sel = select_technique(VmProfile(4 * GIB, 0.0), LinkProfile(GBIT), SelectionPolicy(**EVERYTHING))
+    sel = select_technique(VmParams(4 * GIB, 0.0), LinkParams(GBIT), SelectionPolicy(**EVERYTHING))
     assert sel.chosen is Technique.PRE_COPY
     pre = sel.predictions[Technique.PRE_COPY]
     assert pre.outcome is Outcome.COMPLETED
@@ -169,7 +169,7 @@ def test_a_vm_that_writes_nothing_goes_in_one_pass_at_link_rate() -> None:
 
 
 def test_nothing_allowed_finishes_gives_pre_copy_with_the_reason() -> None:
-    sel = select_technique(VmProfile(8 * GIB, 3 * GBIT), LinkProfile(GBIT), SelectionPolicy())
+    sel = select_technique(VmParams(8 * GIB, 3 * GBIT), LinkParams(GBIT), SelectionPolicy())
     assert sel.chosen is Technique.PRE_COPY
     assert not sel.feasible
     assert "no allowed technique is predicted to finish" in sel.reason
@@ -177,7 +177,7 @@ def test_nothing_allowed_finishes_gives_pre_copy_with_the_reason() -> None:
 
 def test_fixed_mode_that_is_not_allowed_falls_back_to_pre_copy() -> None:
     sel = select_technique(
-        VmProfile(GIB, GBIT), LinkProfile(GBIT), SelectionPolicy(mode=TechniqueMode.POST_COPY), compare_all=False
+        VmParams(GIB, GBIT), LinkParams(GBIT), SelectionPolicy(mode=TechniqueMode.POST_COPY), compare_all=False
     )
     assert sel.chosen is Technique.PRE_COPY
     assert "mode PostCopy but post-copy is not allowed" in sel.reason
@@ -185,13 +185,13 @@ def test_fixed_mode_that_is_not_allowed_falls_back_to_pre_copy() -> None:
 
 def test_fixed_mode_is_obeyed_when_allowed_even_if_worse() -> None:
     policy = SelectionPolicy(mode=TechniqueMode.AUTO_CONVERGE, allow_auto_converge=True)
-    sel = select_technique(VmProfile(GIB, 0.1 * GBIT), LinkProfile(GBIT), policy)
+    sel = select_technique(VmParams(GIB, 0.1 * GBIT), LinkParams(GBIT), policy)
     assert sel.chosen is Technique.AUTO_CONVERGE
     assert sel.candidates == (Technique.AUTO_CONVERGE,)
 
 
 def test_max_downtime_is_a_selection_limit_not_qemus() -> None:
-    vm, link = VmProfile(4 * GIB, 0.3 * GBIT), LinkProfile(GBIT)
+    vm, link = VmParams(4 * GIB, 0.3 * GBIT), LinkParams(GBIT)
     loose = select_technique(vm, link, SelectionPolicy(**EVERYTHING))
     tight = select_technique(vm, link, SelectionPolicy(max_downtime_s=0.005, **EVERYTHING))
     # The same predictions (QEMU's 300 ms limit is unchanged) but a choice that meets the 5 ms budget.
@@ -202,7 +202,7 @@ def test_max_downtime_is_a_selection_limit_not_qemus() -> None:
 
 def test_no_tolerated_degradation_excludes_throttling_and_fault_stalls() -> None:
     policy = SelectionPolicy(max_degradation=0.0, **EVERYTHING)
-    sel = select_technique(VmProfile(8 * GIB, 3 * GBIT), LinkProfile(GBIT), policy)
+    sel = select_technique(VmParams(8 * GIB, 3 * GBIT), LinkParams(GBIT), policy)
     assert not sel.feasible
     assert sel.predictions[sel.chosen].outcome.succeeded
     assert "tolerated degradation" in sel.reason
@@ -210,7 +210,7 @@ def test_no_tolerated_degradation_excludes_throttling_and_fault_stalls() -> None
 
 def test_settings_flow_into_the_predictions() -> None:
     policy = SelectionPolicy(settings=MigrationSettings(completion_timeout_per_gib=10))
-    sel = select_technique(VmProfile(8 * GIB, 3 * GBIT), LinkProfile(GBIT), policy, compare_all=False)
+    sel = select_technique(VmParams(8 * GIB, 3 * GBIT), LinkParams(GBIT), policy, compare_all=False)
     assert sel.predictions[Technique.PRE_COPY].total_time_s == pytest.approx(90.0)
 
 

@@ -10,7 +10,7 @@ import itertools
 
 import pytest
 
-from livemig.core.model import LinkProfile, SelectionPolicy, VmProfile, select_technique
+from livemig.core.model import LinkParams, SelectionPolicy, VmParams, select_technique
 from livemig.core.model.select import candidates
 from livemig.core.vocabulary import Objective, Technique, TechniqueMode
 
@@ -36,8 +36,8 @@ def test_no_policy_makes_a_modelled_only_technique_a_candidate(
 def test_auto_does_not_pick_xbzrle_even_where_the_model_predicts_it_best(objective: Objective) -> None:
     # Writes faster than the link into a hot set the XBZRLE cache mostly holds: pre-copy does not converge, and the
     # model's XBZRLE finishes faster than any candidate.
-    vm = VmProfile(memory_bytes=256 * MIB, dirty_rate_bps=160e6, working_set_bytes=48 * MIB)
-    link = LinkProfile(125e6)
+    vm = VmParams(memory_bytes=256 * MIB, dirty_rate_bps=160e6, working_set_bytes=48 * MIB)
+    link = LinkParams(125e6)
     policy = SelectionPolicy(objective=objective, allow_post_copy=True, allow_auto_converge=True)
     selection = select_technique(vm, link, policy, compare_all=True)
     xbzrle = selection.predictions[Technique.XBZRLE]

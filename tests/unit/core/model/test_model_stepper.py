@@ -9,13 +9,13 @@ import pytest
 
 from livemig.core.errors import SpecError
 from livemig.core.model import (
-    LinkProfile,
+    LinkParams,
     MigrationMode,
     MigrationRun,
     MigrationSettings,
     Phase,
-    Profile,
-    VmProfile,
+    StopRules,
+    VmParams,
     predict,
 )
 from livemig.core.model.precopy import qemu_sync_carry_bytes
@@ -33,26 +33,26 @@ def run_in_steps(run: MigrationRun, dt: float, limit_s: float = 1e6) -> None:
 
 
 CASES = [
-    (Technique.PRE_COPY, VmProfile(GIB, 0.4 * GBIT), MigrationSettings()),
-    (Technique.PRE_COPY, VmProfile(2 * GIB, 2 * GBIT), MigrationSettings()),  # aborts at the completion timeout
-    (Technique.PRE_COPY, VmProfile(GIB, 0.8 * GBIT), MigrationSettings(profile=Profile.XEN)),
-    (Technique.POST_COPY, VmProfile(4 * GIB, 3 * GBIT), MigrationSettings()),
-    (Technique.AUTO_CONVERGE, VmProfile(GIB, 2 * GBIT), MigrationSettings()),
-    (Technique.XBZRLE, VmProfile(GIB, 1.5 * GBIT, working_set_bytes=128 * MIB), MigrationSettings()),
-    (Technique.ADAPTIVE_COMPRESSION, VmProfile(GIB, 0.5 * GBIT), MigrationSettings(profile=Profile.XEN)),
+    (Technique.PRE_COPY, VmParams(GIB, 0.4 * GBIT), MigrationSettings()),
+    (Technique.PRE_COPY, VmParams(2 * GIB, 2 * GBIT), MigrationSettings()),  # aborts at the completion timeout
+    (Technique.PRE_COPY, VmParams(GIB, 0.8 * GBIT), MigrationSettings(stop_rules=StopRules.XEN)),
+    (Technique.POST_COPY, VmParams(4 * GIB, 3 * GBIT), MigrationSettings()),
+    (Technique.AUTO_CONVERGE, VmParams(GIB, 2 * GBIT), MigrationSettings()),
+    (Technique.XBZRLE, VmParams(GIB, 1.5 * GBIT, working_set_bytes=128 * MIB), MigrationSettings()),
+    (Technique.ADAPTIVE_COMPRESSION, VmParams(GIB, 0.5 * GBIT), MigrationSettings(stop_rules=StopRules.XEN)),
     (
         Technique.WORKING_SET,
-        VmProfile(GIB, GBIT, working_set_bytes=64 * MIB, hot_write_fraction=0.9),
-        MigrationSettings(profile=Profile.XEN),
+        VmParams(GIB, GBIT, working_set_bytes=64 * MIB, hot_write_fraction=0.9),
+        MigrationSettings(stop_rules=StopRules.XEN),
     ),
-    (Technique.TRACE_REPLAY, VmProfile(GIB, GBIT), MigrationSettings(round_overhead_s=0.05, resume_overhead_s=0.02)),
+    (Technique.TRACE_REPLAY, VmParams(GIB, GBIT), MigrationSettings(round_overhead_s=0.05, resume_overhead_s=0.02)),
 ]
 
 
 @pytest.mark.parametrize(("technique", "vm", "settings"), CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)])
 @pytest.mark.parametrize("dt", [0.37, 5.0])
 def test_stepping_in_any_chunks_gives_the_prediction(technique, vm, settings, dt) -> None:  # type: ignore[no-untyped-def]
-    link = LinkProfile(GBIT)
+    link = LinkParams(GBIT)
     whole = predict(technique, vm, link, settings)
     run = MigrationRun(technique, vm, link, settings)
     run_in_steps(run, dt)
@@ -69,7 +69,7 @@ def test_stepping_in_any_chunks_gives_the_prediction(technique, vm, settings, dt
 @pytest.mark.parametrize("dt", [0.1, 0.3, 0.7, 1.0])
 def test_a_pass_ending_exactly_at_the_switch_time_ends_first_whatever_the_chunks(dt: float) -> None:
     # 1 s pass 0 (memory = bandwidth), idle guest, post-copy switch at ceil(0.13 GB) x 1 s = 1 s: pre-copy completes.
-    vm, link = VmProfile(132729656.0, 0.0), LinkProfile(132729656.0)
+    vm, link = VmParams(132729656.0, 0.0), LinkParams(132729656.0)
     whole = predict(Technique.POST_COPY, vm, link)
     run = MigrationRun(Technique.POST_COPY, vm, link, MigrationSettings())
     run_in_steps(run, dt)
@@ -79,7 +79,7 @@ def test_a_pass_ending_exactly_at_the_switch_time_ends_first_whatever_the_chunks
 
 def test_completion_timeout_uses_decimal_gigabytes_rounded_up() -> None:
     # 8 GiB = 8.59 GB -> ceil = 9 -> 9 x 150 s = 1350 s (kubevirt.md §3.2).
-    p = predict(Technique.PRE_COPY, VmProfile(8 * GIB, 3 * GBIT), LinkProfile(GBIT))
+    p = predict(Technique.PRE_COPY, VmParams(8 * GIB, 3 * GBIT), LinkParams(GBIT))
     assert p.outcome is Outcome.ABORTED
     assert p.abort_reason is AbortReason.COMPLETION_TIMEOUT
     assert p.total_time_s == pytest.approx(1350.0)
@@ -89,8 +89,8 @@ def test_completion_timeout_uses_decimal_gigabytes_rounded_up() -> None:
 def test_identical_passes_are_skipped_without_changing_the_result() -> None:
     # A 64 MiB hot set rewritten faster than the link: ~1,000 identical passes before the 300 s timeout.  QEMU syncs
     # each pass with `carry` bytes still unsent (R·(0.3 - 0.05) s), so a pass sends 64 MiB - carry.
-    vm = VmProfile(GIB, 4 * GBIT, working_set_bytes=64 * MIB)
-    p = predict(Technique.PRE_COPY, vm, LinkProfile(GBIT))
+    vm = VmParams(GIB, 4 * GBIT, working_set_bytes=64 * MIB)
+    p = predict(Technique.PRE_COPY, vm, LinkParams(GBIT))
     assert p.abort_reason is AbortReason.COMPLETION_TIMEOUT
     assert p.total_time_s == pytest.approx(300.0)
     carry = qemu_sync_carry_bytes(GBIT, 0.3, 1.0)
@@ -107,7 +107,7 @@ def test_identical_passes_are_skipped_without_changing_the_result() -> None:
     per_pass = 64 * MIB - carry
     assert sent <= p.transferred_bytes <= sent + per_pass + 1  # plus the pass cut by the timeout
     # Stepping by a third of a pass leaves no whole pass to skip: every pass is simulated, with the same result.
-    run = MigrationRun(Technique.PRE_COPY, vm, LinkProfile(GBIT), MigrationSettings(), record_timeline=False)
+    run = MigrationRun(Technique.PRE_COPY, vm, LinkParams(GBIT), MigrationSettings(), record_timeline=False)
     run_in_steps(run, (64 * MIB / GBIT) / 3)
     one_by_one = run.prediction()
     assert one_by_one.rounds == p.rounds
@@ -115,7 +115,7 @@ def test_identical_passes_are_skipped_without_changing_the_result() -> None:
 
 
 def test_progress_timeout_aborts_when_nothing_moves() -> None:
-    run = MigrationRun(Technique.PRE_COPY, VmProfile(GIB, 0.5 * GBIT), LinkProfile(GBIT), MigrationSettings())
+    run = MigrationRun(Technique.PRE_COPY, VmParams(GIB, 0.5 * GBIT), LinkParams(GBIT), MigrationSettings())
     run.advance(2.0)
     state = run.advance(149.0, bandwidth_bps=0.0)
     assert not state.done
@@ -127,8 +127,8 @@ def test_progress_timeout_aborts_when_nothing_moves() -> None:
 
 
 def test_post_copy_switches_at_ceil_gb_seconds_and_reports_its_risk_window() -> None:
-    vm = VmProfile(8 * GIB, 3 * GBIT)
-    p = predict(Technique.POST_COPY, vm, LinkProfile(GBIT))
+    vm = VmParams(8 * GIB, 3 * GBIT)
+    p = predict(Technique.POST_COPY, vm, LinkParams(GBIT))
     assert p.outcome is Outcome.SWITCHED_TO_POST_COPY
     assert p.switch_time_s == pytest.approx(9.0)
     assert p.risk_window_s == pytest.approx(p.total_time_s - 9.0)
@@ -139,7 +139,7 @@ def test_post_copy_switches_at_ceil_gb_seconds_and_reports_its_risk_window() -> 
 
 def test_workload_disruption_without_post_copy_pauses_the_guest() -> None:
     settings = MigrationSettings(allow_workload_disruption=True, completion_timeout_per_gib=10)
-    p = predict(Technique.PRE_COPY, VmProfile(GIB, 3 * GBIT), LinkProfile(GBIT), settings)
+    p = predict(Technique.PRE_COPY, VmParams(GIB, 3 * GBIT), LinkParams(GBIT), settings)
     assert p.outcome is Outcome.PAUSED
     assert p.downtime_s == pytest.approx(p.total_time_s - 20.0)
     assert p.total_time_s < 40.0  # done before the doubled limit
@@ -147,7 +147,7 @@ def test_workload_disruption_without_post_copy_pauses_the_guest() -> None:
 
 def test_kubevirt_config_with_post_copy_switches_at_the_completion_timeout() -> None:
     settings = MigrationSettings(allow_post_copy=True, completion_timeout_per_gib=5)
-    run = MigrationRun.for_kubevirt_config(VmProfile(GIB, 3 * GBIT), LinkProfile(GBIT), settings)
+    run = MigrationRun.for_kubevirt_config(VmParams(GIB, 3 * GBIT), LinkParams(GBIT), settings)
     state = run.advance(10.5)
     assert state.mode is MigrationMode.POST_COPY
     assert state.phase is Phase.POST_COPY
@@ -158,7 +158,7 @@ def test_kubevirt_config_with_post_copy_switches_at_the_completion_timeout() -> 
 
 
 def test_link_failure_after_the_switch_loses_the_vm_before_it_does_not() -> None:
-    vm, link = VmProfile(4 * GIB, 3 * GBIT), LinkProfile(GBIT)
+    vm, link = VmParams(4 * GIB, 3 * GBIT), LinkParams(GBIT)
     before = MigrationRun(Technique.POST_COPY, vm, link, MigrationSettings())
     before.advance(2.0)
     assert before.fail_link()
@@ -177,7 +177,7 @@ def test_link_failure_after_the_switch_loses_the_vm_before_it_does_not() -> None
 
 
 def test_abort_request_ends_pre_copy_cleanly() -> None:
-    run = MigrationRun(Technique.PRE_COPY, VmProfile(GIB, 0.5 * GBIT), LinkProfile(GBIT), MigrationSettings())
+    run = MigrationRun(Technique.PRE_COPY, VmParams(GIB, 0.5 * GBIT), LinkParams(GBIT), MigrationSettings())
     run.advance(3.0)
     assert run.abort()
     state = run.state()
@@ -188,14 +188,14 @@ def test_abort_request_ends_pre_copy_cleanly() -> None:
 
 
 def test_external_post_copy_switch_and_dirty_rate_changes() -> None:
-    run = MigrationRun(Technique.PRE_COPY, VmProfile(GIB, 3 * GBIT), LinkProfile(GBIT), MigrationSettings())
+    run = MigrationRun(Technique.PRE_COPY, VmParams(GIB, 3 * GBIT), LinkParams(GBIT), MigrationSettings())
     run.advance(3.0)
     assert run.start_post_copy()
     assert run.state().mode is MigrationMode.POST_COPY
     run_in_steps(run, 0.5)
     assert run.prediction().outcome is Outcome.SWITCHED_TO_POST_COPY
 
-    calm = MigrationRun(Technique.PRE_COPY, VmProfile(GIB, 3 * GBIT), LinkProfile(GBIT), MigrationSettings())
+    calm = MigrationRun(Technique.PRE_COPY, VmParams(GIB, 3 * GBIT), LinkParams(GBIT), MigrationSettings())
     calm.advance(20.0)
     calm.advance(30.0, dirty_rate_bps=0.0)  # the guest goes idle: the next pass is empty
     assert calm.state().outcome is Outcome.COMPLETED
@@ -203,13 +203,13 @@ def test_external_post_copy_switch_and_dirty_rate_changes() -> None:
 
 def test_wall_clock_cap_ends_a_run_as_not_converged() -> None:
     settings = MigrationSettings(wall_clock_cap_s=60.0)
-    p = predict(Technique.PRE_COPY, VmProfile(8 * GIB, 3 * GBIT), LinkProfile(GBIT), settings)
+    p = predict(Technique.PRE_COPY, VmParams(8 * GIB, 3 * GBIT), LinkParams(GBIT), settings)
     assert p.outcome is Outcome.NOT_CONVERGED
     assert p.total_time_s == pytest.approx(60.0)
 
 
 def test_auto_converge_degradation_is_throttle_times_duration() -> None:
-    p = predict(Technique.AUTO_CONVERGE, VmProfile(GIB, 2 * GBIT), LinkProfile(GBIT))
+    p = predict(Technique.AUTO_CONVERGE, VmParams(GIB, 2 * GBIT), LinkParams(GBIT))
     steps = [*p.throttle_steps, (p.total_time_s, p.final_throttle)]
     integral = sum(v0 * (t1 - t0) for (t0, v0), (t1, _) in itertools.pairwise(steps))
     # The throttle is off during the stop-and-copy (the guest is stopped).
@@ -220,8 +220,8 @@ def test_auto_converge_degradation_is_throttle_times_duration() -> None:
 def test_xen_rate_limiter_first_round_and_no_timeouts() -> None:
     from livemig.core.model import XenParams, XenRateLimiter
 
-    settings = MigrationSettings(profile=Profile.XEN, xen=XenParams(rate_limiter=XenRateLimiter()))
-    run = MigrationRun(Technique.PRE_COPY, VmProfile(GIB, 0.0), LinkProfile(10 * GBIT), settings)
+    settings = MigrationSettings(stop_rules=StopRules.XEN, xen=XenParams(rate_limiter=XenRateLimiter()))
+    run = MigrationRun(Technique.PRE_COPY, VmParams(GIB, 0.0), LinkParams(10 * GBIT), settings)
     state = run.advance(1.0)
     assert state.transfer_rate_bps == pytest.approx(100e6 / 8)
 
@@ -237,13 +237,13 @@ def test_xen_rate_limiter_first_round_and_no_timeouts() -> None:
 )
 def test_bad_vm_profile_names_the_field(kwargs, path) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(SpecError) as err:
-        VmProfile(**kwargs)
+        VmParams(**kwargs)
     assert err.value.path == path
 
 
 def test_zero_bandwidth_link_is_rejected() -> None:
     with pytest.raises(SpecError) as err:
-        LinkProfile(0.0)
+        LinkParams(0.0)
     assert err.value.path == "bandwidth_bps"
 
 
@@ -260,7 +260,7 @@ def test_zero_bandwidth_link_is_rejected() -> None:
 def test_what_livemig_actuates_is_what_the_simulated_kubevirt_runs(technique, config, dirty) -> None:  # type: ignore[no-untyped-def]
     # predict() models the technique as livemig actuates it; the simulator runs KubeVirt's configuration literally.
     # With the configuration livemig writes for that technique, both must be the same migration.
-    vm, link = VmProfile(4 * GIB, dirty), LinkProfile(GBIT)
+    vm, link = VmParams(4 * GIB, dirty), LinkParams(GBIT)
     predicted = predict(technique, vm, link, MigrationSettings(), timeline=False)
     simulated = MigrationRun.for_kubevirt_config(vm, link, config).run_to_end()
     assert simulated.outcome == predicted.outcome

@@ -129,17 +129,23 @@ def check_plan(snap: ClusterSnapshot, spec: PlanningSpec, plan: Any, *, drained:
             mem = n.memory_used_bytes + sum(vmis[m.vmi].memory_used_bytes for m in plan.moves if m.target == name)
         assert cpu <= n.cpu_cores * (1 + 1e-9), f"{name} CPU over capacity"
         assert mem <= n.memory_bytes * (1 + 1e-9), f"{name} memory over capacity"
-    # requests on every node that receives a VMI: every pod it holds while the plan runs (its own VMIs, which stay
-    # until migrated, and every target pod) within allocatable, as kube-scheduler admits them
+    # requests on every node that receives a VMI, wave by wave (the executor starts wave k+1 once wave k has
+    # finished): every pod it holds while wave k runs — its VMIs not moved in an earlier wave (one moving in wave k
+    # stays until its migration ends) and the target pods of waves <= k — within allocatable, as kube-scheduler
+    # admits them
     from livemig.core.capacity import launcher_requests
 
+    wave_of = {m.vmi: m.wave for m in plan.moves}
     for name in receivers:
         n = nodes[name]
-        pods = [v for v in snap.vmis if v.node == name] + [vmis[m.vmi] for m in plan.moves if m.target == name]
-        cpu = n.other_cpu_requests_cores + sum(launcher_requests(v, snap.launcher).cpu_cores for v in pods)
-        mem = n.other_memory_requests_bytes + sum(launcher_requests(v, snap.launcher).memory_bytes for v in pods)
-        assert mem <= n.memory_bytes + 1, f"{name} memory requests over allocatable"
-        assert cpu <= n.cpu_cores + 1e-6, f"{name} CPU requests over allocatable"
+        for k in sorted({m.wave for m in plan.moves}):
+            staying = [v for v in snap.vmis if v.node == name and wave_of.get(v.key, k) >= k]
+            arriving = [vmis[m.vmi] for m in plan.moves if m.target == name and m.wave <= k]
+            pods = staying + arriving
+            cpu = n.other_cpu_requests_cores + sum(launcher_requests(v, snap.launcher).cpu_cores for v in pods)
+            mem = n.other_memory_requests_bytes + sum(launcher_requests(v, snap.launcher).memory_bytes for v in pods)
+            assert mem <= n.memory_bytes + 1, f"{name} memory requests over allocatable in wave {k}"
+            assert cpu <= n.cpu_cores + 1e-6, f"{name} CPU requests over allocatable in wave {k}"
     # anti-affinity in the end state, both directions, for every moved VMI
     for m in plan.moves:
         v = vmis[m.vmi]
