@@ -103,6 +103,7 @@ def plan_status(plan: Plan, created_s: float, state: str, move_states: Mapping[s
             "reason": f"{move.reason}; {move.technique_reason}"[:1024],
             "predictedDowntime": duration(move.predicted_downtime_s),
             "predictedDuration": duration(move.predicted_time_s),
+            "wave": move.wave,
             "state": move_state,
         }
         if vmim:
