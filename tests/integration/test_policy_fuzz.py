@@ -128,7 +128,7 @@ def urls(wild: bool) -> st.SearchStrategy[Any]:
 def free_strings(schema: dict[str, Any], wild: bool) -> st.SearchStrategy[Any]:
     low, high = schema.get("minLength", 0), schema.get("maxLength", 64)
     valid = st.one_of(
-        st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=low, max_size=min(high, 40)),
+        st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), min_size=low, max_size=min(high, 40)),
         st.sampled_from(HOSTILE),
         st.just("y" * high),
     )
