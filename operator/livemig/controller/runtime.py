@@ -43,6 +43,7 @@ class PolicyState:
     draining: frozenset[str] = frozenset()
     released: frozenset[str] = frozenset()  # consolidation: nodes to cordon once empty
     warnings: tuple[str, ...] = ()
+    skipped: tuple[str, ...] = ()  # objects the last snapshot left out (garbage in a VMI, a Node, ...), logged once
     generation: int | None = None
 
 

@@ -34,6 +34,10 @@ API_VERSION = "livemig.io/v1alpha1"
 KINDS = ("ClusterSnapshot", "Scenario")
 HOSTNAME_LABEL = "kubernetes.io/hostname"
 DEFAULT_LINK_BANDWIDTH_BPS = 10e9 / 8  # 10 Gbit/s
+# Beyond these a VMI's numbers are garbage (QEMU's x86 machines stop at 4096 vCPUs), not a VM to place: it is left
+# out of the snapshot and reported, instead of a VM no node fits that every planner would carry along.
+MAX_VMI_VCPUS = 16384
+MAX_VMI_MEMORY_BYTES = float(2**50)
 #: Top-level keys of a scenario file that the snapshot parser accepts and leaves to the simulator.
 SCENARIO_KEYS = frozenset({"simulation", "faults", "kubevirtPolicies"})
 
@@ -407,12 +411,17 @@ class _Parser:
             out[str(k)] = _label_value(v)
         return MappingProxyType(out)
 
-    def number(self, value: object, path: str, *, integer: bool = False, minimum: float = 0) -> float | None:
+    def number(
+        self, value: object, path: str, *, integer: bool = False, minimum: float = 0, maximum: float = math.inf
+    ) -> float | None:
         if isinstance(value, bool) or not isinstance(value, int | float) or (integer and not float(value).is_integer()):
             self.fail(path, f"must be {'an integer' if integer else 'a number'}, not {value!r}")
             return None
         if not math.isfinite(value) or value < minimum:
             self.fail(path, f"must be at least {minimum:g}, got {value!r}")
+            return None
+        if value > maximum:
+            self.fail(path, f"must be at most {maximum:g}, got {value!r}")
             return None
         return float(value)
 
@@ -752,7 +761,11 @@ class _Parser:
         node = self.string(m.get("node"), f"{path}.node")
         if node is not None and nodes and node not in nodes:
             self.fail(f"{path}.node", f"names no node in nodes: {node!r}")
-        vcpus = self.number(m.get("vcpus"), f"{path}.vcpus", integer=True, minimum=1) if "vcpus" in m else None
+        vcpus = (
+            self.number(m.get("vcpus"), f"{path}.vcpus", integer=True, minimum=1, maximum=MAX_VMI_VCPUS)
+            if "vcpus" in m
+            else None
+        )
         if "vcpus" not in m:
             self._missing(f"{path}.vcpus")
         memory = (
@@ -760,6 +773,9 @@ class _Parser:
             if "memory" in m
             else self._missing(f"{path}.memory")
         )
+        if memory is not None and memory > MAX_VMI_MEMORY_BYTES:
+            self.fail(f"{path}.memory", f"must be at most 1Pi, got {m.get('memory')!r}")
+            memory = None
         labels = self.labels(m.get("labels"), f"{path}.labels")
         usage = self.vmi_usage(m.get("usage"), f"{path}.usage", vcpus, memory)
         working_set = (

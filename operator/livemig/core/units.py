@@ -16,7 +16,7 @@ _DECIMAL = {"": 1, "k": 10**3, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, 
 _QUANTITY = re.compile(r"^\s*([+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)\s*([KMGTPE]i|[kKMGTPE]?)\s*$")
 _BITRATE = re.compile(r"^\s*((?:\d+(?:\.\d*)?|\.\d+))\s*([kKMGT]?)(bit|bps|b/s)\s*$")
 _DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
-_DURATION_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+_DURATION_NS = {"ns": 1, "us": 10**3, "µs": 10**3, "ms": 10**6, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}
 
 GB = 10**9
 GIB = 2**30
@@ -101,14 +101,15 @@ def parse_duration(value: str | int | float, field: str, *, allow_zero: bool = T
             seconds = float(text)
         else:
             pos = 0
-            seconds = 0.0
+            nanoseconds = 0
             for match in _DURATION_PART.finditer(text):
                 if match.start() != pos:
                     break
-                seconds += float(match.group(1)) * _DURATION_SECONDS[match.group(2)]
+                nanoseconds += _go_duration_part_ns(match.group(1), _DURATION_NS[match.group(2)])
                 pos = match.end()
             if pos != len(text) or pos == 0:
                 raise SpecError(field, f"must be a duration like 300ms or 10m, not {_shown(value)}")
+            seconds = nanoseconds / 1e9
     if not math.isfinite(seconds):
         raise SpecError(field, f"must be a finite duration, not {_shown(value)}")
     if seconds < 0:
@@ -116,6 +117,16 @@ def parse_duration(value: str | int | float, field: str, *, allow_zero: bool = T
     if seconds == 0 and not allow_zero:
         raise SpecError(field, f"must be greater than zero, got {_shown(value)}")
     return seconds
+
+
+def _go_duration_part_ns(number: str, unit_ns: int) -> int:
+    """One `<number><unit>` of a duration in whole nanoseconds, as Go's time.ParseDuration (and so the API server's
+    CEL `duration()`) computes it: the fraction is truncated per part, so `0.1ns` is 0 and `1.5ns` is 1."""
+    whole, _, fraction = number.partition(".")
+    nanoseconds = int(whole or "0") * unit_ns
+    if fraction:
+        nanoseconds += int(float(int(fraction)) * (unit_ns / 10 ** len(fraction)))
+    return nanoseconds
 
 
 def decimal_gb_ceil(memory_bytes: float) -> int:

@@ -159,6 +159,8 @@ def test_unknown_dirty_rate_is_assumed_from_the_link_and_reported() -> None:
         {"spec": {"domain": {"memory": {"guest": "lots"}}}},
         {"spec": {"domain": {"cpu": {"cores": "many"}, "memory": {"guest": "1e400"}}}},
         {"spec": {"domain": {}}},
+        {"spec": {"domain": {"cpu": {"cores": 2**32 - 1, "sockets": 2**32 - 1}, "memory": {"guest": "4Gi"}}}},
+        {"spec": {"domain": {"cpu": {"cores": 1}, "memory": {"guest": "999999999Ei"}}}},
         {"spec": {"evictionStrategy": "Sometimes", "domain": {"memory": {"guest": "4Gi"}}}},
         {"spec": {"affinity": {"podAffinity": {}}, "domain": {"memory": {"guest": "4Gi"}}}},
     ],

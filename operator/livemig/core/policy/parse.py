@@ -55,9 +55,13 @@ QUANTITY_RE = re.compile(
 )
 # RFC 3339 with upper-case T and Z: the API server's date-time format also takes lower case, but the CEL rule on the
 # window (timestamp()) does not, so the CRD rejects it in the end.
-DATE_TIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
-URL_RE = re.compile(r"^https?://[^\s]+$")
+# re.ASCII: the API server's patterns are Go regexps, whose \d and \s are ASCII only (fullmatch, not match: Python's
+# `$` also matches before a final newline, Go's does not).
+DATE_TIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$", re.ASCII)
+URL_RE = re.compile(r"^https?://[^\s]+$", re.ASCII)
 DNS_SUBDOMAIN_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+LABEL_NAME_RE = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+LABEL_VALUE_RE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
 _SMALL_SUFFIX = {"n": 1e-9, "u": 1e-6, "m": 1e-3}
 
 SECONDS_PER_HOUR = 3600.0
@@ -120,7 +124,7 @@ class _Reader:
         if max_length is not None and len(value) > max_length:
             self.fail(where, f"must be at most {max_length} characters long")
             return None
-        if pattern is not None and not pattern.match(value):
+        if pattern is not None and not pattern.fullmatch(value):
             self.fail(where, f"must be {pattern_hint or 'of the form ' + pattern.pattern}, not {value!r}")
             return None
         return value
@@ -558,7 +562,7 @@ def _bandwidth(r: _Reader, raw: Mapping[str, Any], path: str) -> float | bool | 
             r.fail(where, f"must not be negative, got {value}")
             return False
         return float(value)
-    if not QUANTITY_RE.match(value):
+    if not QUANTITY_RE.fullmatch(value):
         r.fail(where, f"must be a quantity like 64Mi (bytes per second), not {value!r}")
         return False
     if value[-1] in _SMALL_SUFFIX and not value[-2:-1].isalpha():
@@ -847,10 +851,33 @@ def _metadata(r: _Reader, raw: Any) -> tuple[str | None, dict[str, str], int | N
         pattern=DNS_SUBDOMAIN_RE,
         pattern_hint="a DNS subdomain (lower-case letters, digits, '-', '.')",
     )
-    labels_raw = metadata.get("labels") or {}
-    labels = {str(k): str(v) for k, v in labels_raw.items()} if isinstance(labels_raw, Mapping) else {}
+    labels = _metadata_labels(r, metadata.get("labels") or {})
     generation = metadata.get("generation")
     return name, labels, generation if isinstance(generation, int) and not isinstance(generation, bool) else None
+
+
+def _metadata_labels(r: _Reader, raw: Any) -> dict[str, str]:
+    """`metadata.labels` as the API server validates them (keys `[prefix/]name`, values of at most 63 label
+    characters): the policy's labels reach its status, Events and metrics, so no hostile string passes here."""
+    where = "metadata.labels"
+    if not isinstance(raw, Mapping):
+        r.fail(where, f"must be an object, not {_kind(raw)}")
+        return {}
+    labels: dict[str, str] = {}
+    for key, value in raw.items():
+        prefix, _, name = str(key).rpartition("/")
+        if (
+            not LABEL_NAME_RE.fullmatch(name)
+            or len(name) > 63
+            or (prefix and (len(prefix) > 253 or not DNS_SUBDOMAIN_RE.fullmatch(prefix)))
+            or (not prefix and "/" in str(key))
+        ):
+            r.fail(where, f"key {key!r} must be a label name ([prefix/]name: up to 63 letters, digits, '-', '_', '.')")
+        elif not isinstance(value, str) or len(value) > 63 or not LABEL_VALUE_RE.fullmatch(value):
+            r.fail(where, f"value {value!r} of {key} must be empty or up to 63 letters, digits, '-', '_', '.'")
+        else:
+            labels[str(key)] = value
+    return labels
 
 
 def load_policy(path: str | Path) -> LivemigPolicy:
