@@ -374,7 +374,9 @@ MISSPELT = [
         {"spec": {"selectors": {"namespaceSelector": {"matchLabels": {"a": "b"}}}}},
         "spec.selectors.namespaceSelector.matchLabels",
     ),
-    ("kv-migrationpolicy.yaml", {"spec": {"completionTimeoutPerGiB": -5}}, "spec.completionTimeoutPerGiB"),
+    # A wrong type; a negative number passes KubeVirt's CRD (no minimum) and is refused by its policy admitter,
+    # which the simulator serves (tests/integration/sim/test_sim_fidelity.py).
+    ("kv-migrationpolicy.yaml", {"spec": {"completionTimeoutPerGiB": "5m"}}, "spec.completionTimeoutPerGiB"),
 ]
 
 
