@@ -46,7 +46,7 @@ from typing import Any
 
 from kubevirt_evacuation import simulate_evacuation
 from livemig.core.capacity import DEFAULT_SIZING, Requests, launcher_requests, request_refusal
-from livemig.core.cluster import ClusterSnapshot, KubevirtMigrationConfig, Vmi, VmiUsage, parse_snapshot
+from livemig.core.cluster import ClusterSnapshot, KubevirtMigrationConfig, Vmi, VmiUsage
 from livemig.core.planning import (
     BalancingSpec,
     ConsolidationSpec,
@@ -61,6 +61,7 @@ from livemig.core.planning import (
 )
 from livemig.core.planning.limits import Job, Limits, SlotTracker, schedule
 from livemig.core.profiles import Constant
+from livemig.core.snapshot_parser import parse_snapshot
 from livemig.core.vocabulary import Objective, Purpose
 from livemig.sim.scheduler import Placement, unschedulable_reason
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from livemig.core.cluster import load_snapshot
+from livemig.core.snapshot_parser import load_snapshot
 
 pytestmark = pytest.mark.integration
 

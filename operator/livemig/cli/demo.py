@@ -20,9 +20,9 @@ from typing import Any
 
 from livemig.cli.args import duration, time_scale
 from livemig.cli.stack import LocalStack
-from livemig.core.cluster import load_snapshot
 from livemig.core.errors import SpecError
 from livemig.core.policy import load_policy
+from livemig.core.snapshot_parser import load_snapshot
 from livemig.devcluster.binaries import repository_root
 
 MAINTENANCE_LABEL = "livemig.io/maintenance"

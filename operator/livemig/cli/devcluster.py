@@ -19,8 +19,8 @@ import time
 from pathlib import Path
 
 from livemig.cli.args import seed, time_scale
-from livemig.core.cluster import load_snapshot
 from livemig.core.errors import SpecError
+from livemig.core.snapshot_parser import load_snapshot
 from livemig.devcluster import DevCluster, DevClusterState
 
 

@@ -22,10 +22,11 @@ import sys
 from dataclasses import replace
 from typing import Any
 
-from livemig.core.cluster import ClusterSnapshot, load_snapshot
+from livemig.core.cluster import ClusterSnapshot
 from livemig.core.errors import SpecError, SpecErrors
 from livemig.core.planning import Plan, plan_for_policy
 from livemig.core.policy import load_policy
+from livemig.core.snapshot_parser import load_snapshot
 from livemig.core.vocabulary import Purpose
 
 

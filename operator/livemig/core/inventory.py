@@ -17,9 +17,10 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from livemig.core.cluster import ClusterSnapshot, parse_snapshot
+from livemig.core.cluster import ClusterSnapshot
 from livemig.core.errors import SpecError, SpecErrors
 from livemig.core.kubevirt import KubevirtMigrationConfig, parse_migration_configuration
+from livemig.core.snapshot_parser import parse_snapshot
 from livemig.core.units import parse_bitrate, parse_quantity
 
 BANDWIDTH_ANNOTATION = "livemig.io/migration-bandwidth"

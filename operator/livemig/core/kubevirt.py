@@ -2,9 +2,9 @@
 
 Mirrors KubeVirt v1.8: `spec.configuration.migrations` of the KubeVirt CR (same names, same defaults) and
 `migrations.kubevirt.io/v1alpha1` MigrationPolicy (`pkg/virt-controller/watch/migration/migrationpolicy.go`).
-One type for the configuration, `KubevirtMigrationConfig`, read from a snapshot's or scenario's `kubevirt:` section
-(`livemig.core.cluster.parse_snapshot`) and from the KubeVirt CR itself (the simulator); the planners, the simulator
-and (to predict which KubeVirt policy applies) the operator share the policy rules below.
+One type for the configuration, `KubevirtMigrationConfig`, read from a snapshot's or scenario's `kubevirt:`
+section (`livemig.core.snapshot_parser.parse_snapshot`) and from the KubeVirt CR itself (the simulator); the
+planners, the simulator and (to predict which KubeVirt policy applies) the operator share the policy rules below.
 Pure: values in, values out.
 """
 

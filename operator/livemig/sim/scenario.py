@@ -1,5 +1,5 @@
-"""A simulator scenario: a cluster snapshot (contracts §1, parsed by `livemig.core.cluster.parse_snapshot`) plus the
-scenario-only keys `simulation`, `faults` and `kubevirtPolicies` (and, per VMI, `backend`).
+"""A simulator scenario: a cluster snapshot (contracts §1, parsed by `livemig.core.snapshot_parser.parse_snapshot`)
+plus the scenario-only keys `simulation`, `faults` and `kubevirtPolicies` (and, per VMI, `backend`).
 
 ```yaml
 kubevirt:
@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from livemig.core.cluster import ClusterSnapshot, parse_snapshot, read_document
+from livemig.core.cluster import ClusterSnapshot
 from livemig.core.errors import SpecError, SpecErrors
 from livemig.core.kubevirt import (
     DEFAULT_KUBEVIRT_VERSION,
@@ -42,6 +42,7 @@ from livemig.core.kubevirt import (
     parse_kubevirt_version,
     parse_kv_migration_policy,
 )
+from livemig.core.snapshot_parser import parse_snapshot, read_document
 from livemig.core.units import parse_duration
 from livemig.sim.faults import Fault, parse_fault
 

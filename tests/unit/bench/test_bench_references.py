@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "bench"))
 
 from kubevirt_evacuation import simulate_evacuation
 from lab_choice import judge, load_cells
-from livemig.core.cluster import parse_snapshot
+from livemig.core.snapshot_parser import parse_snapshot
 from livemig.core.vocabulary import Objective, Technique
 
 GI = 2**30

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from livemig.core.affinity import PodTopology, anti_affinity_refusal, term_keys
-from livemig.core.cluster import parse_snapshot
+from livemig.core.snapshot_parser import parse_snapshot
 
 ZONE = "topology.kubernetes.io/zone"
 HOST = "kubernetes.io/hostname"

@@ -17,9 +17,10 @@ from livemig.core.capacity import (
     request_refusal,
     requested_on,
 )
-from livemig.core.cluster import LauncherSizing, load_snapshot, parse_snapshot
+from livemig.core.cluster import LauncherSizing
 from livemig.core.errors import SpecErrors
 from livemig.core.planning import ConsolidationSpec, ModelCosts, PlanningSpec, plan_consolidation
+from livemig.core.snapshot_parser import load_snapshot, parse_snapshot
 from livemig.core.vocabulary import Purpose
 
 MI = 2**20

@@ -11,16 +11,10 @@ from typing import Any
 import pytest
 import yaml
 
-from livemig.core.cluster import (
-    DEFAULT_LINK_BANDWIDTH_BPS,
-    EvictionStrategy,
-    NodeRule,
-    TaintEffect,
-    load_snapshot,
-    parse_snapshot,
-)
+from livemig.core.cluster import DEFAULT_LINK_BANDWIDTH_BPS, EvictionStrategy, NodeRule, TaintEffect
 from livemig.core.errors import SpecError, SpecErrors
 from livemig.core.profiles import Bursts, Constant, Diurnal, Phase, Phases
+from livemig.core.snapshot_parser import load_snapshot, parse_snapshot
 
 DATA = Path(__file__).parents[2] / "data" / "snapshots"
 GI = 2**30

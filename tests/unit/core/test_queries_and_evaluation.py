@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 
-from livemig.core.cluster import parse_snapshot
 from livemig.core.evaluation import Claims, MetricsState, Result, evaluate
 from livemig.core.inventory import Inventory
 from livemig.core.policy import parse_policy
@@ -24,6 +23,7 @@ from livemig.core.queries import (
     plan_queries,
     unhealthy_since,
 )
+from livemig.core.snapshot_parser import parse_snapshot
 from livemig.core.vocabulary import Purpose, Technique
 
 

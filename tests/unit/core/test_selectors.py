@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from livemig.core import cluster, policy
+from livemig.core import cluster, policy, snapshot_parser
 from livemig.core.selectors import (
     LabelSelector,
     LabelSelectorRequirement,
@@ -115,7 +115,7 @@ def test_cluster_and_policy_use_this_implementation() -> None:
 
 
 def test_parsers_build_the_shared_types_with_their_operator_sets() -> None:
-    snap = cluster.parse_snapshot(
+    snap = snapshot_parser.parse_snapshot(
         {
             "apiVersion": "livemig.io/v1alpha1",
             "kind": "ClusterSnapshot",

@@ -8,8 +8,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from livemig.core.cluster import parse_snapshot
 from livemig.core.planning.placement import ClusterState
+from livemig.core.snapshot_parser import parse_snapshot
 from livemig.sim.scheduler import Placement, unschedulable_reason
 
 NODES = ("n1", "n2", "n3")

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from livemig.core.cluster import parse_snapshot
 from livemig.core.errors import SpecErrors
+from livemig.core.snapshot_parser import parse_snapshot
 from livemig.sim.clock import ManualClock, RealClock
 from livemig.sim.faults import (
     Fault,

@@ -725,7 +725,7 @@ def test_measured_node_usage_beyond_its_vms_is_kept_as_base_load() -> None:
     sim = make_sim()
     node = sim.nodes["n0"]
     doc_node = {"name": "n0", "cpu": "32", "memory": "256Gi", "usage": {"cpu": "10", "memory": "100Gi"}}
-    from livemig.core.cluster import parse_snapshot
+    from livemig.core.snapshot_parser import parse_snapshot
 
     snap = parse_snapshot(
         {"apiVersion": "livemig.io/v1alpha1", "kind": "ClusterSnapshot", "nodes": [doc_node], "vmis": []}

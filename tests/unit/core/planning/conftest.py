@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from livemig.core.cluster import ClusterSnapshot, KubevirtMigrationConfig, parse_snapshot
+from livemig.core.cluster import ClusterSnapshot, KubevirtMigrationConfig
 from livemig.core.planning import ModelCosts, PlanningSpec, TechniqueSpec
+from livemig.core.snapshot_parser import parse_snapshot
 
 GI = 2**30
 MI = 2**20

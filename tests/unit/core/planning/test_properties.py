@@ -13,7 +13,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from livemig.core.cluster import LabelSelector, parse_snapshot
+from livemig.core.cluster import LabelSelector
 from livemig.core.planning import (
     BalancingSpec,
     ConsolidationSpec,
@@ -26,6 +26,7 @@ from livemig.core.planning import (
     plan,
 )
 from livemig.core.planning.drain import evacuation_nodes, maintenance_nodes
+from livemig.core.snapshot_parser import parse_snapshot
 from livemig.core.vocabulary import Purpose
 
 GI = 2**30
