@@ -137,7 +137,11 @@ def plan_load_balancing(snapshot: ClusterSnapshot, spec: PlanningSpec, model: Co
     rejection = ""
     while passes[-1].decisions:
         last = passes[-1]
-        following = _pass(_end_snapshot(last.snapshot, last.state, last.loads), spec, model, limits, scope_nodes)
+        # The next phase rescales the first snapshot's measured pressure (a node emptied in one phase has 0 CPU,
+        # and its pressure per unit of CPU must not be lost with it).
+        following = _pass(
+            _end_snapshot(last.snapshot, last.state, last.loads), spec, model, limits, scope_nodes, base=passes[0].loads
+        )
         if not following.decisions:
             break
         again = [d.vmi.key for d in following.decisions if d.vmi.key in moved]
@@ -209,12 +213,19 @@ def _hot_why(p: _Pass, before: ClusterState, node: str, spec: PlanningSpec) -> s
 
 
 def _pass(
-    snapshot: ClusterSnapshot, spec: PlanningSpec, model: CostModel, limits: Limits, scope_nodes: list[str]
+    snapshot: ClusterSnapshot,
+    spec: PlanningSpec,
+    model: CostModel,
+    limits: Limits,
+    scope_nodes: list[str],
+    *,
+    base: _Loads | None = None,
 ) -> _Pass:
+    """One phase of moves.  `base`: the measured pressure and use the pressure is rescaled from (the first phase's)."""
     high, target = spec.balancing.high, spec.balancing.target
     targets = [n for n in scope_nodes if snapshot.node(n).schedulable and snapshot.node(n).healthy]
     state = ClusterState(snapshot, targets)
-    loads = _Loads(
+    loads = base or _Loads(
         {n.name: (n.pressure.cpu, n.pressure.memory, n.pressure.io) for n in snapshot.nodes},
         dict(state.cpu_used),
         dict(state.mem_used),

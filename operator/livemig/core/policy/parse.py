@@ -11,17 +11,28 @@ Errors are SpecError(path, problem) with the API server's dotted paths (`spec.li
 
 from __future__ import annotations
 
-import math
-import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, TypeVar
+from typing import Any
 
 import yaml
 
 from livemig.core.errors import SpecError, SpecErrors
+from livemig.core.policy.reader import (
+    DATE_TIME_RE,
+    DNS_SUBDOMAIN_RE,
+    LABEL_NAME_RE,
+    LABEL_VALUE_RE,
+    QUANTITY_RE,
+    SECONDS_PER_HOUR,
+    SMALL_SUFFIX,
+    URL_RE,
+    Reader,
+    enum_values,
+    kind_of,
+)
 from livemig.core.policy.spec import (
     API_VERSION,
     KIND,
@@ -42,278 +53,15 @@ from livemig.core.policy.spec import (
     VmiSelector,
 )
 from livemig.core.selectors import LabelSelector, LabelSelectorRequirement, SelectorOperator
-from livemig.core.units import parse_duration, parse_quantity
+from livemig.core.units import parse_quantity
 from livemig.core.vocabulary import Objective, Purpose, TechniqueMode
 
 __all__ = ["load_policy", "parse_policy"]
 
-E = TypeVar("E")
-
-DURATION_RE = re.compile(r"^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$")
-QUANTITY_RE = re.compile(
-    r"^(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
-)
-# RFC 3339 with upper-case T and Z: the API server's date-time format also takes lower case, but the CEL rule on the
-# window (timestamp()) does not, so the CRD rejects it in the end.
-# re.ASCII: the API server's patterns are Go regexps, whose \d and \s are ASCII only (fullmatch, not match: Python's
-# `$` also matches before a final newline, Go's does not).
-DATE_TIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$", re.ASCII)
-URL_RE = re.compile(r"^https?://[^\s]+$", re.ASCII)
-DNS_SUBDOMAIN_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-LABEL_NAME_RE = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
-LABEL_VALUE_RE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
-_SMALL_SUFFIX = {"n": 1e-9, "u": 1e-6, "m": 1e-3}
-
-SECONDS_PER_HOUR = 3600.0
-
-
-class _Reader:
-    """Reads fields of one manifest, recording every problem instead of stopping at the first."""
-
-    def __init__(self) -> None:
-        self.errors: list[SpecError] = []
-
-    def fail(self, path: str, problem: str) -> None:
-        self.errors.append(SpecError(path, problem))
-
-    # -- shapes ------------------------------------------------------------------------------------------------------
-
-    def mapping(self, value: Any, path: str, allowed: Sequence[str] | None) -> Mapping[str, Any] | None:
-        """An object; with `allowed`, every other key is an unknown field (as fieldValidation=Strict reports)."""
-        if not isinstance(value, Mapping):
-            self.fail(path, f"must be an object, not {_kind(value)}")
-            return None
-        if allowed is not None:
-            for key in value:
-                if key not in allowed:
-                    self.fail(f"{path}.{key}", f"unknown field (known: {', '.join(allowed)})")
-        return value
-
-    def section(
-        self, parent: Mapping[str, Any], key: str, path: str, allowed: Sequence[str], *, default_empty: bool = False
-    ) -> Mapping[str, Any] | None:
-        if key not in parent or parent[key] is None:
-            return {} if default_empty else None
-        return self.mapping(parent[key], f"{path}.{key}", allowed)
-
-    def string(
-        self,
-        parent: Mapping[str, Any],
-        key: str,
-        path: str,
-        *,
-        required: bool = False,
-        default: str | None = None,
-        min_length: int = 0,
-        max_length: int | None = None,
-        pattern: re.Pattern[str] | None = None,
-        pattern_hint: str = "",
-    ) -> str | None:
-        where = f"{path}.{key}"
-        value = parent.get(key)
-        if value is None:
-            if required:
-                self.fail(where, "required")
-            return default
-        if not isinstance(value, str):
-            self.fail(where, f"must be a string, not {_kind(value)}")
-            return None
-        if len(value) < min_length:
-            self.fail(where, f"must be at least {min_length} characters long")
-            return None
-        if max_length is not None and len(value) > max_length:
-            self.fail(where, f"must be at most {max_length} characters long")
-            return None
-        if pattern is not None and not pattern.fullmatch(value):
-            self.fail(where, f"must be {pattern_hint or 'of the form ' + pattern.pattern}, not {value!r}")
-            return None
-        return value
-
-    def enum(
-        self,
-        parent: Mapping[str, Any],
-        key: str,
-        path: str,
-        enum_type: Callable[[str], E],
-        allowed: Sequence[str],
-        *,
-        required: bool = False,
-        default: E | None = None,
-    ) -> E | None:
-        where = f"{path}.{key}"
-        value = parent.get(key)
-        if value is None:
-            if required:
-                self.fail(where, f"required (one of {', '.join(allowed)})")
-            return default
-        if not isinstance(value, str) or value not in allowed:
-            self.fail(where, f"must be one of {', '.join(allowed)}, not {value!r}")
-            return None
-        return enum_type(value)
-
-    def boolean(self, parent: Mapping[str, Any], key: str, path: str, *, default: bool) -> bool | None:
-        value = parent.get(key)
-        if value is None:
-            return default
-        if not isinstance(value, bool):
-            self.fail(f"{path}.{key}", f"must be true or false, not {_kind(value)} {value!r}")
-            return None
-        return value
-
-    def integer(
-        self,
-        parent: Mapping[str, Any],
-        key: str,
-        path: str,
-        *,
-        default: int | None = None,
-        minimum: int | None = None,
-        maximum: int | None = None,
-    ) -> int | None:
-        where = f"{path}.{key}"
-        value = parent.get(key)
-        if value is None:
-            return default
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)  # JSON has one number type: the API server takes 3.0 for an integer field too
-        if isinstance(value, bool) or not isinstance(value, int):
-            self.fail(where, f"must be an integer, not {_kind(value)} {value!r}")
-            return None
-        if minimum is not None and value < minimum:
-            self.fail(where, f"must be at least {minimum}, got {value}")
-            return None
-        if maximum is not None and value > maximum:
-            self.fail(where, f"must be at most {maximum}, got {value}")
-            return None
-        return value
-
-    def number(
-        self,
-        parent: Mapping[str, Any],
-        key: str,
-        path: str,
-        *,
-        required: bool = False,
-        default: float | None = None,
-        minimum: float | None = None,
-        maximum: float | None = None,
-        exclusive_minimum: bool = False,
-    ) -> float | None:
-        where = f"{path}.{key}"
-        value = parent.get(key)
-        if value is None:
-            if required:
-                self.fail(where, "required")
-            return default
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-            self.fail(where, f"must be a number, not {_kind(value)} {value!r}")
-            return None
-        number = float(value)
-        if minimum is not None and (number < minimum or (exclusive_minimum and number == minimum)):
-            self.fail(where, f"must be {'greater than' if exclusive_minimum else 'at least'} {minimum:g}, got {value}")
-            return None
-        if maximum is not None and number > maximum:
-            self.fail(where, f"must be at most {maximum:g}, got {value}")
-            return None
-        return number
-
-    def duration(
-        self,
-        parent: Mapping[str, Any],
-        key: str,
-        path: str,
-        *,
-        default: str | None,
-        minimum_s: float = 0.0,
-        maximum_s: float | None = None,
-        exclusive_minimum: bool = False,
-        bounds_text: str = "",
-    ) -> float | None:
-        """A Go-style duration string (`300ms`, `10m`, `1h30m`) as seconds, within bounds."""
-        where = f"{path}.{key}"
-        text = self.string(
-            parent,
-            key,
-            path,
-            default=default,
-            max_length=32,
-            pattern=DURATION_RE,
-            pattern_hint="a duration like 30s, 10m or 1h30m",
-        )
-        if text is None:
-            return None
-        seconds = parse_duration(text, where)
-        too_small = seconds < minimum_s or (exclusive_minimum and seconds == minimum_s)
-        if too_small or (maximum_s is not None and seconds > maximum_s):
-            self.fail(where, f"must be {bounds_text}, got {text!r}")
-            return None
-        return seconds
-
-    def string_list(
-        self,
-        parent: Mapping[str, Any],
-        key: str,
-        path: str,
-        *,
-        max_items: int,
-        min_length: int = 0,
-        max_length: int | None = None,
-        unique: bool = False,
-    ) -> tuple[str, ...] | None:
-        where = f"{path}.{key}"
-        value = parent.get(key)
-        if value is None:
-            return ()
-        if not isinstance(value, list):
-            self.fail(where, f"must be a list, not {_kind(value)}")
-            return None
-        if len(value) > max_items:
-            self.fail(where, f"must have at most {max_items} items, got {len(value)}")
-            return None
-        items: list[str] = []
-        ok = True
-        for index, item in enumerate(value):
-            item_path = f"{where}[{index}]"
-            if not isinstance(item, str):
-                self.fail(item_path, f"must be a string, not {_kind(item)}")
-                ok = False
-            elif len(item) < min_length or (max_length is not None and len(item) > max_length):
-                self.fail(item_path, f"must be {min_length} to {max_length} characters long")
-                ok = False
-            elif unique and item in items:
-                self.fail(item_path, f"duplicate value {item!r}")
-                ok = False
-            else:
-                items.append(item)
-        return tuple(items) if ok else None
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, Mapping):
-        return "object"
-    if isinstance(value, list):
-        return "list"
-    return type(value).__name__
-
-
-def _values(enum_type: type[Any]) -> tuple[str, ...]:
-    return tuple(member.value for member in enum_type)
-
-
 # --- sections -------------------------------------------------------------------------------------------------------
 
 
-def _label_selector(r: _Reader, parent: Mapping[str, Any], key: str, path: str) -> LabelSelector | None:
+def _label_selector(r: Reader, parent: Mapping[str, Any], key: str, path: str) -> LabelSelector | None:
     where = f"{path}.{key}"
     raw = r.section(parent, key, path, ("matchLabels", "matchExpressions"))
     if raw is None:
@@ -326,7 +74,7 @@ def _label_selector(r: _Reader, parent: Mapping[str, Any], key: str, path: str) 
                 r.fail(f"{where}.matchLabels", f"must have at most 64 entries, got {len(match_labels)}")
             for label, value in match_labels.items():
                 if not isinstance(value, str):
-                    r.fail(f"{where}.matchLabels.{label}", f"must be a string, not {_kind(value)}")
+                    r.fail(f"{where}.matchLabels.{label}", f"must be a string, not {kind_of(value)}")
                 elif len(value) > 63:
                     r.fail(f"{where}.matchLabels.{label}", "must be at most 63 characters long")
                 else:
@@ -335,7 +83,7 @@ def _label_selector(r: _Reader, parent: Mapping[str, Any], key: str, path: str) 
     expressions = raw.get("matchExpressions")
     if expressions is not None:
         if not isinstance(expressions, list):
-            r.fail(f"{where}.matchExpressions", f"must be a list, not {_kind(expressions)}")
+            r.fail(f"{where}.matchExpressions", f"must be a list, not {kind_of(expressions)}")
         elif len(expressions) > 32:
             r.fail(f"{where}.matchExpressions", f"must have at most 32 items, got {len(expressions)}")
         else:
@@ -346,12 +94,12 @@ def _label_selector(r: _Reader, parent: Mapping[str, Any], key: str, path: str) 
     return LabelSelector(match_labels=MappingProxyType(labels), match_expressions=tuple(requirements))
 
 
-def _requirement(r: _Reader, item: Any, path: str) -> LabelSelectorRequirement | None:
+def _requirement(r: Reader, item: Any, path: str) -> LabelSelectorRequirement | None:
     raw = r.mapping(item, path, ("key", "operator", "values"))
     if raw is None:
         return None
     key = r.string(raw, "key", path, required=True, min_length=1, max_length=317)
-    operator = r.enum(raw, "operator", path, SelectorOperator, _values(SelectorOperator), required=True)
+    operator = r.enum(raw, "operator", path, SelectorOperator, enum_values(SelectorOperator), required=True)
     values = r.string_list(raw, "values", path, max_items=64, max_length=63)
     if operator is None or values is None or key is None:
         return None
@@ -364,7 +112,7 @@ def _requirement(r: _Reader, item: Any, path: str) -> LabelSelectorRequirement |
     return LabelSelectorRequirement(key=key, operator=operator, values=values)
 
 
-def _maintenance(r: _Reader, spec: Mapping[str, Any], path: str) -> Maintenance | None:
+def _maintenance(r: Reader, spec: Mapping[str, Any], path: str) -> Maintenance | None:
     where = f"{path}.maintenance"
     raw = r.section(
         spec, "maintenance", path, ("nodeNames", "nodeLabelSelector", "cordoned", "window", "maxNodesInParallel")
@@ -391,7 +139,7 @@ def _maintenance(r: _Reader, spec: Mapping[str, Any], path: str) -> Maintenance 
     )
 
 
-def _window(r: _Reader, parent: Mapping[str, Any], path: str) -> TimeWindow | bool | None:
+def _window(r: Reader, parent: Mapping[str, Any], path: str) -> TimeWindow | bool | None:
     """The window, None when absent, False when invalid."""
     where = f"{path}.window"
     raw = r.section(parent, "window", path, ("start", "end"))
@@ -421,7 +169,7 @@ def _window(r: _Reader, parent: Mapping[str, Any], path: str) -> TimeWindow | bo
     return TimeWindow(start_s=times["start"], end_s=times["end"])
 
 
-def _evacuation(r: _Reader, spec: Mapping[str, Any], path: str) -> Evacuation | None:
+def _evacuation(r: Reader, spec: Mapping[str, Any], path: str) -> Evacuation | None:
     where = f"{path}.evacuation"
     raw = r.section(spec, "evacuation", path, ("healthQuery", "nodeLabel", "threshold", "comparison", "for"))
     if raw is None:
@@ -429,7 +177,7 @@ def _evacuation(r: _Reader, spec: Mapping[str, Any], path: str) -> Evacuation | 
     query = r.string(raw, "healthQuery", where, required=True, min_length=1, max_length=4096)
     node_label = r.string(raw, "nodeLabel", where, default="node", min_length=1, max_length=128)
     threshold = r.number(raw, "threshold", where, required=True)
-    comparison = r.enum(raw, "comparison", where, Comparison, _values(Comparison), default=Comparison.GREATER_THAN)
+    comparison = r.enum(raw, "comparison", where, Comparison, enum_values(Comparison), default=Comparison.GREATER_THAN)
     for_s = r.duration(raw, "for", where, default="2m", maximum_s=24 * SECONDS_PER_HOUR, bounds_text="at most 24h")
     if query is None or node_label is None or threshold is None or comparison is None or for_s is None:
         return None
@@ -438,7 +186,7 @@ def _evacuation(r: _Reader, spec: Mapping[str, Any], path: str) -> Evacuation | 
     )
 
 
-def _threshold(r: _Reader, parent: Mapping[str, Any], key: str, path: str) -> Threshold | bool | None:
+def _threshold(r: Reader, parent: Mapping[str, Any], key: str, path: str) -> Threshold | bool | None:
     """A high/target pair; None when absent, False when invalid."""
     where = f"{path}.{key}"
     if parent.get(key) is None:
@@ -456,7 +204,7 @@ def _threshold(r: _Reader, parent: Mapping[str, Any], key: str, path: str) -> Th
     return Threshold(high=high, target=target)
 
 
-def _load_balancing(r: _Reader, spec: Mapping[str, Any], path: str) -> LoadBalancing | None:
+def _load_balancing(r: Reader, spec: Mapping[str, Any], path: str) -> LoadBalancing | None:
     where = f"{path}.loadBalancing"
     raw = r.section(spec, "loadBalancing", path, ("cpu", "memory", "pressure", "hysteresis", "averagingWindow"))
     if raw is None:
@@ -507,14 +255,14 @@ def _load_balancing(r: _Reader, spec: Mapping[str, Any], path: str) -> LoadBalan
     )
 
 
-def _fractions(r: _Reader, raw: Mapping[str, Any], path: str, default: float | None) -> ResourceFractions | None:
+def _fractions(r: Reader, raw: Mapping[str, Any], path: str, default: float | None) -> ResourceFractions | None:
     cpu = r.number(raw, "cpu", path, default=default, minimum=0.0, maximum=1.0)
     memory = r.number(raw, "memory", path, default=default, minimum=0.0, maximum=1.0)
     bad = (raw.get("cpu") is not None and cpu is None) or (raw.get("memory") is not None and memory is None)
     return None if bad else ResourceFractions(cpu=cpu, memory=memory)
 
 
-def _consolidation(r: _Reader, spec: Mapping[str, Any], path: str) -> Consolidation | None:
+def _consolidation(r: Reader, spec: Mapping[str, Any], path: str) -> Consolidation | None:
     where = f"{path}.consolidation"
     raw = r.section(spec, "consolidation", path, ("lowUtilization", "headroom", "maxNodesPerCycle", "cordonEmptied"))
     if raw is None:
@@ -548,14 +296,14 @@ def _consolidation(r: _Reader, spec: Mapping[str, Any], path: str) -> Consolidat
     return Consolidation(low_utilization=low, headroom=headroom, max_nodes_per_cycle=max_nodes, cordon_emptied=cordon)
 
 
-def _bandwidth(r: _Reader, raw: Mapping[str, Any], path: str) -> float | bool | None:
+def _bandwidth(r: Reader, raw: Mapping[str, Any], path: str) -> float | bool | None:
     """bandwidthPerMigration in bytes/s: None when unset, False when invalid."""
     where = f"{path}.bandwidthPerMigration"
     value = raw.get("bandwidthPerMigration")
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | str):
-        r.fail(where, f"must be a quantity like 64Mi (bytes per second), not {_kind(value)} {value!r}")
+        r.fail(where, f"must be a quantity like 64Mi (bytes per second), not {kind_of(value)} {value!r}")
         return False
     if isinstance(value, int):
         if value < 0:
@@ -565,12 +313,12 @@ def _bandwidth(r: _Reader, raw: Mapping[str, Any], path: str) -> float | bool | 
     if not QUANTITY_RE.fullmatch(value):
         r.fail(where, f"must be a quantity like 64Mi (bytes per second), not {value!r}")
         return False
-    if value[-1] in _SMALL_SUFFIX and not value[-2:-1].isalpha():
-        return float(value[:-1]) * _SMALL_SUFFIX[value[-1]]
+    if value[-1] in SMALL_SUFFIX and not value[-2:-1].isalpha():
+        return float(value[:-1]) * SMALL_SUFFIX[value[-1]]
     return parse_quantity(value, where)
 
 
-def _technique(r: _Reader, spec: Mapping[str, Any], path: str) -> TechniquePolicy | None:
+def _technique(r: Reader, spec: Mapping[str, Any], path: str) -> TechniquePolicy | None:
     where = f"{path}.technique"
     raw = r.section(
         spec,
@@ -589,8 +337,8 @@ def _technique(r: _Reader, spec: Mapping[str, Any], path: str) -> TechniquePolic
     )
     if raw is None:
         return None
-    mode = r.enum(raw, "mode", where, TechniqueMode, _values(TechniqueMode), default=TechniqueMode.AUTO)
-    objective = r.enum(raw, "objective", where, Objective, _values(Objective), default=Objective.BALANCED)
+    mode = r.enum(raw, "mode", where, TechniqueMode, enum_values(TechniqueMode), default=TechniqueMode.AUTO)
+    objective = r.enum(raw, "objective", where, Objective, enum_values(Objective), default=Objective.BALANCED)
     post_copy = r.boolean(raw, "allowPostCopy", where, default=False)
     auto_converge = r.boolean(raw, "allowAutoConverge", where, default=False)
     max_downtime_s = r.duration(
@@ -627,7 +375,7 @@ def _technique(r: _Reader, spec: Mapping[str, Any], path: str) -> TechniquePolic
     )
 
 
-def _limits(r: _Reader, spec: Mapping[str, Any], path: str) -> Limits | None:
+def _limits(r: Reader, spec: Mapping[str, Any], path: str) -> Limits | None:
     where = f"{path}.limits"
     raw = r.section(
         spec,
@@ -682,7 +430,7 @@ _QUERY_FIELDS = {
 }
 
 
-def _prometheus(r: _Reader, spec: Mapping[str, Any], path: str) -> PrometheusOverrides | bool | None:
+def _prometheus(r: Reader, spec: Mapping[str, Any], path: str) -> PrometheusOverrides | bool | None:
     where = f"{path}.prometheus"
     raw = r.section(spec, "prometheus", path, ("url", "timeout", "maxAge", "queries"))
     if raw is None:
@@ -749,7 +497,7 @@ def parse_policy(manifest: Mapping[str, Any]) -> LivemigPolicy:
 
     `status` is not validated (livemig writes it); `metadata` only for its name, labels and generation.
     """
-    r = _Reader()
+    r = Reader()
     top = r.mapping(manifest, "policy", None)
     if top is None:
         raise SpecErrors(r.errors)
@@ -768,7 +516,7 @@ def parse_policy(manifest: Mapping[str, Any]) -> LivemigPolicy:
     if spec is None:
         raise SpecErrors(r.errors)
 
-    purpose = r.enum(spec, "purpose", "spec", Purpose, _values(Purpose), required=True)
+    purpose = r.enum(spec, "purpose", "spec", Purpose, enum_values(Purpose), required=True)
     if purpose is not None:
         for other_purpose, section in _SECTION_BY_PURPOSE.items():
             present = spec.get(section) is not None
@@ -834,7 +582,7 @@ def parse_policy(manifest: Mapping[str, Any]) -> LivemigPolicy:
     )
 
 
-def _metadata(r: _Reader, raw: Any) -> tuple[str | None, dict[str, str], int | None]:
+def _metadata(r: Reader, raw: Any) -> tuple[str | None, dict[str, str], int | None]:
     if raw is None:
         r.fail("metadata.name", "required")
         return None, {}, None
@@ -856,12 +604,12 @@ def _metadata(r: _Reader, raw: Any) -> tuple[str | None, dict[str, str], int | N
     return name, labels, generation if isinstance(generation, int) and not isinstance(generation, bool) else None
 
 
-def _metadata_labels(r: _Reader, raw: Any) -> dict[str, str]:
+def _metadata_labels(r: Reader, raw: Any) -> dict[str, str]:
     """`metadata.labels` as the API server validates them (keys `[prefix/]name`, values of at most 63 label
     characters): the policy's labels reach its status, Events and metrics, so no hostile string passes here."""
     where = "metadata.labels"
     if not isinstance(raw, Mapping):
-        r.fail(where, f"must be an object, not {_kind(raw)}")
+        r.fail(where, f"must be an object, not {kind_of(raw)}")
         return {}
     labels: dict[str, str] = {}
     for key, value in raw.items():

@@ -200,11 +200,14 @@ def check_everything(b: Any, doc: dict[str, Any], spec: PlanningSpec) -> None:
         # The end state triggers nothing: planning again on it finds no move (moved VMIs keep their old history,
         # which is stricter than reality: they would now be in cooldown).  PSI in the end state follows the
         # documented prediction: CPU and IO pressure scale with the node's CPU use, memory pressure with memory.
+        # A node the plan empties keeps its measured pressure: scaled to zero use it would read 0, and a re-plan
+        # from that snapshot would lose what the planner knows about the node (pressure per unit of use).
         nodes = []
         for n in snap.nodes:
             cpu0, mem0 = snap.node_cpu_used_cores(n.name), snap.node_memory_used_bytes(n.name)
-            rc = after.node_cpu_used_cores(n.name) / cpu0 if cpu0 > 0 else 1.0
-            rm = after.node_memory_used_bytes(n.name) / mem0 if mem0 > 0 else 1.0
+            cpu1, mem1 = after.node_cpu_used_cores(n.name), after.node_memory_used_bytes(n.name)
+            rc = cpu1 / cpu0 if cpu0 > 0 and cpu1 > 0 else 1.0
+            rm = mem1 / mem0 if mem0 > 0 and mem1 > 0 else 1.0
             p = n.pressure
             nodes.append(
                 replace(
