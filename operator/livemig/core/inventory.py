@@ -156,7 +156,8 @@ def measured_bandwidth(vmims: Iterable[Mapping[str, Any]], memory_of: Mapping[st
     """Per source node, the mean transfer rate (guest memory / duration) of its newest successful migrations.
 
     A lower bound of the link's rate (re-sent dirty pages are not counted), so a conservative estimate; migrations
-    shorter than MIN_MEASURED_S are left out (whole-second timestamps would make their rate up to 2x off)."""
+    shorter than MIN_MEASURED_S are left out (whole-second timestamps would make their rate up to 2x off), and each
+    duration counts one second more than its timestamps show, so truncation cannot push the rate over the link's."""
     samples: dict[str, list[tuple[float, float]]] = {}
     for vmim in vmims:
         status = _section(vmim, "status")
@@ -169,7 +170,9 @@ def measured_bandwidth(vmims: Iterable[Mapping[str, Any]], memory_of: Mapping[st
         memory = memory_of.get(vmi)
         if start is None or end is None or end - start < MIN_MEASURED_S or not isinstance(source, str) or not memory:
             continue
-        samples.setdefault(source, []).append((end, memory / (end - start)))
+        # Whole-second timestamps: the true duration is under (end - start) + 1 s; dividing by that keeps the rate
+        # a lower bound of the link's (one migration measured at 13 s instead of 13.7 s read 7 % over its link).
+        samples.setdefault(source, []).append((end, memory / (end - start + 1.0)))
     out: dict[str, float] = {}
     for node, values in samples.items():
         newest = sorted(values)[-MEASURED_MIGRATIONS:]
