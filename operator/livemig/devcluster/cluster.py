@@ -169,7 +169,7 @@ class DevCluster:
 
     def stop(self) -> None:
         """Stops both processes (SIGTERM, then SIGKILL) and removes etcd's data and, if ours, the state dir."""
-        pids = [p.pid for p in self._processes]
+        pids = [p.pid for p in reversed(self._processes)]  # started etcd first: stop the API server first
         if not pids and self.state is None:
             with contextlib.suppress(DevClusterError):
                 self.state = DevClusterState.load(self.state_dir)
