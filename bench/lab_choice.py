@@ -40,6 +40,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from benchdoc import DOC, write_section
 from livemig.core.model.select import SelectionPolicy, select_technique
 from livemig.core.vocabulary import Objective, Technique, TechniqueMode
 from livemig.lab.calibration import case_from_inputs
@@ -47,7 +48,6 @@ from livemig.lab.case import LabCase
 from livemig.lab.predicted import model_inputs
 
 ROOT = Path(__file__).resolve().parents[1]
-DOC = ROOT / "docs" / "benchmarks.md"
 RESULTS = (ROOT / "examples/lab/results.jsonl", ROOT / "examples/lab/results-techniques.jsonl")
 BEGIN, END = "<!-- lab-choice:begin -->", "<!-- lab-choice:end -->"
 LOOPBACK_BPS = 480e6  # the relay's raw speed, as in the calibration table (docs/model.md)
@@ -300,18 +300,6 @@ def summary(judgements: Sequence[Judgement]) -> list[str]:
     return lines
 
 
-def write_section(text: str) -> None:
-    doc = DOC.read_text()
-    block = f"{BEGIN}\n{text.rstrip()}\n{END}"
-    if BEGIN in doc and END in doc:
-        head, rest = doc.split(BEGIN, 1)
-        _, tail = rest.split(END, 1)
-        doc = head + block + tail
-    else:
-        doc = doc.rstrip("\n") + "\n\n" + block + "\n"
-    DOC.write_text(doc)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("results", nargs="*", type=Path, default=list(RESULTS), help="lab results (JSONL)")
@@ -328,7 +316,7 @@ def main() -> int:
         text += "\n\n" + args.notes.read_text()
     print(text)
     if args.write:
-        write_section(text)
+        write_section(BEGIN, END, text)
         print(f"wrote {DOC.relative_to(ROOT)}", file=sys.stderr)
     return 0
 

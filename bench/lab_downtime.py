@@ -30,6 +30,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from benchdoc import DOC, write_section
 from livemig.core.model import predict
 from livemig.core.vocabulary import Technique
 from livemig.lab.calibration import case_from_inputs
@@ -37,7 +38,6 @@ from livemig.lab.case import LabCase
 from livemig.lab.predicted import model_inputs
 
 ROOT = Path(__file__).resolve().parents[1]
-DOC = ROOT / "docs" / "benchmarks.md"
 RESULTS = (ROOT / "examples/lab/results.jsonl", ROOT / "examples/lab/results-techniques.jsonl")
 BEGIN, END = "<!-- lab-downtime:begin -->", "<!-- lab-downtime:end -->"
 CALIBRATED_BPS = 480e6  # the relay's raw speed measured with measure_throughput (docs/model.md), not fitted
@@ -203,18 +203,6 @@ def report(runs: Sequence[Run], command: str) -> str:
     return "\n".join(out)
 
 
-def write_section(text: str) -> None:
-    doc = DOC.read_text()
-    block = f"{BEGIN}\n{text.rstrip()}\n{END}"
-    if BEGIN in doc and END in doc:
-        head, rest = doc.split(BEGIN, 1)
-        _, tail = rest.split(END, 1)
-        doc = head + block + tail
-    else:
-        doc = doc.rstrip("\n") + "\n\n" + block + "\n"
-    DOC.write_text(doc)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("results", nargs="*", type=Path, default=list(RESULTS), help="lab results (JSONL)")
@@ -228,7 +216,7 @@ def main() -> int:
         text += "\n\n" + args.notes.read_text()
     print(text)
     if args.write:
-        write_section(text)
+        write_section(BEGIN, END, text)
         print(f"wrote {DOC.relative_to(ROOT)}", file=sys.stderr)
     return 0
 
