@@ -306,9 +306,10 @@ class Cycle:
     ) -> None:
         rt, state, view = self.rt, self.state, self.view
         plan = evaluation.plan
-        own_running = [r for r in rt.executor.running(view) if r.policy == self.name[:63]]
         queued = len(rt.executor.queue.get(self.name, []))
         async with state.lock:
+            # Read under the lock that counts finished migrations, so that none counts as finished and running.
+            own_running = [r for r in rt.executor.running(view) if r.policy == self.name[:63]]
             counters = rt.counters(state)
             counters["evaluations"] += 1
             finished = counters["migrationsSucceeded"] + counters["migrationsFailed"] + counters["migrationsAborted"]

@@ -105,7 +105,9 @@ class Executor:
         for vmim in view.vmims:
             name = str(meta(vmim).get("name"))
             seen.add(f"{meta(vmim).get('namespace')}/{name}")
-            if vmim_is_final(vmim):
+            if vmim_is_final(vmim) or name in self.recorded:
+                # Recorded final by this process: a view taken before that (a cycle's, held across its awaits)
+                # still shows it running, and counting it again would over-count `migrationsStarted`.
                 continue
             spec, status = vmim.get("spec") or {}, vmim.get("status") or {}
             key = f"{meta(vmim).get('namespace')}/{spec.get('vmiName')}"
@@ -201,6 +203,7 @@ class Executor:
             )
             await self._undo_start(request, name)
             return None
+        self.recorded.discard(name)  # a name made again (its old VMIM long gone) is a new migration
         self.created[name] = Running(request.key, request.source, request.policy, request.plan_id, request.wave)
         if not created:
             log.info("policy %s: %s already exists; adopted", request.policy, name)
@@ -332,6 +335,8 @@ class Executor:
         _event(_policy_ref(view, result.policy), kind, "MigrationFinished", text)
         state = rt.policy(result.policy, policy_body.get("status"))
         async with state.lock:
+            # Counted finished from here on: no longer running, whatever an older view says (see `running`).
+            self.recorded.add(result.vmim)
             outcomes = list(state.status.get("recentOutcomes") or [])
             if any(o.get("migration") == result.vmim for o in outcomes):
                 return
