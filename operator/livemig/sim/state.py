@@ -18,8 +18,9 @@ from typing import Any
 
 from livemig.core.cluster import Taint, TaintEffect, Vmi
 from livemig.core.errors import SpecError, SpecErrors
+from livemig.core.guest import guest_params
 from livemig.core.kubevirt import KubevirtMigrationConfig, KvMigrationPolicy, decide_handoff_config
-from livemig.core.model import LinkParams, VmParams
+from livemig.core.model import LinkParams
 from livemig.core.vocabulary import AbortReason, Outcome
 from livemig.sim import rules
 from livemig.sim.backend import MigrationStart, backend_factory, settings_for, technique_for
@@ -616,7 +617,12 @@ class Simulation:
         m.technique = technique_for(m.config)
         spec = vmi.spec
         dirty = spec.usage.dirty_rate.value_at(now)
-        vm = VmParams(memory_bytes=spec.memory_bytes, dirty_rate_bps=dirty, working_set_bytes=spec.working_set_bytes)
+        vm = guest_params(
+            spec,
+            dirty_rate_bps=dirty,
+            cpu_cores=spec.usage.cpu.value_at(now),
+            memory_used_bytes=spec.usage.memory.value_at(now),
+        )
         bandwidth = self._link_bandwidth(m, now)
         link = LinkParams(bandwidth_bps=bandwidth)
         settings = settings_for(m.config)

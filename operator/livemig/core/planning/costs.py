@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from livemig.core.cluster import KubevirtMigrationConfig, Vmi
+from livemig.core.guest import guest_params
 from livemig.core.model import LinkParams, MigrationSettings, SelectionPolicy, VmParams, select_technique
 from livemig.core.planning.spec import TechniqueSpec
 from livemig.core.vocabulary import Outcome, Technique
@@ -53,15 +54,17 @@ def quantised_rate(rate_bps: float) -> float:
 class ModelCosts:
     """`CostModel` backed by the performance model's technique selector (livemig.core.model.select_technique).
 
-    Predictions are cached per (memory, dirty rate, working set, bandwidth): a planner asks about the same VMI at
-    the same bandwidth many times, and identical VMIs share one prediction.  The dirty rate is rounded up to a ~2 %
-    grid first (`quantised_rate`), so 5,000 VMIs cost a few hundred predictions, not 5,000.  The cache lives in
+    Predictions are cached per (guest, bandwidth), the guest as `livemig.core.guest.guest_params` gives it (memory,
+    dirty rate, working set, zero pages from the used memory, the writers' CPU share): a planner asks about the same
+    VMI at the same bandwidth many times, and identical VMIs share one prediction.  The dirty rate is rounded up to
+    a ~2 % grid first (`quantised_rate`), the usage to coarse steps toward the safe side, so 5,000 VMIs cost a few
+    hundred predictions, not 5,000.  The cache lives in
     this object, which a caller creates per planning run; the answers stay a pure function of the inputs.
     """
 
     def __init__(self, policy: SelectionPolicy) -> None:
         self.policy = policy
-        self._cache: dict[tuple[float, float, float | None, float], MoveCost] = {}
+        self._cache: dict[tuple[VmParams, float], MoveCost] = {}
 
     @classmethod
     def for_spec(cls, technique: TechniqueSpec, kubevirt: KubevirtMigrationConfig) -> ModelCosts:
@@ -95,15 +98,16 @@ class ModelCosts:
         )
 
     def cost(self, vmi: Vmi, bandwidth_bps: float) -> MoveCost:
-        dirty_rate = quantised_rate(vmi.dirty_rate_bps)
-        key = (vmi.memory_bytes, dirty_rate, vmi.working_set_bytes, bandwidth_bps)
+        vm = guest_params(
+            vmi,
+            dirty_rate_bps=quantised_rate(vmi.dirty_rate_bps),
+            cpu_cores=vmi.cpu_cores,
+            memory_used_bytes=vmi.memory_used_bytes,
+            quantised=True,
+        )
+        key = (vm, bandwidth_bps)
         found = self._cache.get(key)
         if found is None:
-            vm = VmParams(
-                memory_bytes=vmi.memory_bytes,
-                dirty_rate_bps=dirty_rate,
-                working_set_bytes=vmi.working_set_bytes,
-            )
             selection = select_technique(vm, LinkParams(bandwidth_bps), self.policy, compare_all=False)
             p = selection.predictions[selection.chosen]
             found = MoveCost(
