@@ -36,10 +36,10 @@ from typing import Any
 
 import yaml
 
+from benchdoc import write_section
 from livemig.cli.stack import LocalStack
 
 ROOT = Path(__file__).resolve().parents[1]
-DOC = ROOT / "docs" / "benchmarks.md"
 BEGIN, END = "<!-- operator:begin -->", "<!-- operator:end -->"
 
 
@@ -336,12 +336,7 @@ def main() -> int:
     text = render(args, a, b)
     print(text)
     if args.write:
-        doc = DOC.read_text()
-        if BEGIN in doc:
-            doc = doc[: doc.index(BEGIN)] + text + doc[doc.index(END) + len(END) :]
-        else:
-            doc = doc.rstrip() + "\n\n" + text + "\n"
-        DOC.write_text(doc)
+        write_section(BEGIN, END, text.removeprefix(BEGIN + "\n").removesuffix("\n" + END))
     return 0
 
 

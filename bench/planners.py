@@ -44,6 +44,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from benchdoc import write_section
 from kubevirt_evacuation import simulate_evacuation
 from livemig.core.capacity import DEFAULT_SIZING, Requests, launcher_requests, request_refusal
 from livemig.core.cluster import ClusterSnapshot, KubevirtMigrationConfig, Vmi, VmiUsage
@@ -66,7 +67,6 @@ from livemig.core.vocabulary import Objective, Purpose
 from livemig.sim.scheduler import Placement, unschedulable_reason
 
 ROOT = Path(__file__).resolve().parents[1]
-DOC = ROOT / "docs" / "benchmarks.md"
 IMG = ROOT / "docs" / "img"
 GI = 2**30
 MI = 2**20
@@ -842,18 +842,6 @@ def plots(cons: list[ConsolidationRow], bal: list[BalanceRow], drain: list[Drain
     plt.close(fig)
 
 
-def write_section(text: str) -> None:
-    begin, end = "<!-- planners:begin -->", "<!-- planners:end -->"
-    doc = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-    if begin in doc and end in doc:
-        head, rest = doc.split(begin, 1)
-        _, tail = rest.split(end, 1)
-        doc = f"{head}{begin}\n{text}\n{end}{tail}"
-    else:
-        doc = doc.rstrip("\n") + f"\n\n{begin}\n{text}\n{end}\n"
-    DOC.write_text(doc)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds-small", type=int, default=20, help="instances per configuration, 50 nodes")
@@ -871,7 +859,7 @@ def main() -> int:
     print(text)
     if args.write:
         plots(cons, bal, drain)
-        write_section(text)
+        write_section("<!-- planners:begin -->", "<!-- planners:end -->", text)
     return 0
 
 

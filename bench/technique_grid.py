@@ -29,12 +29,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from benchdoc import DOC, write_section
 from livemig.core.model import LinkParams, MigrationSettings, Prediction, SelectionPolicy, VmParams, predict
 from livemig.core.model import select_technique as select
 from livemig.core.vocabulary import Technique
 
 ROOT = Path(__file__).resolve().parent.parent
-DOC = ROOT / "docs" / "benchmarks.md"
 IMG = ROOT / "docs" / "img" / "technique_grid.png"
 BEGIN, END = "<!-- technique-grid:begin -->", "<!-- technique-grid:end -->"
 COMMAND = ".venv/bin/python bench/technique_grid.py"
@@ -266,20 +266,6 @@ def plot(tallies: dict[str, Tally], out: Path) -> None:
     plt.close(fig)
 
 
-def write_section(body: str, path: Path = DOC) -> None:
-    text = path.read_text() if path.exists() else ""
-    block = f"{BEGIN}\n{body}\n{END}"
-    if BEGIN in text and END in text:
-        start, end = text.index(BEGIN), text.index(END) + len(END)
-        text = text[:start] + block + text[end:]
-    else:
-        if not text:
-            text = "# Benchmarks\n\nEach section is written by the script named in it, between its markers.\n"
-        text = text + ("\n" if not text.endswith("\n") else "") + "\n"
-        text += f"## Technique selection grid\n\n{block}\n"
-    path.write_text(text)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--no-write", action="store_true", help="print only; do not touch docs/")
@@ -290,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     print(body)
     if not args.no_write:
         plot(tallies, IMG)
-        write_section(body)
+        write_section(BEGIN, END, body)
         print(f"\nwrote {DOC.relative_to(ROOT)} and {IMG.relative_to(ROOT)}", file=sys.stderr)
     return 0
 
