@@ -16,19 +16,27 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from livemig.core.cluster import Taint, TaintEffect, Vmi
-from livemig.core.errors import SpecError, SpecErrors
+from livemig.core.cluster import Taint, TaintEffect
 from livemig.core.guest import guest_params
 from livemig.core.kubevirt import KubevirtMigrationConfig, KvMigrationPolicy, decide_handoff_config
 from livemig.core.model import LinkParams
 from livemig.core.vocabulary import AbortReason, Outcome
 from livemig.sim import rules
 from livemig.sim.backend import MigrationStart, backend_factory, settings_for, technique_for
-from livemig.sim.evacuation import EVACUATION_ANNOTATION, EvacuationController
+from livemig.sim.base import VMI_FINAL_PHASES
+from livemig.sim.evacuation import EVACUATION_ANNOTATION
 from livemig.sim.faults import Fault, FaultType, link_bandwidth_bps, link_failure_due, target_refuses, timed_faults_due
-from livemig.sim.objects import MigrationState, NodeState, PhaseHistogram, VmiState
+from livemig.sim.objects import MigrationState, VmiState
+from livemig.sim.outcomes import (
+    LINK_FAILURE_REASON,
+    SOURCE_REPORTED_FAILED_REASON,
+    TARGET_DOWN_REASON,
+    TARGET_POD_SHUTDOWN_REASON,
+    VM_LOST_REASON,
+    VMI_SHUTDOWN_REASON,
+    MigrationOutcomes,
+)
 from livemig.sim.rules import Phase
-from livemig.sim.scenario import Scenario
 from livemig.sim.scheduler import Placement, pick_target_node
 from livemig.sim.writes import (
     Event,
@@ -38,18 +46,8 @@ from livemig.sim.writes import (
     TickResult,
     VmimCreate,
     VmimDeletion,
-    VmimFinalizerRemoval,
-    VmimStatus,
-    VmiPatch,
-    Write,
 )
 
-LINK_FAILURE_REASON = "Live migration failed: the migration connection to the target node was lost"
-VM_LOST_REASON = "the VM was lost: its migration link failed during post-copy"
-TARGET_DOWN_REASON = "Migration target pod was removed during active migration."
-VMI_SHUTDOWN_REASON = "Migration failed vmi shutdown during migration."
-TARGET_POD_SHUTDOWN_REASON = "Migration failed because target pod shutdown during migration"
-SOURCE_REPORTED_FAILED_REASON = "source node reported migration failed"
 NODE_SCHEDULABLE_LABEL = "kubevirt.io/schedulable"
 NODE_MONITOR_GRACE_S = 40.0  # kube-controller-manager --node-monitor-grace-period
 HEARTBEAT_TIMEOUT_S = 300.0  # KubeVirt node controller heartBeatTimeout
@@ -63,58 +61,10 @@ def heartbeat_noticed_at(failed_at: float) -> float:
     return math.ceil(stale_at / HEARTBEAT_RECHECK_S) * HEARTBEAT_RECHECK_S
 
 
-VMI_FINAL_PHASES = ("Succeeded", "Failed")
-
-
-class Simulation:
+class Simulation(MigrationOutcomes):
     """All of the simulated cluster's state and KubeVirt's rules applied to it."""
 
-    def __init__(self, scenario: Scenario, *, epoch_s: float, seed: int | None = None) -> None:
-        self.scenario = scenario
-        self.epoch_s = epoch_s
-        self.settings = scenario.simulation
-        self.seed = self.settings.seed if seed is None else seed
-        self.config: KubevirtMigrationConfig = scenario.kubevirt
-        self.kubevirt_version = scenario.kubevirt_version
-        self.feature_gates: frozenset[str] = frozenset(scenario.feature_gates)
-        self.policies: dict[str, KvMigrationPolicy] = {p.name: p for p in scenario.policies}
-        self.namespace_labels: dict[str, dict[str, str]] = {
-            ns.name: dict(ns.labels) for ns in scenario.snapshot.namespaces
-        }
-        self.nodes: dict[str, NodeState] = {n.name: NodeState(n) for n in scenario.snapshot.nodes}
-        self.vmis: dict[str, VmiState] = {
-            v.key: VmiState(v, v.node, {**v.labels, rules.NODE_NAME_LABEL: v.node}) for v in scenario.snapshot.vmis
-        }
-        errors: list[SpecError] = []
-        for i, v in enumerate(scenario.snapshot.vmis):
-            try:
-                backend_factory(v.backend, f"vmis[{i}].backend")
-            except SpecError as exc:
-                errors.append(exc)
-        if errors:
-            raise SpecErrors(errors)
-        self.migrations: dict[str, MigrationState] = {}
-        self.phase_histogram = PhaseHistogram()
-        self.initial_vmis: dict[str, list[Vmi]] = {}
-        for v in scenario.snapshot.vmis:
-            self.initial_vmis.setdefault(v.node, []).append(v)
-        self.open: dict[str, MigrationState] = {}  # the unfinished ones (what the rules iterate over)
-        self._gc_needed = False
-        self.faults: list[Fault] = list(scenario.faults)
-        self.fired: set[int] = set()
-        self.vmis_lost = 0
-        self.faults_fired: dict[str, int] = {t.value: 0 for t in FaultType}
-        self.migration_totals: dict[str, int] = {"succeeded": 0, "failed": 0}
-        self._seq = 0
-        self._writes: list[Write] = []
-        self._outcomes: list[dict[str, Any]] = []
-        self.last_integrated: float = 0.0
-        self.evacuation = EvacuationController()
-
     # ---- helpers ----
-
-    def timestamp(self, now: float) -> str:
-        return datetime.fromtimestamp(self.epoch_s + now, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
     def _jitter(self, m: MigrationState, stage: str, seconds: float) -> float:
         """A delay with seeded jitter, drawn per (seed, VMIM, stage): the same for a migration whatever else runs."""
@@ -123,78 +73,6 @@ class Simulation:
             return seconds
         rng = random.Random(f"{self.seed}:{m.key}:{stage}")
         return seconds * (1 + rng.uniform(-j, j))
-
-    def _set_phase(self, m: MigrationState, phase: Phase, now: float) -> None:
-        if not rules.transition_allowed(m.phase, phase):
-            raise AssertionError(f"{m.key}: illegal transition {m.phase!r} -> {phase!r}")
-        m.phase = phase
-        m.timestamps = rules.add_phase_timestamp(m.timestamps, phase, self.timestamp(now))
-        self.phase_histogram.observe(phase.value, now - m.created_at)
-        if phase.is_final:
-            self.open.pop(m.key, None)
-            self._gc_needed = True
-
-    def _vmim_status(self, m: MigrationState, migration_state: Mapping[str, Any] | None = None) -> None:
-        status: dict[str, Any] = {
-            "phase": m.phase.value,
-            "phaseTransitionTimestamps": m.timestamps,
-            "conditions": m.conditions,
-        }
-        if migration_state is not None:
-            status["migrationState"] = dict(migration_state)
-        self._writes.append(VmimStatus(m.namespace, m.name, status))
-
-    def _vmim_event(self, m: MigrationState, reason: str, message: str, *, warning: bool = False) -> None:
-        self._writes.append(
-            Event(m.namespace, "VirtualMachineInstanceMigration", m.name, m.uid, reason, message, warning)
-        )
-
-    def _vmi_event(self, m: MigrationState, reason: str, message: str, *, warning: bool = False) -> None:
-        namespace, name = m.vmi_key.split("/", 1)
-        self._writes.append(
-            Event(namespace, "VirtualMachineInstance", name, None, reason, message, warning, "virt-handler")
-        )
-
-    def _vmi_patch(self, vmi: VmiState, patch: Mapping[str, Any], *, replace: bool = False) -> None:
-        namespace, name = vmi.key.split("/", 1)
-        self._writes.append(VmiPatch(namespace, name, patch, replace))
-
-    def _migration_state_manifest(self, m: MigrationState, now: float) -> dict[str, Any]:
-        """The VMI's `status.migrationState` as KubeVirt leaves it for this migration."""
-        ms: dict[str, Any] = {
-            "migrationUid": m.uid,
-            "sourceNode": m.source_node,
-            "sourcePod": f"virt-launcher-{m.vmi_key.split('/', 1)[1]}-source",
-            "targetNode": m.target_node,
-            "targetPod": self._target_pod_name(m),
-        }
-        if m.policy_name is not None:
-            ms["migrationPolicyName"] = m.policy_name
-        if m.config is not None:  # always at hand-off: the policy-merged or else the cluster's configuration (§4.3)
-            ms["migrationConfiguration"] = m.config.handoff_manifest()
-        if m.phase in (Phase.TARGET_READY, Phase.RUNNING) or m.running_since is not None:
-            ms["targetNodeAddress"] = _node_address(m.target_node or "")
-        if m.running_since is not None:
-            ms["startTimestamp"] = self.timestamp(m.running_since)
-        if m.mode is not None:
-            ms["mode"] = m.mode
-        if m.abort_requested:
-            ms["abortRequested"] = True
-        if m.abort_status is not None:
-            ms["abortStatus"] = m.abort_status
-        if m.end_at is not None:
-            ms["endTimestamp"] = self.timestamp(m.end_at)
-            ms["failed"] = m.outcome is None or not m.outcome.succeeded
-            # From v1.6 only success sets `completed` (the source virt-handler does not copy it on failure); v1.5
-            # copied virt-launcher's `completed`, true on failure too.
-            if not ms["failed"] or self.kubevirt_version.completed_on_failure:
-                ms["completed"] = True
-            if m.failure_reason:
-                ms["failureReason"] = m.failure_reason
-            if not ms["failed"]:
-                ms["targetNodeDomainDetected"] = True
-                ms["targetNodeDomainReadyTimestamp"] = self.timestamp(m.end_at)
-        return ms
 
     # ---- inputs ----
 
@@ -427,11 +305,6 @@ class Simulation:
                 else:  # refused: stop-and-copy already under way
                     m.abort_status = "Failed"
 
-    @property
-    def priority_queue(self) -> bool:
-        """KubeVirt's MigrationPriorityQueue gate (off up to v1.8 unless the KubeVirt CR enables it)."""
-        return self.kubevirt_version.priority_queue_enabled(self.feature_gates)
-
     def _admit(self, now: float) -> None:
         views = [m.view() for m in self.open.values()]
         ready = {m.key for m in self.open.values() if m.requeue_at <= now and not m.deleting}
@@ -463,10 +336,6 @@ class Simulation:
                 self._vmim_status(m)
             elif m.requeue_at <= now:
                 m.requeue_at = now + rules.requeue_delay_s(m.priority, prioritized=prioritized)
-
-    @staticmethod
-    def _target_pod_name(m: MigrationState) -> str:
-        return f"virt-launcher-{m.vmi_key.split('/', 1)[1]}-{m.uid[:5]}"
 
     def _placements(self) -> list[Placement]:
         out = [Placement(v.spec, v.node) for v in self.vmis.values() if v.phase == "Running"]
@@ -587,11 +456,6 @@ class Simulation:
         )
         self._vmim_status(m)
 
-    def _publish(self, m: MigrationState, now: float) -> None:
-        vmi = self.vmis[m.vmi_key]
-        self._vmi_patch(vmi, {"status": {"migrationState": self._migration_state_manifest(m, now)}})
-        self._vmim_status(m)
-
     def _link_bandwidth(self, m: MigrationState, now: float) -> float:
         """Each node's link is shared by the migrations running from or to it; faults and the per-migration cap
         apply on top."""
@@ -704,124 +568,6 @@ class Simulation:
                 reason = VM_LOST_REASON
         # The source virt-handler reports it in migrationState.failed; the controller's event says only that.
         self._fail(m, end, reason, outcome=outcome, abort_reason=abort_reason, event=SOURCE_REPORTED_FAILED_REASON)
-
-    def _succeed(self, m: MigrationState, now: float) -> None:
-        vmi = self.vmis[m.vmi_key]
-        assert m.target_node is not None
-        vmi.node = m.target_node
-        vmi.migration_uid = None
-        vmi.labels[rules.NODE_NAME_LABEL] = m.target_node
-        vmi.labels.pop(rules.TARGET_NODE_LABEL, None)  # the target virt-handler drops it once final
-        ms = self._migration_state_manifest(m, now)
-        self._vmi_patch(
-            vmi,
-            {
-                "metadata": {"labels": {rules.NODE_NAME_LABEL: m.target_node, rules.TARGET_NODE_LABEL: None}},
-                "status": {"nodeName": m.target_node, "evacuationNodeName": None, "migrationState": ms},
-            },
-        )
-        self._set_phase(m, Phase.SUCCEEDED, now)
-        self._vmim_event(m, "SuccessfulMigration", "Source node reported migration succeeded")
-        self._vmi_event(m, "Migrated", f"The VirtualMachineInstance migrated to node {m.target_node}.")
-        self._finalize(m, now, ms)
-
-    def _fail(
-        self,
-        m: MigrationState,
-        now: float,
-        reason: str,
-        *,
-        outcome: Outcome,
-        abort_reason: AbortReason | None = None,
-        lost_reason: str = "MigrationLinkFailure",
-        event: str | None = None,
-    ) -> None:
-        """Fail `m` with `reason` (the VMI's migrationState.failureReason); `event` is the VMIM's FailedMigration
-        text when KubeVirt's controller words it differently from the reason."""
-        m.failure_reason = reason
-        m.outcome = outcome
-        vmi = self.vmis.get(m.vmi_key)
-        ms: dict[str, Any] | None = None
-        if vmi is not None and vmi.migration_uid == m.uid:
-            vmi.migration_uid = None
-            vmi.throttle = 0.0
-            vmi.paused = False
-            if not m.phase.before_handoff:
-                m.end_at = now
-                ms = self._migration_state_manifest(m, now)
-                status: dict[str, Any] = {"migrationState": ms}
-                if m.vm_lost:
-                    vmi.phase = "Failed"
-                    vmi.reason = reason
-                    self.vmis_lost += 1
-                    status["phase"] = "Failed"
-                    status["reason"] = lost_reason
-                vmi.labels.pop(rules.TARGET_NODE_LABEL, None)  # removed once the migration is final
-                self._vmi_patch(vmi, {"metadata": {"labels": {rules.TARGET_NODE_LABEL: None}}, "status": status})
-        self._set_phase(m, Phase.FAILED, now)
-        self._vmim_event(m, "FailedMigration", event or reason, warning=True)
-        if ms is not None:  # after the hand-off the VMI reports it too
-            self._vmi_event(
-                m, "Migrated", f"VirtualMachineInstance migration uid {m.uid} failed. reason:{reason}", warning=True
-            )
-        self._finalize(m, now, ms)
-
-    def _finalize(self, m: MigrationState, now: float, migration_state: Mapping[str, Any] | None) -> None:
-        m.final_at = now
-        if m.evacuation_node is not None:
-            self.evacuation.finished(m.vmi_key, m.phase is Phase.SUCCEEDED, now)
-        self._vmim_status(m, migration_state)
-        self.migration_totals["succeeded" if m.phase is Phase.SUCCEEDED else "failed"] += 1
-        self._release_finalizer(m)
-        if self.priority_queue:
-            # With the gate on, a finished migration wakes the top-N Pending VMIMs by priority (N = the cluster
-            # cap: reEnqueueHighestPriorityPendingMigrations).  With it off nothing wakes them: each waits out its
-            # own 5 s re-queue.
-            waiting = [o for o in self.open.values() if o.phase is Phase.PENDING and not o.has_target_pod]
-            top = rules.pending_in_queue_order(o.view() for o in waiting)[: self.config.parallel_migrations_per_cluster]
-            keys = {v.key for v in top}
-            for other in waiting:
-                if other.key in keys:
-                    other.requeue_at = min(other.requeue_at, now)
-        if m.source_node:
-            self._outcomes.append(self._outcome_record(m))
-
-    def _release_finalizer(self, m: MigrationState) -> None:
-        if not m.finalizer_removed:
-            m.finalizer_removed = True
-            self._writes.append(VmimFinalizerRemoval(m.namespace, m.name))
-
-    def _outcome_record(self, m: MigrationState) -> dict[str, Any]:
-        last = m.last
-        simulated: dict[str, Any] | None = None
-        if last is not None:
-            simulated = {
-                "total_time_s": last.elapsed_s,
-                "downtime_s": last.downtime_s,
-                "transferred_bytes": last.transferred_bytes,
-                "remaining_bytes": last.remaining_bytes,
-                "rounds": last.rounds,
-                "max_throttle": max(m.max_throttle, last.throttle),
-            }
-        return {
-            "vmim": m.key,
-            "vmi": m.vmi_key,
-            "source": m.source_node,
-            "target": m.target_node,
-            "technique": None if m.technique is None else str(m.technique),
-            "kubevirtPolicy": m.matched_policy,
-            "config": None if m.config is None else m.config.to_manifest(),
-            "mode": m.mode,
-            "predicted": m.predicted,
-            "simulated": simulated,
-            "result": m.phase.value,
-            "outcome": None if m.outcome is None else str(m.outcome),
-            "reason": m.failure_reason,
-            "vmLost": m.vm_lost,
-            "createdAt": m.created_at,
-            "startedAt": m.running_since,
-            "finishedAt": m.final_at,
-        }
 
     # ---- faults ----
 
@@ -955,12 +701,6 @@ def _epoch(stamp: object) -> float:
         return datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
     except ValueError:
         return 0.0
-
-
-def _node_address(node: str) -> str:
-    """A stable fake address for a node (targetNodeAddress)."""
-    h = sum(ord(c) * (i + 1) for i, c in enumerate(node))
-    return f"10.{(h >> 16) % 256}.{(h >> 8) % 256}.{h % 254 + 1}"
 
 
 def _add_condition(m: MigrationState, kind: str, stamp: str) -> None:
