@@ -9,7 +9,6 @@ seconds), so tests drive it with a `ManualClock`.
 from __future__ import annotations
 
 import math
-import random
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
@@ -17,27 +16,21 @@ from datetime import UTC, datetime
 from typing import Any
 
 from livemig.core.cluster import Taint, TaintEffect
-from livemig.core.guest import guest_params
-from livemig.core.kubevirt import KubevirtMigrationConfig, KvMigrationPolicy, decide_handoff_config
-from livemig.core.model import LinkParams
+from livemig.core.kubevirt import KubevirtMigrationConfig, KvMigrationPolicy
 from livemig.core.vocabulary import AbortReason, Outcome
 from livemig.sim import rules
-from livemig.sim.backend import MigrationStart, backend_factory, settings_for, technique_for
 from livemig.sim.base import VMI_FINAL_PHASES
 from livemig.sim.evacuation import EVACUATION_ANNOTATION
-from livemig.sim.faults import Fault, FaultType, link_bandwidth_bps, link_failure_due, target_refuses, timed_faults_due
+from livemig.sim.faults import Fault, FaultType, timed_faults_due
 from livemig.sim.objects import MigrationState, VmiState
 from livemig.sim.outcomes import (
-    LINK_FAILURE_REASON,
     SOURCE_REPORTED_FAILED_REASON,
-    TARGET_DOWN_REASON,
     TARGET_POD_SHUTDOWN_REASON,
     VM_LOST_REASON,
     VMI_SHUTDOWN_REASON,
-    MigrationOutcomes,
 )
+from livemig.sim.phases import MigrationPhases
 from livemig.sim.rules import Phase
-from livemig.sim.scheduler import Placement, pick_target_node
 from livemig.sim.writes import (
     Event,
     NodeLabel,
@@ -61,18 +54,8 @@ def heartbeat_noticed_at(failed_at: float) -> float:
     return math.ceil(stale_at / HEARTBEAT_RECHECK_S) * HEARTBEAT_RECHECK_S
 
 
-class Simulation(MigrationOutcomes):
+class Simulation(MigrationPhases):
     """All of the simulated cluster's state and KubeVirt's rules applied to it."""
-
-    # ---- helpers ----
-
-    def _jitter(self, m: MigrationState, stage: str, seconds: float) -> float:
-        """A delay with seeded jitter, drawn per (seed, VMIM, stage): the same for a migration whatever else runs."""
-        j = self.settings.delays.jitter
-        if not j:
-            return seconds
-        rng = random.Random(f"{self.seed}:{m.key}:{stage}")
-        return seconds * (1 + rng.uniform(-j, j))
 
     # ---- inputs ----
 
@@ -337,238 +320,6 @@ class Simulation(MigrationOutcomes):
             elif m.requeue_at <= now:
                 m.requeue_at = now + rules.requeue_delay_s(m.priority, prioritized=prioritized)
 
-    def _placements(self) -> list[Placement]:
-        out = [Placement(v.spec, v.node) for v in self.vmis.values() if v.phase == "Running"]
-        for m in self.open.values():
-            if m.target_node is not None and m.vmi_key in self.vmis:
-                out.append(Placement(self.vmis[m.vmi_key].spec, m.target_node))
-        return out
-
-    def _schedule_target(self, m: MigrationState, now: float) -> None:
-        vmi = self.vmis[m.vmi_key]
-        not_ready = frozenset(n for n, s in self.nodes.items() if not s.ready)
-        # createTargetPod merges addedNodeSelector first and the VMI's own nodeSelector over it: on a shared key
-        # the VMI's value wins and the added one is dropped.
-        added = {k: v for k, v in m.added_node_selector.items() if k not in vmi.spec.node_selector}
-        target = pick_target_node(
-            vmi.spec,
-            vmi.node,
-            (s.spec for s in self.nodes.values()),
-            self._placements(),
-            added_node_selector=added,
-            not_ready=not_ready,
-            sizing=self.scenario.snapshot.launcher,
-        )
-        if target is None:
-            m.pod_unschedulable = True
-            return
-        m.pod_unschedulable = False
-        m.target_node = target
-        m.next_at = now + self._jitter(m, "pod", self.settings.delays.target_pod_scheduled_s)
-
-    def _advance(self, m: MigrationState, now: float) -> None:
-        """Carry `m` through every step due by `now`, each at the simulated time it fell due (so a coarse tick
-        does not shift the timestamps or the start of the physics)."""
-        while not m.phase.is_final:
-            before = m.phase
-            self._advance_once(m, now)
-            if m.phase is before or (m.phase is Phase.RUNNING and before is Phase.RUNNING):
-                return
-
-    def _advance_once(self, m: MigrationState, now: float) -> None:
-        if m.phase is Phase.SCHEDULING:
-            if m.target_node is None:
-                vmi_name = m.vmi_key.split("/", 1)[1]
-                if m.pod_unschedulable and not m.unschedulable_reported:
-                    m.unschedulable_reported = True
-                    self._vmim_event(
-                        m,
-                        "migrationTargetPodUnschedulable",
-                        f"Migration target pod for VMI [{m.namespace}/{vmi_name}] is currently unschedulable.",
-                        warning=True,
-                    )
-                if rules.target_pod_timed_out(
-                    m.pod_pending_since,
-                    m.pod_unschedulable,
-                    now,
-                    unschedulable_timeout_s=m.unschedulable_timeout_s,
-                    pending_timeout_s=m.pending_timeout_s,
-                ):
-                    # handlePendingPodTimeout deletes the pod; the next reconcile finds it gone and fails the VMIM.
-                    kind = "unschedulable" if m.pod_unschedulable else "pending"
-                    pod = f"{m.namespace}/{self._target_pod_name(m)}"
-                    self._vmim_event(m, "SuccessfulDelete", f"{kind} pod {pod} timeout period exceeded")
-                    self._fail(m, now, TARGET_DOWN_REASON, outcome=Outcome.FAILED)
-                    return
-                self._schedule_target(m, now)
-                return
-            if now >= m.next_at:
-                t = m.next_at
-                self._set_phase(m, Phase.SCHEDULED, t)
-                self._vmim_status(m)
-                self._handoff(m, t)
-            return
-        if m.phase is Phase.PREPARING_TARGET:
-            if target_refuses(self.faults, m.target_node or "", now):
-                self.faults_fired[FaultType.TARGET_REFUSES.value] += 1
-                self._fail(m, now, TARGET_DOWN_REASON, outcome=Outcome.FAILED)
-                return
-            if now >= m.next_at:
-                t = m.next_at
-                self._set_phase(m, Phase.TARGET_READY, t)
-                m.next_at = t + self._jitter(m, "start", self.settings.delays.migration_start_s)
-                self._publish(m, t)
-            return
-        if m.phase is Phase.TARGET_READY:
-            source = self.nodes.get(m.source_node)
-            if source is not None and source.failed_at is not None:
-                return  # no source virt-handler to start it: it waits for the VMI to be failed
-            if now >= m.next_at:
-                self._start_running(m, m.next_at)
-            return
-        if m.phase is Phase.RUNNING:
-            self._step_running(m, now)
-
-    def _handoff(self, m: MigrationState, now: float) -> None:
-        vmi = self.vmis[m.vmi_key]
-        namespace = m.vmi_key.split("/", 1)[0]
-        decision = decide_handoff_config(
-            self.config,
-            sorted(self.policies.values(), key=lambda p: p.name),
-            vmi.labels,
-            self.namespace_labels.get(namespace, {}),
-        )
-        m.config = decision.config
-        m.policy_name = decision.policy_name
-        m.matched_policy = decision.matched_policy
-        self._set_phase(m, Phase.PREPARING_TARGET, now)
-        self._vmim_event(m, "SuccessfulHandOver", "Migration target pod is ready for preparation by virt-handler.")
-        self._vmi_event(m, "PreparingTarget", "VirtualMachineInstance Migration Target Prepared.")
-        m.next_at = now + self._jitter(m, "target", self.settings.delays.target_ready_s)
-        vmi.labels[rules.TARGET_NODE_LABEL] = m.target_node or ""
-        self._vmi_patch(
-            vmi,
-            {
-                "metadata": {"labels": {rules.TARGET_NODE_LABEL: m.target_node}},
-                "status": {"migrationState": self._migration_state_manifest(m, now)},
-            },
-            replace=True,
-        )
-        self._vmim_status(m)
-
-    def _link_bandwidth(self, m: MigrationState, now: float) -> float:
-        """Each node's link is shared by the migrations running from or to it; faults and the per-migration cap
-        apply on top."""
-        assert m.target_node is not None
-        active: dict[str, int] = {}
-        for other in self.open.values():
-            if other.phase is Phase.RUNNING and other.target_node is not None:
-                for node in (other.source_node, other.target_node):
-                    active[node] = active.get(node, 0) + 1
-        source = self.nodes[m.source_node].spec
-        target = self.nodes[m.target_node].spec
-        share = min(
-            source.link_bandwidth_bps / max(1, active.get(source.name, 1)),
-            target.link_bandwidth_bps / max(1, active.get(target.name, 1)),
-        )
-        rate = link_bandwidth_bps(self.faults, share, source.name, target.name, now)
-        cap = m.config.bandwidth_per_migration_bps if m.config is not None else 0
-        return min(rate, float(cap)) if cap else rate
-
-    def _start_running(self, m: MigrationState, now: float) -> None:
-        assert m.config is not None
-        vmi = self.vmis[m.vmi_key]
-        m.technique = technique_for(m.config)
-        spec = vmi.spec
-        dirty = spec.usage.dirty_rate.value_at(now)
-        vm = guest_params(
-            spec,
-            dirty_rate_bps=dirty,
-            cpu_cores=spec.usage.cpu.value_at(now),
-            memory_used_bytes=spec.usage.memory.value_at(now),
-        )
-        bandwidth = self._link_bandwidth(m, now)
-        link = LinkParams(bandwidth_bps=bandwidth)
-        settings = settings_for(m.config)
-        start = MigrationStart(vmi.key, m.technique, vm, link, settings)
-        m.backend = backend_factory(spec.backend)(start)
-        prediction = m.backend.predict()
-        m.predicted = {
-            "total_time_s": prediction.total_time_s,
-            "downtime_s": prediction.downtime_s,
-            "transferred_bytes": prediction.transferred_bytes,
-            "outcome": str(prediction.outcome),
-            "abort_reason": None if prediction.abort_reason is None else str(prediction.abort_reason),
-        }
-        m.running_since = now
-        m.mode = "PreCopy"
-        m.bandwidth_bps = bandwidth
-        m.dirty_rate_bps = dirty
-        self._set_phase(m, Phase.RUNNING, now)
-        self._vmi_event(m, "Migrating", "VirtualMachineInstance is migrating.")
-        self._publish(m, now)
-
-    def _step_running(self, m: MigrationState, now: float) -> None:
-        assert m.backend is not None
-        assert m.running_since is not None
-        vmi = self.vmis[m.vmi_key]
-        for i, fault in enumerate(self.faults):
-            if i not in self.fired and link_failure_due(fault, m.vmi_key, m.running_since, now):
-                self.fired.add(i)
-                self.faults_fired[fault.type.value] += 1
-                m.backend.fail_link()
-                m.last = m.backend.state()
-        elapsed = m.last.elapsed_s if m.last is not None else 0.0
-        target_elapsed = now - m.running_since
-        step = self.settings.step_s
-        while (m.last is None or not m.last.done) and elapsed < target_elapsed - 1e-9:
-            dt = min(step, target_elapsed - elapsed)
-            t = m.running_since + elapsed + dt
-            m.dirty_rate_bps = vmi.spec.usage.dirty_rate.value_at(t)
-            m.bandwidth_bps = self._link_bandwidth(m, t)
-            m.last = m.backend.advance(dt, dirty_rate_bps=m.dirty_rate_bps, bandwidth_bps=m.bandwidth_bps)
-            if m.last.elapsed_s <= elapsed:  # a backend that does not move time would loop forever
-                break
-            elapsed = m.last.elapsed_s
-        if m.last is None:
-            return
-        vmi.throttle = float(m.last.throttle or 0.0)
-        m.max_throttle = max(m.max_throttle, vmi.throttle)
-        mode = str(m.last.mode)
-        vmi.paused = mode == "Paused"
-        if mode != m.mode and not m.last.done:
-            m.mode = mode
-            self._vmi_patch(vmi, {"status": {"migrationState": self._migration_state_manifest(m, now)}})
-        if m.last.done:
-            self._finish_running(m, min(now, m.running_since + m.last.elapsed_s))
-
-    def _finish_running(self, m: MigrationState, end: float) -> None:
-        assert m.last is not None
-        assert m.config is not None
-        vmi = self.vmis[m.vmi_key]
-        outcome = Outcome(m.last.outcome) if m.last.outcome is not None else Outcome.FAILED
-        vmi.throttle = 0.0
-        vmi.paused = False
-        mode = str(m.last.mode)
-        if mode in ("PreCopy", "PostCopy", "Paused"):
-            m.mode = mode
-        if outcome.succeeded:
-            m.outcome = outcome
-            m.end_at = end
-            self._succeed(m, end)
-            return
-        abort_reason = getattr(m.last, "abort_reason", None)
-        if outcome is Outcome.ABORTED:
-            m.abort_status = "Succeeded"
-            reason = _abort_message(abort_reason, m, self.vmis[m.vmi_key].spec.memory_bytes)
-        else:
-            reason = LINK_FAILURE_REASON
-            if m.last.vm_lost or m.mode == "PostCopy":
-                m.vm_lost = True
-                reason = VM_LOST_REASON
-        # The source virt-handler reports it in migrationState.failed; the controller's event says only that.
-        self._fail(m, end, reason, outcome=outcome, abort_reason=abort_reason, event=SOURCE_REPORTED_FAILED_REASON)
-
     # ---- faults ----
 
     def _fire_faults(self, now: float) -> None:
@@ -707,14 +458,3 @@ def _add_condition(m: MigrationState, kind: str, stamp: str) -> None:
     if any(c.get("type") == kind for c in m.conditions):
         return
     m.conditions.append({"type": kind, "status": "True", "lastProbeTime": None, "lastTransitionTime": stamp})
-
-
-def _abort_message(reason: object, m: MigrationState, memory_bytes: float) -> str:
-    from livemig.core.units import completion_timeout_s
-
-    if reason == AbortReason.COMPLETION_TIMEOUT and m.config is not None:
-        limit = completion_timeout_s(m.config.completion_timeout_per_gib, memory_bytes)
-        return f"Live migration is not completed after {int(limit)} seconds and has been aborted"
-    if reason == AbortReason.PROGRESS_TIMEOUT and m.config is not None:
-        return f"Live migration stuck for {m.config.progress_timeout_s} seconds and has been aborted"
-    return "Live migration aborted "  # sic, trailing space: live-migration-source.go (v1.5.0-v1.8.0)
