@@ -17,8 +17,9 @@ from typing import Any
 
 from livemig.core.cluster import Taint, TaintEffect
 from livemig.core.kubevirt import KubevirtMigrationConfig, KvMigrationPolicy
-from livemig.core.vocabulary import AbortReason, Outcome
+from livemig.core.vocabulary import Outcome
 from livemig.sim import rules
+from livemig.sim.admission import Admission
 from livemig.sim.base import VMI_FINAL_PHASES
 from livemig.sim.evacuation import EVACUATION_ANNOTATION
 from livemig.sim.faults import Fault, FaultType, timed_faults_due
@@ -29,7 +30,6 @@ from livemig.sim.outcomes import (
     VM_LOST_REASON,
     VMI_SHUTDOWN_REASON,
 )
-from livemig.sim.phases import MigrationPhases
 from livemig.sim.rules import Phase
 from livemig.sim.writes import (
     Event,
@@ -37,7 +37,6 @@ from livemig.sim.writes import (
     NodeReady,
     NodeTaint,
     TickResult,
-    VmimCreate,
     VmimDeletion,
 )
 
@@ -54,7 +53,7 @@ def heartbeat_noticed_at(failed_at: float) -> float:
     return math.ceil(stale_at / HEARTBEAT_RECHECK_S) * HEARTBEAT_RECHECK_S
 
 
-class Simulation(MigrationPhases):
+class Simulation(Admission):
     """All of the simulated cluster's state and KubeVirt's rules applied to it."""
 
     # ---- inputs ----
@@ -178,11 +177,6 @@ class Simulation(MigrationPhases):
                 m.deleting = True
                 self._writes.append(VmimDeletion(m.namespace, m.name))
 
-    def _delete_orphan(self, m: MigrationState) -> None:
-        self.open.pop(m.key, None)
-        m.deleting = True
-        self._writes.append(VmimDeletion(m.namespace, m.name))
-
     def add_fault(self, fault: Fault) -> int:
         self.faults.append(fault)
         return len(self.faults) - 1
@@ -206,119 +200,6 @@ class Simulation(MigrationPhases):
         self._writes.clear()
         self._outcomes.clear()
         return TickResult(writes, outcomes)
-
-    def _evacuate(self, now: float) -> None:
-        """KubeVirt's evacuation controller (sim/evacuation.py): VMIMs for the VMIs of drain-tainted nodes."""
-        unfinished = [
-            (m.vmi_key, m.source_node or (self.vmis[m.vmi_key].node if m.vmi_key in self.vmis else ""))
-            for m in self.open.values()
-            if not m.phase.is_final
-        ]
-        manifests = self.evacuation.step(
-            now,
-            nodes={name: state.spec for name, state in self.nodes.items() if state.ready},
-            vmis=self.vmis.values(),
-            unfinished=unfinished,
-            drain_taint_key=self.config.node_drain_taint_key,
-            cluster_cap=self.config.parallel_migrations_per_cluster,
-            node_cap=self.config.parallel_outbound_migrations_per_node,
-            priority_queue=self.priority_queue,
-        )
-        for manifest in manifests:
-            self._writes.append(
-                VmimCreate(manifest["metadata"]["namespace"], manifest, str(manifest["spec"]["vmiName"]))
-            )
-
-    def _start_pending(self, m: MigrationState, now: float) -> None:
-        vmi = self.vmis.get(m.vmi_key)
-        if vmi is None:
-            # KubeVirt deletes a VMIM whose VMI does not exist and processes it no further (migration.go
-            # `execute`): with its finalizer it stays Terminating in phase "".
-            self._delete_orphan(m)
-            return
-        self._set_phase(m, Phase.PENDING, now)
-        m.requeue_at = now
-        if vmi.phase in VMI_FINAL_PHASES:
-            self._fail(m, now, VMI_SHUTDOWN_REASON, outcome=Outcome.FAILED)
-            return
-        if vmi.migration_uid is not None and vmi.migration_uid != m.uid:
-            self._fail(
-                m,
-                now,
-                "VMI is not eligible for migration because another migration job is in progress.",
-                outcome=Outcome.FAILED,
-            )
-            return
-        # A VMI that is not Running yet keeps its VMIM Pending: KubeVirt creates the target pod only for a running
-        # VMI (handleTargetPodCreation); `_admit` skips it until then.
-        m.source_node = vmi.node
-        vmi.migration_uid = m.uid
-        self._vmim_status(m, {"sourcePod": f"virt-launcher-{m.vmi_key.split('/', 1)[1]}-source"})
-
-    def _handle_deletions(self, now: float) -> None:
-        for m in list(self.open.values()):
-            if not m.deleting or m.phase.is_final:
-                continue
-            if m.phase.before_handoff:
-                # Target pod deleted; the VMIM fails as "canceled".
-                self._fail(
-                    m,
-                    now,
-                    "Migration failed due to being canceled",
-                    outcome=Outcome.ABORTED,
-                    abort_reason=AbortReason.REQUESTED,
-                )
-            elif m.phase is Phase.RUNNING and m.backend is not None and not m.abort_requested:
-                # After the hand-off KubeVirt only marks the VMIM (condition migrationAbortRequested, on_vmim) and
-                # lets the migration go on; once it is Running the controller asks virt-handler to cancel
-                # (markMigrationAbortInVmiStatus), and it may still complete first.
-                vmi = self.vmis[m.vmi_key]
-                m.abort_requested = True
-                self._vmim_event(m, "SuccessfulAbortMigration", "Migration is ready to be canceled by virt-handler.")
-                if m.mode == "PostCopy":
-                    # What QEMU does with a cancel in post-copy is unverified; the simulator refuses it.
-                    m.abort_status = "Failed"
-                    self._vmi_patch(vmi, {"status": {"migrationState": self._migration_state_manifest(m, now)}})
-                    continue
-                m.abort_status = "Aborting"
-                self._vmi_event(m, "Migrating", "VirtualMachineInstance is aborting migration.")
-                self._vmi_patch(vmi, {"status": {"migrationState": self._migration_state_manifest(m, now)}})
-                if m.backend.abort(AbortReason.REQUESTED):
-                    m.last = m.backend.state()
-                else:  # refused: stop-and-copy already under way
-                    m.abort_status = "Failed"
-
-    def _admit(self, now: float) -> None:
-        views = [m.view() for m in self.open.values()]
-        ready = {m.key for m in self.open.values() if m.requeue_at <= now and not m.deleting}
-        ready = {
-            k for k in ready if (vmi := self.vmis.get(self.open[k].vmi_key)) is not None and vmi.phase == "Running"
-        }
-        candidates = [v for v in views if v.key in ready or v.has_target_pod or v.phase is not Phase.PENDING]
-        prioritized = self.priority_queue
-        admitted = {
-            v.key
-            for v in rules.admit_pending(
-                candidates,
-                self.config.parallel_migrations_per_cluster,
-                self.config.parallel_outbound_migrations_per_node,
-                prioritized=prioritized,
-                shuffle_seed=f"{self.seed}:{now:.3f}",
-            )
-        }
-        for m in list(self.open.values()):
-            if m.phase is not Phase.PENDING or m.has_target_pod or m.deleting:
-                continue
-            if m.key in admitted:
-                m.has_target_pod = True
-                m.pod_pending_since = now
-                self._set_phase(m, Phase.SCHEDULING, now)
-                pod = self._target_pod_name(m)
-                self._vmim_event(m, "SuccessfulCreate", f"Created migration target pod {m.namespace}/{pod}")
-                self._schedule_target(m, now)
-                self._vmim_status(m)
-            elif m.requeue_at <= now:
-                m.requeue_at = now + rules.requeue_delay_s(m.priority, prioritized=prioritized)
 
     # ---- faults ----
 
@@ -412,25 +293,6 @@ class Simulation(MigrationPhases):
                 self._fail(m, now, SOURCE_REPORTED_FAILED_REASON, outcome=Outcome.FAILED)
             # Not started yet with the source node gone: no source virt-handler will ever start it; it waits until
             # the VMI is failed at the heartbeat timeout (_node_lifecycle).
-
-    # ---- garbage collection ----
-
-    def _garbage_collect(self) -> None:
-        """Keep the newest five finalized VMIMs per VMI (by creationTimestamp, as KubeVirt sorts them; ties by the
-        order the simulator saw them)."""
-        if not self._gc_needed:
-            return
-        self._gc_needed = False
-        finalized = [
-            rules.FinalizedView(m.key, m.vmi_key, m.final_at or 0.0, m.created_epoch_s + m.seq * 1e-6)
-            for m in self.migrations.values()
-            if m.phase.is_final
-        ]
-        for key in rules.finalized_to_delete(finalized):
-            m = self.migrations.get(key)
-            if m is not None and not m.deleting:
-                m.deleting = True
-                self._writes.append(VmimDeletion(m.namespace, m.name))
 
     # ---- for the exporter ----
 
