@@ -24,7 +24,8 @@ from livemig.core.cluster import ClusterSnapshot
 from livemig.sim.evacuation import EVACUATION_PREFIX
 from livemig.sim.faults import parse_fault
 from livemig.sim.scenario import Scenario, SimulationSettings
-from livemig.sim.state import NodeTaint, Simulation, VmimCreate
+from livemig.sim.state import Simulation
+from livemig.sim.writes import NodeTaint, VmimCreate
 
 EPOCH_S = 1.8e9
 #: KubeVirt retries a failed evacuation for ever (after its backoff); the benchmark stops waiting for a VMI once this
