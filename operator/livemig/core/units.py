@@ -102,13 +102,20 @@ def parse_duration(value: str | int | float, field: str, *, allow_zero: bool = T
         else:
             pos = 0
             nanoseconds = 0
-            for match in _DURATION_PART.finditer(text):
-                if match.start() != pos:
-                    break
-                nanoseconds += _go_duration_part_ns(match.group(1), _DURATION_NS[match.group(2)])
-                pos = match.end()
+            try:
+                for match in _DURATION_PART.finditer(text):
+                    if match.start() != pos:
+                        break
+                    nanoseconds += _go_duration_part_ns(match.group(1), _DURATION_NS[match.group(2)])
+                    pos = match.end()
+            except OverflowError:
+                nanoseconds = _GO_DURATION_MAX_NS + 1
             if pos != len(text) or pos == 0:
                 raise SpecError(field, f"must be a duration like 300ms or 10m, not {_shown(value)}")
+            if nanoseconds > _GO_DURATION_MAX_NS:
+                # Go's time.ParseDuration (and the API server's CEL `duration()`) refuse what int64 nanoseconds
+                # cannot hold.
+                raise SpecError(field, f"must be a duration of at most about 292 years, not {_shown(value)}")
             seconds = nanoseconds / 1e9
     if not math.isfinite(seconds):
         raise SpecError(field, f"must be a finite duration, not {_shown(value)}")
@@ -119,13 +126,22 @@ def parse_duration(value: str | int | float, field: str, *, allow_zero: bool = T
     return seconds
 
 
+_GO_DURATION_MAX_NS = 2**63 - 1
+
+
 def _go_duration_part_ns(number: str, unit_ns: int) -> int:
     """One `<number><unit>` of a duration in whole nanoseconds, as Go's time.ParseDuration (and so the API server's
     CEL `duration()`) computes it: the fraction is truncated per part, so `0.1ns` is 0 and `1.5ns` is 1."""
     whole, _, fraction = number.partition(".")
     nanoseconds = int(whole or "0") * unit_ns
     if fraction:
-        nanoseconds += int(float(int(fraction)) * (unit_ns / 10 ** len(fraction)))
+        # Go's leadingFraction keeps digits while they fit an int64 and ignores the rest.
+        kept, scale = 0, 1
+        for digit in fraction:
+            if kept > _GO_DURATION_MAX_NS // 10:
+                break
+            kept, scale = kept * 10 + int(digit), scale * 10
+        nanoseconds += int(float(kept) * (unit_ns / scale))
     return nanoseconds
 
 

@@ -16,7 +16,7 @@ from livemig.sim.rules import Phase
 class RunningMigrations(MigrationOutcomes):
     """virt-handler's side of a Running migration, with the model as its QEMU."""
 
-    def _link_bandwidth(self, m: MigrationState, now: float) -> float:
+    def _link_bandwidth(self, m: MigrationState, now: float, *, with_faults: bool = True) -> float:
         """Each node's link is shared by the migrations running from or to it; faults and the per-migration cap
         apply on top."""
         assert m.target_node is not None
@@ -31,7 +31,7 @@ class RunningMigrations(MigrationOutcomes):
             source.link_bandwidth_bps / max(1, active.get(source.name, 1)),
             target.link_bandwidth_bps / max(1, active.get(target.name, 1)),
         )
-        rate = link_bandwidth_bps(self.faults, share, source.name, target.name, now)
+        rate = link_bandwidth_bps(self.faults, share, source.name, target.name, now) if with_faults else share
         cap = m.config.bandwidth_per_migration_bps if m.config is not None else 0
         return min(rate, float(cap)) if cap else rate
 
@@ -48,7 +48,9 @@ class RunningMigrations(MigrationOutcomes):
             memory_used_bytes=spec.usage.memory.value_at(now),
         )
         bandwidth = self._link_bandwidth(m, now)
-        link = LinkParams(bandwidth_bps=bandwidth)
+        # A stalled link (slowLink factor 0) gives the model no rate to set a run up with: the run is set up at the
+        # link's unfaulted rate, and its first step already moves at the stalled one.
+        link = LinkParams(bandwidth_bps=bandwidth if bandwidth > 0 else self._link_bandwidth(m, now, with_faults=False))
         settings = settings_for(m.config)
         start = MigrationStart(vmi.key, m.technique, vm, link, settings)
         m.backend = backend_factory(spec.backend)(start)

@@ -12,7 +12,7 @@ import math
 from collections.abc import Iterator
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import livemig.cli
@@ -78,6 +78,9 @@ TEXT = st.one_of(st.text(), st.builds(lambda n, s: n + s, NUMBER_TEXT, SUFFIX), 
 @pytest.mark.parametrize(("where", "kind"), _kinds(), ids=[where for where, _ in _kinds()])
 @settings(max_examples=200, deadline=None)
 @given(text=TEXT)
+@example(text="1" * 400 + "s")  # a duration beyond int64 nanoseconds: an OverflowError once
+@example(text="0." + "1" * 400 + "s")
+@example(text="2562048h")
 def test_any_text_is_a_finite_value_in_range_or_an_argument_error(where: str, kind: ArgType, text: str) -> None:
     try:
         value = kind(text)

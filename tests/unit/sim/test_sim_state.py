@@ -828,6 +828,21 @@ def test_a_stalled_link_trips_the_progress_timeout() -> None:
     assert m.last.elapsed_s == pytest.approx(10 - m.running_since + 60, abs=2)
 
 
+def test_a_link_stalled_before_the_migration_starts_trips_the_progress_timeout_too() -> None:
+    """`factor: 0` from t = 0: the migration starts on a stalled link (the model is set up at the link's unfaulted
+    rate, which it never gets) and KubeVirt's progress timeout aborts it, instead of the simulator raising."""
+    fault = {"type": "slowLink", "node": "n0", "factor": 0, "at": "0s"}
+    d = Driver(make_sim(vmis=[big_vm(dirty="10Mi")], faults=[fault], kubevirt={"progressTimeout": 60}, link="1Gbit"))
+    d.sim.on_vmim(vmim("m1", "big"), d.now)
+    d.until(d.done("m1"))
+    m = d.sim.migrations["ns/m1"]
+    assert m.outcome is Outcome.ABORTED
+    assert m.failure_reason == "Live migration stuck for 60 seconds and has been aborted"
+    assert m.last is not None
+    assert m.last.transferred_bytes == 0
+    assert m.last.elapsed_s == pytest.approx(60, abs=2)
+
+
 def test_an_overcommitted_node_delays_its_vcpus_and_reports_cpu_pressure() -> None:
     vms = [big_vm(name=f"hot{i}", node="n0", memory="1Gi") for i in range(4)]  # 4 x 2 cores on 4 cores
     sim = make_sim(nodes=2, vmis=vms)
