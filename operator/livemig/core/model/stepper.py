@@ -14,176 +14,24 @@ from __future__ import annotations
 
 import math
 
-from livemig.core.model import autoconverge, postcopy
-from livemig.core.model.mechanics import Mechanics
-from livemig.core.model.params import LinkParams, MigrationSettings, StopRules, VmParams
-from livemig.core.model.precopy import (
-    Stop,
-    qemu_first_sync_carry_bytes,
-    qemu_stop,
-    qemu_sync_carry_bytes,
-    xen_next_rate,
-    xen_stop,
-)
-from livemig.core.model.results import Degradation, MigrationMode, Phase, Prediction, RunState
-from livemig.core.model.techniques import Actuation, DeadlineAction, actuation, kubevirt_actuation, mechanics_for
+from livemig.core.model import autoconverge
+from livemig.core.model.params import LinkParams, MigrationSettings, VmParams
+from livemig.core.model.precopy import Stop, qemu_stop, xen_next_rate, xen_stop
+from livemig.core.model.results import Degradation, MigrationMode, Prediction, RunState
+from livemig.core.model.run_base import DONE, PHASES, POST, PRE, STOP, RunBase
+from livemig.core.model.techniques import DeadlineAction, kubevirt_actuation
 from livemig.core.vocabulary import AbortReason, Outcome, Technique
 
-_INF = math.inf
 _STEADY_RTOL = 1e-9
 _TIE_RTOL = 1e-12  # events closer than this (relative to the elapsed time) are simultaneous
 _SAWTOOTH_POINTS_MAX = 2000  # skipped passes drawn in the timeline at most
 _NO_DEGRADATION = Degradation()
 
-# Phases as small ints inside the loop (Phase enum values at the boundary).
-_PRE, _STOP, _POST, _DONE = 0, 1, 2, 3
-_PHASES = (Phase.PRE_COPY, Phase.STOP_AND_COPY, Phase.POST_COPY, Phase.DONE)
 
-
-class MigrationRun:
+class MigrationRun(RunBase):
     """One migration in progress.  Not thread-safe; deterministic; no clock of its own."""
 
-    __slots__ = (
-        "_abort_reason",
-        "_bandwidth",
-        "_blackout_done",
-        "_cap_is_horizon",
-        "_cap_t",
-        "_carry_on",
-        "_copy_start_t",
-        "_cpu_utilization",
-        "_deadline_action",
-        "_deadline_t",
-        "_dirty_cold",
-        "_dirty_hot",
-        "_dirty_rate",
-        "_downtime",
-        "_forced",
-        "_gap_left",
-        "_high_count",
-        "_is_qemu",
-        "_last_progress_t",
-        "_limiter",
-        "_limiter_rate",
-        "_max_pass_ratio",
-        "_max_throttle",
-        "_mech",
-        "_outcome",
-        "_pass_hot_frac",
-        "_pass_left",
-        "_pass_payload",
-        "_pass_sent",
-        "_pass_start_t",
-        "_pass_wf",
-        "_pause_t",
-        "_paused",
-        "_period_dirty",
-        "_period_start_t",
-        "_period_wire",
-        "_phase",
-        "_post_left",
-        "_prev_pass_sent",
-        "_progress_timeout",
-        "_resume_left",
-        "_rounds",
-        "_sent",
-        "_settings",
-        "_stall_s",
-        "_stop_left",
-        "_stop_start_t",
-        "_switch_t",
-        "_switchover_bandwidth",
-        "_t",
-        "_technique",
-        "_throttle",
-        "_throttle_cpu_s",
-        "_throttle_on",
-        "_throttle_steps",
-        "_timeline",
-        "_vm",
-        "_vm_lost",
-        "_wire",
-    )
-
-    def __init__(
-        self,
-        technique: Technique,
-        vm: VmParams,
-        link: LinkParams,
-        settings: MigrationSettings,
-        *,
-        actuation_override: Actuation | None = None,
-        mechanics: Mechanics | None = None,
-        record_timeline: bool = True,
-    ) -> None:
-        """`actuation_override` / `mechanics` replace what `actuation()` / `mechanics_for()` would compute (the
-        simulator's literal KubeVirt configuration; the selector re-using one computation for several runs)."""
-        act = actuation_override if actuation_override is not None else actuation(technique, vm, settings)
-        mech = mechanics if mechanics is not None else mechanics_for(technique, vm, link, settings)
-        self._technique = technique
-        self._vm = vm
-        self._settings = settings
-        self._mech = mech
-        self._dirty_rate = vm.dirty_rate_bps
-        self._bandwidth = link.bandwidth_bps
-        self._switchover_bandwidth = link.switchover_bandwidth_bps
-        self._cpu_utilization = vm.cpu_utilization
-        self._throttle_on = act.auto_converge
-        self._deadline_t = act.deadline_s if act.deadline_s is not None else _INF
-        self._deadline_action = act.on_deadline if act.deadline_s is not None else DeadlineAction.NONE
-        self._progress_timeout = act.progress_timeout_s if act.progress_timeout_s is not None else _INF
-        cap = settings.wall_clock_cap_s
-        self._cap_t = min(cap, settings.horizon_s) if cap is not None else settings.horizon_s
-        self._cap_is_horizon = cap is None or cap > settings.horizon_s
-        limiter = settings.xen.rate_limiter if settings.stop_rules is StopRules.XEN else None
-        self._limiter = limiter
-        self._limiter_rate = limiter.start_bps if limiter is not None else _INF
-        self._is_qemu = settings.stop_rules is StopRules.QEMU
-        # QEMU syncs a pass before it drains (precopy.qemu_sync_carry_bytes); the remainder joins the next pass.
-        # Not for the modelled-only techniques that hold pages back or send logs instead of pages.
-        self._carry_on = self._is_qemu and mech.resend_hot and mech.log_rate_bps is None
-        classes = mech.hot_cap_bytes + mech.cold_cap_bytes
-        self._pass_hot_frac = mech.hot_cap_bytes / classes if mech.cold_cap_bytes > 0.0 and classes > 0.0 else 1.0
-        self._max_pass_ratio = 0.0
-        self._pass_payload = mech.first_payload_bytes
-        self._t = 0.0
-        self._phase = _PRE
-        self._paused = False
-        self._pause_t = 0.0
-        self._rounds = 0
-        self._pass_left = mech.first_payload_bytes
-        self._pass_wf = mech.first_wire_factor
-        self._pass_start_t = 0.0
-        self._pass_sent = 0.0
-        self._prev_pass_sent = 0.0
-        self._gap_left = 0.0
-        self._dirty_hot = 0.0
-        self._dirty_cold = 0.0
-        self._sent = 0.0
-        self._wire = 0.0
-        self._throttle = 0.0
-        self._max_throttle = 0.0
-        self._high_count = 0
-        self._period_start_t = 0.0
-        self._period_dirty = 0.0
-        self._period_wire = 0.0
-        self._throttle_cpu_s = 0.0
-        self._throttle_steps: list[tuple[float, float]] = []
-        self._last_progress_t = 0.0
-        self._stop_left = 0.0
-        self._resume_left = 0.0
-        self._stop_start_t = 0.0
-        self._copy_start_t: float | None = None
-        self._forced = False
-        self._blackout_done = False
-        self._post_left = 0.0
-        self._switch_t: float | None = None
-        self._stall_s = 0.0
-        self._downtime = 0.0
-        self._outcome: Outcome | None = None
-        self._abort_reason: AbortReason | None = None
-        self._vm_lost = False
-        self._timeline: list[tuple[float, float]] | None = [(0.0, self._remaining())] if record_timeline else None
+    __slots__ = ()
 
     @classmethod
     def for_kubevirt_config(cls, vm: VmParams, link: LinkParams, settings: MigrationSettings) -> MigrationRun:
@@ -199,7 +47,7 @@ class MigrationRun:
 
     @property
     def done(self) -> bool:
-        return self._phase == _DONE
+        return self._phase == DONE
 
     @property
     def max_pass_dirty_ratio(self) -> float:
@@ -231,27 +79,23 @@ class MigrationRun:
 
     def run_to_end(self) -> Prediction:
         """Run until the migration ends (predict)."""
-        self._run_until(_INF)
+        self._run_until(math.inf)
         return self.prediction()
 
     def start_post_copy(self) -> bool:
         """Switch to post-copy now (KubeVirt's MigrateStartPostCopy).  False if not in pre-copy."""
-        if self._phase != _PRE:
+        if self._phase != PRE:
             return False
         self._switch()
         return True
 
     def pause(self) -> bool:
         """KubeVirt's workload-disruption pause: the guest stops (dirties nothing) while pre-copy goes on."""
-        if self._phase != _PRE or self._paused:
-            return False
-        self._paused = True
-        self._pause_t = self._t
-        return True
+        return self._pause()
 
     def abort(self, reason: AbortReason = AbortReason.REQUESTED) -> bool:
         """Cancel the migration; the source keeps running.  Refused (False) once stop-and-copy or post-copy began."""
-        if self._phase != _PRE:
+        if self._phase != PRE:
             return False
         self._finish_aborted(reason)
         return True
@@ -259,39 +103,39 @@ class MigrationRun:
     def fail_link(self) -> bool:
         """The migration link breaks.  Before the post-copy switch the source keeps the VM (a clean failure);
         after it the VM's state is split between hosts and the VM is lost (KubeVirt does not recover post-copy)."""
-        if self._phase == _DONE:
+        if self._phase == DONE:
             return False
-        self._vm_lost = self._phase == _POST
-        if self._phase == _STOP or self._paused:
+        self._vm_lost = self._phase == POST
+        if self._phase == STOP or self._paused:
             self._downtime = self._t - (self._pause_t if self._paused else self._stop_start_t)
         self._end(Outcome.FAILED)
         return True
 
     def state(self) -> RunState:
         phase = self._phase
-        if phase == _POST or (phase == _DONE and self._switch_t is not None):
+        if phase == POST or (phase == DONE and self._switch_t is not None):
             mode = MigrationMode.POST_COPY
         elif self._paused:
             mode = MigrationMode.PAUSED
         else:
             mode = MigrationMode.PRE_COPY
         downtime = self._downtime
-        if phase in (_STOP, _POST) and not self._blackout_done:
+        if phase in (STOP, POST) and not self._blackout_done:
             downtime = self._t - (self._pause_t if self._paused else self._stop_start_t)
-        elif phase == _PRE and self._paused:
+        elif phase == PRE and self._paused:
             downtime = self._t - self._pause_t
-        running = phase == _PRE and not self._paused
+        running = phase == PRE and not self._paused
         return RunState(
             elapsed_s=self._t,
-            phase=_PHASES[phase],
+            phase=PHASES[phase],
             mode=mode,
             remaining_bytes=self._remaining(),
             transferred_bytes=self._wire,
             rounds=self._rounds,
             throttle=self._throttle,
             dirty_rate_bps=self._dirty_rate * self._write_share(self._throttle) if running else 0.0,
-            transfer_rate_bps=self._wire_rate() if phase != _DONE else 0.0,
-            done=phase == _DONE,
+            transfer_rate_bps=self._wire_rate() if phase != DONE else 0.0,
+            done=phase == DONE,
             outcome=self._outcome,
             abort_reason=self._abort_reason,
             downtime_s=downtime,
@@ -337,90 +181,16 @@ class MigrationRun:
             ),
         )
 
-    def _write_share(self, throttle: float) -> float:
-        """Share of the guest's writes left under `throttle`: it takes vCPU time, which slows a writer that needs
-        only u of its vCPU once 1 - throttle < u (u = 1: CPU-bound, the classic 1 - throttle)."""
-        u = self._cpu_utilization
-        return 1.0 - throttle if u >= 1.0 else min(1.0, (1.0 - throttle) / u)
-
-    def _carry(self, wire_rate: float, wire_factor: float) -> float:
-        """Logical bytes the current pass still holds when QEMU syncs (0: the pass drains, as in Xen)."""
-        if not self._carry_on:
-            return 0.0
-        if self._rounds == 0 and self._vm.zero_bytes > 0.0:
-            return qemu_first_sync_carry_bytes(wire_rate, self._settings.downtime_limit_s, self._vm.zero_bytes)
-        return qemu_sync_carry_bytes(wire_rate, self._settings.downtime_limit_s, wire_factor)
-
     def _risk_window(self) -> float:
         return 0.0 if self._switch_t is None else self._t - self._switch_t
 
-    def _remaining(self) -> float:
-        phase = self._phase
-        if phase == _PRE:
-            return self._pass_left + self._mech.held_bytes
-        if phase == _STOP:
-            return self._stop_left
-        if phase == _POST:
-            return self._stop_left + self._post_left
-        return 0.0
-
-    def _wire_rate(self) -> float:
-        bandwidth = self._bandwidth
-        limiter = self._limiter_rate
-        return limiter if limiter < bandwidth and self._phase == _PRE else bandwidth
-
-    def _mark(self) -> None:
-        if self._timeline is not None:
-            self._timeline.append((self._t, self._remaining()))
-
-    def _end(self, outcome: Outcome) -> None:
-        self._mark()  # what was left when it ended (0 when it completed)
-        self._outcome = outcome
-        self._phase = _DONE
-
-    def _finish_aborted(self, reason: AbortReason) -> None:
-        self._abort_reason = reason
-        self._downtime = 0.0
-        self._paused = False
-        self._end(Outcome.ABORTED)
-
-    def _switch(self) -> None:
-        """Post-copy switch: the guest stops for its state, resumes on the target, the rest is pulled once."""
-        mech = self._mech
-        # Switching during pass 0 (KubeVirt's usual case): a page dirtied since the start that the pass has not
-        # reached yet goes out once anyway, so only the dirtied pages in the part already sent are extra (writes
-        # spread uniformly over memory).  Later passes keep the plain sum, capped at memory below.
-        first = mech.first_payload_bytes
-        unsent_share = min(1.0, self._pass_left / first) if self._rounds == 0 and first > 0.0 else 0.0
-        self._post_left = postcopy.post_copy_bytes(
-            self._pass_left * self._pass_wf,
-            (self._dirty_hot + self._dirty_cold) * (1.0 - unsent_share),
-            mech.held_bytes,
-            self._vm.memory_bytes * mech.first_wire_factor,  # zero pages cost a marker here too
-        )
-        self._switch_t = self._t
-        self._stop_left = self._vm.state_bytes
-        self._resume_left = self._settings.resume_overhead_s
-        self._stop_start_t = self._t
-        self._phase = _POST
-        self._mark()
-
-    def _enter_stop_and_copy(self, payload: float, wire_factor: float, forced: bool) -> None:
-        self._stop_left = (payload + self._mech.held_bytes) * wire_factor + self._vm.state_bytes
-        self._resume_left = self._settings.resume_overhead_s
-        self._stop_start_t = self._t
-        self._copy_start_t = self._t
-        self._forced = forced
-        self._phase = _STOP
-        self._mark()
-
     def _run_until(self, t_stop: float) -> None:
-        while self._phase != _DONE:
+        while self._phase != DONE:
             phase = self._phase
-            if phase == _PRE:
+            if phase == PRE:
                 if not self._step_pre_copy(t_stop):
                     return
-            elif phase == _STOP:
+            elif phase == STOP:
                 if not self._step_transfer(t_stop, post=False):
                     return
             elif not self._step_transfer(t_stop, post=True):
@@ -433,11 +203,11 @@ class MigrationRun:
         if t >= self._deadline_t:
             action = self._deadline_action
             if action is DeadlineAction.SWITCH_TO_POST_COPY:
-                self._deadline_t = _INF
+                self._deadline_t = math.inf
                 self._switch()
                 return True
             if action is DeadlineAction.PAUSE:
-                self.pause()
+                self._pause()
                 self._deadline_t = 2.0 * self._deadline_t  # KubeVirt doubles the limit; past it: abort
                 self._deadline_action = DeadlineAction.ABORT
                 return True
