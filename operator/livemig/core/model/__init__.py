@@ -21,7 +21,8 @@ from livemig.core.model.params import (
 from livemig.core.model.predict import predict, predict_all
 from livemig.core.model.results import Degradation, MigrationMode, Phase, Prediction, RunState
 from livemig.core.model.select import Selection, SelectionPolicy, select_technique
-from livemig.core.model.stepper import Actuation, DeadlineAction, MigrationRun, actuation, kubevirt_actuation
+from livemig.core.model.stepper import MigrationRun
+from livemig.core.model.techniques import Actuation, DeadlineAction, actuation, kubevirt_actuation
 
 __all__ = [
     "Actuation",

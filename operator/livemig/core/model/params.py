@@ -200,7 +200,7 @@ class MigrationSettings:
     """KubeVirt's migration configuration in force plus the model's parameters (defaults are KubeVirt's/QEMU's).
 
     `allow_post_copy` / `allow_auto_converge` say whether livemig may use those techniques; what a technique does
-    to KubeVirt's configuration when livemig actuates it is `actuation()` in stepper.py.  `allow_workload_disruption`
+    to KubeVirt's configuration when livemig actuates it is `actuation()` in techniques.py.  `allow_workload_disruption`
     None follows `allow_post_copy` (KubeVirt).  `post_copy_timeout_per_gib` is the completionTimeoutPerGiB livemig
     sets to reach post-copy (0: switch at once, as in the papers).  `wall_clock_cap_s` is a caller's cap
     (outcome not-converged).  `round_overhead_s` is a dead time per pass (dirty-bitmap sync), `resume_overhead_s`

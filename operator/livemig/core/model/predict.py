@@ -18,7 +18,7 @@ def predict(
     *,
     timeline: bool = True,
 ) -> Prediction:
-    """Run `technique` as livemig would actuate it (see `stepper.actuation`) until it ends."""
+    """Run `technique` as livemig would actuate it (see `techniques.actuation`) until it ends."""
     run = MigrationRun(technique, vm, link, settings or _DEFAULT_SETTINGS, record_timeline=timeline)
     return run.run_to_end()
 

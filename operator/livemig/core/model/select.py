@@ -23,7 +23,8 @@ from livemig.core.errors import SpecError
 from livemig.core.model.params import LinkParams, MigrationSettings, VmParams
 from livemig.core.model.predict import predict
 from livemig.core.model.results import Prediction
-from livemig.core.model.stepper import MigrationRun, actuation, mechanics_for
+from livemig.core.model.stepper import MigrationRun
+from livemig.core.model.techniques import actuation, mechanics_for
 from livemig.core.vocabulary import Objective, Outcome, Technique, TechniqueMode
 
 BALANCED_SLACK = 1.10  # Balanced accepts up to 10 % more total time for less guest impact

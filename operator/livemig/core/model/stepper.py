@@ -2,284 +2,37 @@
 
 `predict()` runs it to the end; the KubeVirt simulator advances it with its own clock, feeding the dirty rate and
 bandwidth of the moment and external events (post-copy switch, pause, abort, link failure).  KubeVirt's completion
-and progress timeouts (qemu profile) are applied here, so the simulator and `predict` cannot disagree.
+and progress timeouts (qemu profile) are applied inside the run, so the simulator and `predict` cannot disagree.
 
 The engine is event driven: between two events (end of a pass, a deadline, the end of `advance`) every quantity
 changes linearly, so each segment is integrated exactly.  A pre-copy run that has reached a fixed point (every pass
 identical, nothing changing) jumps over the identical passes to the next deadline, so a prediction costs O(number of
 distinct passes), not O(time).
+
+The run is one object written in layers, one module each: `RunBase` (run_base.py: its fields and phase transitions),
+`PassJumps` (jumps.py), `RunSteps` (steps.py: one step of each phase) and, here, what callers use: advancing it,
+external events, its state and its prediction.
 """
 
 from __future__ import annotations
 
 import math
-from enum import StrEnum
-from typing import NamedTuple
 
-from livemig.core.model import autoconverge, postcopy
-from livemig.core.model.compression import adaptive_compression_mechanics, xbzrle_mechanics
-from livemig.core.model.mechanics import Mechanics
-from livemig.core.model.params import LinkParams, MigrationSettings, StopRules, VmParams
-from livemig.core.model.precopy import (
-    Stop,
-    precopy_mechanics,
-    qemu_first_sync_carry_bytes,
-    qemu_stop,
-    qemu_sync_carry_bytes,
-    xen_next_rate,
-    xen_stop,
-)
-from livemig.core.model.results import Degradation, MigrationMode, Phase, Prediction, RunState
-from livemig.core.model.tracereplay import trace_replay_mechanics
-from livemig.core.model.workingset import working_set_mechanics
-from livemig.core.units import completion_timeout_s
+from livemig.core.model.params import LinkParams, MigrationSettings, VmParams
+from livemig.core.model.results import Degradation, MigrationMode, Prediction, RunState
+from livemig.core.model.run_base import DONE, PHASES, POST, PRE, STOP
+from livemig.core.model.steps import RunSteps
+from livemig.core.model.techniques import kubevirt_actuation
 from livemig.core.vocabulary import AbortReason, Outcome, Technique
 
-_INF = math.inf
-_STEADY_RTOL = 1e-9
-_TIE_RTOL = 1e-12  # events closer than this (relative to the elapsed time) are simultaneous
-_SAWTOOTH_POINTS_MAX = 2000  # skipped passes drawn in the timeline at most
 _NO_DEGRADATION = Degradation()
 
-# Phases as small ints inside the loop (Phase enum values at the boundary).
-_PRE, _STOP, _POST, _DONE = 0, 1, 2, 3
-_PHASES = (Phase.PRE_COPY, Phase.STOP_AND_COPY, Phase.POST_COPY, Phase.DONE)
 
+class MigrationRun(RunSteps):
+    """One migration in progress.  Not thread-safe; deterministic; no clock of its own.  Built with `RunBase`'s
+    arguments: technique, VM, link, settings."""
 
-class DeadlineAction(StrEnum):
-    """What happens when the completion deadline passes (KubeVirt `processInflightMigration`)."""
-
-    NONE = "none"
-    SWITCH_TO_POST_COPY = "switch-to-post-copy"
-    PAUSE = "pause"
-    ABORT = "abort"
-
-
-class Actuation(NamedTuple):
-    """How KubeVirt is configured for one migration: throttle on/off, the completion deadline and its action.
-    (Immutable; a NamedTuple because one is built for every prediction.)"""
-
-    auto_converge: bool
-    deadline_s: float | None
-    on_deadline: DeadlineAction
-    progress_timeout_s: float | None
-
-    @property
-    def deadline_s_or_inf(self) -> float:
-        return self.deadline_s if self.deadline_s is not None else math.inf
-
-
-def kubevirt_actuation(vm: VmParams, settings: MigrationSettings) -> Actuation:
-    """KubeVirt's behaviour for the configuration in `settings`, taken literally (what the simulator runs).
-
-    qemu profile: deadline = completionTimeoutPerGiB x ceil(M / 10^9) (0 disables); at the deadline post-copy if
-    allowed with workload disruption, else a pause if disruption is allowed, else abort.  xen profile: no timeouts.
-    """
-    if settings.stop_rules is not StopRules.QEMU:
-        return Actuation(settings.allow_auto_converge, None, DeadlineAction.NONE, None)
-    deadline = completion_timeout_s(settings.completion_timeout_per_gib, vm.memory_bytes)
-    disruption = settings.workload_disruption_allowed
-    if disruption and settings.allow_post_copy:
-        action = DeadlineAction.SWITCH_TO_POST_COPY
-    elif disruption:
-        action = DeadlineAction.PAUSE
-    else:
-        action = DeadlineAction.ABORT
-    progress = settings.progress_timeout_s if settings.progress_timeout_s > 0 else None
-    return Actuation(
-        settings.allow_auto_converge,
-        deadline if deadline > 0 else None,
-        action if deadline > 0 else DeadlineAction.NONE,
-        progress,
-    )
-
-
-def actuation(technique: Technique, vm: VmParams, settings: MigrationSettings) -> Actuation:
-    """What livemig makes KubeVirt do for `technique` (the KubeVirt MigrationPolicy it writes).
-
-    - pre-copy (and the modelled-only techniques): no post-copy, no auto-converge; at the completion timeout abort
-      (or pause, if the cluster explicitly allows workload disruption).
-    - auto-converge: the same with allowAutoConverge.
-    - post-copy: allowPostCopy with completionTimeoutPerGiB = `post_copy_timeout_per_gib`: switch at that deadline
-      (in both profiles: it is the technique's switch time, 0 = at once).
-    """
-    if technique is Technique.POST_COPY:
-        switch = postcopy.switch_time_s(settings.post_copy_timeout_per_gib, vm.memory_bytes)
-        progress = (
-            settings.progress_timeout_s
-            if settings.stop_rules is StopRules.QEMU and settings.progress_timeout_s > 0
-            else None
-        )
-        return Actuation(False, switch, DeadlineAction.SWITCH_TO_POST_COPY, progress)
-    if settings.stop_rules is not StopRules.QEMU:
-        return Actuation(technique is Technique.AUTO_CONVERGE, None, DeadlineAction.NONE, None)
-    deadline = completion_timeout_s(settings.completion_timeout_per_gib, vm.memory_bytes)
-    action = DeadlineAction.PAUSE if settings.allow_workload_disruption else DeadlineAction.ABORT
-    progress = settings.progress_timeout_s if settings.progress_timeout_s > 0 else None
-    return Actuation(
-        technique is Technique.AUTO_CONVERGE,
-        deadline if deadline > 0 else None,
-        action if deadline > 0 else DeadlineAction.NONE,
-        progress,
-    )
-
-
-def mechanics_for(technique: Technique, vm: VmParams, link: LinkParams, settings: MigrationSettings) -> Mechanics:
-    if technique is Technique.XBZRLE:
-        return xbzrle_mechanics(vm, settings.xbzrle)
-    if technique is Technique.ADAPTIVE_COMPRESSION:
-        return adaptive_compression_mechanics(vm, link, settings.compression)
-    if technique is Technique.WORKING_SET:
-        return working_set_mechanics(vm)
-    if technique is Technique.TRACE_REPLAY:
-        return trace_replay_mechanics(vm, settings.trace_replay)
-    return precopy_mechanics(vm)
-
-
-class MigrationRun:
-    """One migration in progress.  Not thread-safe; deterministic; no clock of its own."""
-
-    __slots__ = (
-        "_abort_reason",
-        "_bandwidth",
-        "_blackout_done",
-        "_cap_is_horizon",
-        "_cap_t",
-        "_carry_on",
-        "_copy_start_t",
-        "_cpu_utilization",
-        "_deadline_action",
-        "_deadline_t",
-        "_dirty_cold",
-        "_dirty_hot",
-        "_dirty_rate",
-        "_downtime",
-        "_forced",
-        "_gap_left",
-        "_high_count",
-        "_is_qemu",
-        "_last_progress_t",
-        "_limiter",
-        "_limiter_rate",
-        "_max_pass_ratio",
-        "_max_throttle",
-        "_mech",
-        "_outcome",
-        "_pass_hot_frac",
-        "_pass_left",
-        "_pass_payload",
-        "_pass_sent",
-        "_pass_start_t",
-        "_pass_wf",
-        "_pause_t",
-        "_paused",
-        "_period_dirty",
-        "_period_start_t",
-        "_period_wire",
-        "_phase",
-        "_post_left",
-        "_prev_pass_sent",
-        "_progress_timeout",
-        "_resume_left",
-        "_rounds",
-        "_sent",
-        "_settings",
-        "_stall_s",
-        "_stop_left",
-        "_stop_start_t",
-        "_switch_t",
-        "_switchover_bandwidth",
-        "_t",
-        "_technique",
-        "_throttle",
-        "_throttle_cpu_s",
-        "_throttle_on",
-        "_throttle_steps",
-        "_timeline",
-        "_vm",
-        "_vm_lost",
-        "_wire",
-    )
-
-    def __init__(
-        self,
-        technique: Technique,
-        vm: VmParams,
-        link: LinkParams,
-        settings: MigrationSettings,
-        *,
-        actuation_override: Actuation | None = None,
-        mechanics: Mechanics | None = None,
-        record_timeline: bool = True,
-    ) -> None:
-        """`actuation_override` / `mechanics` replace what `actuation()` / `mechanics_for()` would compute (the
-        simulator's literal KubeVirt configuration; the selector re-using one computation for several runs)."""
-        act = actuation_override if actuation_override is not None else actuation(technique, vm, settings)
-        mech = mechanics if mechanics is not None else mechanics_for(technique, vm, link, settings)
-        self._technique = technique
-        self._vm = vm
-        self._settings = settings
-        self._mech = mech
-        self._dirty_rate = vm.dirty_rate_bps
-        self._bandwidth = link.bandwidth_bps
-        self._switchover_bandwidth = link.switchover_bandwidth_bps
-        self._cpu_utilization = vm.cpu_utilization
-        self._throttle_on = act.auto_converge
-        self._deadline_t = act.deadline_s if act.deadline_s is not None else _INF
-        self._deadline_action = act.on_deadline if act.deadline_s is not None else DeadlineAction.NONE
-        self._progress_timeout = act.progress_timeout_s if act.progress_timeout_s is not None else _INF
-        cap = settings.wall_clock_cap_s
-        self._cap_t = min(cap, settings.horizon_s) if cap is not None else settings.horizon_s
-        self._cap_is_horizon = cap is None or cap > settings.horizon_s
-        limiter = settings.xen.rate_limiter if settings.stop_rules is StopRules.XEN else None
-        self._limiter = limiter
-        self._limiter_rate = limiter.start_bps if limiter is not None else _INF
-        self._is_qemu = settings.stop_rules is StopRules.QEMU
-        # QEMU syncs a pass before it drains (precopy.qemu_sync_carry_bytes); the remainder joins the next pass.
-        # Not for the modelled-only techniques that hold pages back or send logs instead of pages.
-        self._carry_on = self._is_qemu and mech.resend_hot and mech.log_rate_bps is None
-        classes = mech.hot_cap_bytes + mech.cold_cap_bytes
-        self._pass_hot_frac = mech.hot_cap_bytes / classes if mech.cold_cap_bytes > 0.0 and classes > 0.0 else 1.0
-        self._max_pass_ratio = 0.0
-        self._pass_payload = mech.first_payload_bytes
-        self._t = 0.0
-        self._phase = _PRE
-        self._paused = False
-        self._pause_t = 0.0
-        self._rounds = 0
-        self._pass_left = mech.first_payload_bytes
-        self._pass_wf = mech.first_wire_factor
-        self._pass_start_t = 0.0
-        self._pass_sent = 0.0
-        self._prev_pass_sent = 0.0
-        self._gap_left = 0.0
-        self._dirty_hot = 0.0
-        self._dirty_cold = 0.0
-        self._sent = 0.0
-        self._wire = 0.0
-        self._throttle = 0.0
-        self._max_throttle = 0.0
-        self._high_count = 0
-        self._period_start_t = 0.0
-        self._period_dirty = 0.0
-        self._period_wire = 0.0
-        self._throttle_cpu_s = 0.0
-        self._throttle_steps: list[tuple[float, float]] = []
-        self._last_progress_t = 0.0
-        self._stop_left = 0.0
-        self._resume_left = 0.0
-        self._stop_start_t = 0.0
-        self._copy_start_t: float | None = None
-        self._forced = False
-        self._blackout_done = False
-        self._post_left = 0.0
-        self._switch_t: float | None = None
-        self._stall_s = 0.0
-        self._downtime = 0.0
-        self._outcome: Outcome | None = None
-        self._abort_reason: AbortReason | None = None
-        self._vm_lost = False
-        self._timeline: list[tuple[float, float]] | None = [(0.0, self._remaining())] if record_timeline else None
+    __slots__ = ()
 
     @classmethod
     def for_kubevirt_config(cls, vm: VmParams, link: LinkParams, settings: MigrationSettings) -> MigrationRun:
@@ -295,7 +48,7 @@ class MigrationRun:
 
     @property
     def done(self) -> bool:
-        return self._phase == _DONE
+        return self._phase == DONE
 
     @property
     def max_pass_dirty_ratio(self) -> float:
@@ -327,27 +80,23 @@ class MigrationRun:
 
     def run_to_end(self) -> Prediction:
         """Run until the migration ends (predict)."""
-        self._run_until(_INF)
+        self._run_until(math.inf)
         return self.prediction()
 
     def start_post_copy(self) -> bool:
         """Switch to post-copy now (KubeVirt's MigrateStartPostCopy).  False if not in pre-copy."""
-        if self._phase != _PRE:
+        if self._phase != PRE:
             return False
         self._switch()
         return True
 
     def pause(self) -> bool:
         """KubeVirt's workload-disruption pause: the guest stops (dirties nothing) while pre-copy goes on."""
-        if self._phase != _PRE or self._paused:
-            return False
-        self._paused = True
-        self._pause_t = self._t
-        return True
+        return self._pause()
 
     def abort(self, reason: AbortReason = AbortReason.REQUESTED) -> bool:
         """Cancel the migration; the source keeps running.  Refused (False) once stop-and-copy or post-copy began."""
-        if self._phase != _PRE:
+        if self._phase != PRE:
             return False
         self._finish_aborted(reason)
         return True
@@ -355,39 +104,39 @@ class MigrationRun:
     def fail_link(self) -> bool:
         """The migration link breaks.  Before the post-copy switch the source keeps the VM (a clean failure);
         after it the VM's state is split between hosts and the VM is lost (KubeVirt does not recover post-copy)."""
-        if self._phase == _DONE:
+        if self._phase == DONE:
             return False
-        self._vm_lost = self._phase == _POST
-        if self._phase == _STOP or self._paused:
+        self._vm_lost = self._phase == POST
+        if self._phase == STOP or self._paused:
             self._downtime = self._t - (self._pause_t if self._paused else self._stop_start_t)
         self._end(Outcome.FAILED)
         return True
 
     def state(self) -> RunState:
         phase = self._phase
-        if phase == _POST or (phase == _DONE and self._switch_t is not None):
+        if phase == POST or (phase == DONE and self._switch_t is not None):
             mode = MigrationMode.POST_COPY
         elif self._paused:
             mode = MigrationMode.PAUSED
         else:
             mode = MigrationMode.PRE_COPY
         downtime = self._downtime
-        if phase in (_STOP, _POST) and not self._blackout_done:
+        if phase in (STOP, POST) and not self._blackout_done:
             downtime = self._t - (self._pause_t if self._paused else self._stop_start_t)
-        elif phase == _PRE and self._paused:
+        elif phase == PRE and self._paused:
             downtime = self._t - self._pause_t
-        running = phase == _PRE and not self._paused
+        running = phase == PRE and not self._paused
         return RunState(
             elapsed_s=self._t,
-            phase=_PHASES[phase],
+            phase=PHASES[phase],
             mode=mode,
             remaining_bytes=self._remaining(),
             transferred_bytes=self._wire,
             rounds=self._rounds,
             throttle=self._throttle,
             dirty_rate_bps=self._dirty_rate * self._write_share(self._throttle) if running else 0.0,
-            transfer_rate_bps=self._wire_rate() if phase != _DONE else 0.0,
-            done=phase == _DONE,
+            transfer_rate_bps=self._wire_rate() if phase != DONE else 0.0,
+            done=phase == DONE,
             outcome=self._outcome,
             abort_reason=self._abort_reason,
             downtime_s=downtime,
@@ -433,603 +182,17 @@ class MigrationRun:
             ),
         )
 
-    def _write_share(self, throttle: float) -> float:
-        """Share of the guest's writes left under `throttle`: it takes vCPU time, which slows a writer that needs
-        only u of its vCPU once 1 - throttle < u (u = 1: CPU-bound, the classic 1 - throttle)."""
-        u = self._cpu_utilization
-        return 1.0 - throttle if u >= 1.0 else min(1.0, (1.0 - throttle) / u)
-
-    def _carry(self, wire_rate: float, wire_factor: float) -> float:
-        """Logical bytes the current pass still holds when QEMU syncs (0: the pass drains, as in Xen)."""
-        if not self._carry_on:
-            return 0.0
-        if self._rounds == 0 and self._vm.zero_bytes > 0.0:
-            return qemu_first_sync_carry_bytes(wire_rate, self._settings.downtime_limit_s, self._vm.zero_bytes)
-        return qemu_sync_carry_bytes(wire_rate, self._settings.downtime_limit_s, wire_factor)
-
     def _risk_window(self) -> float:
         return 0.0 if self._switch_t is None else self._t - self._switch_t
 
-    def _remaining(self) -> float:
-        phase = self._phase
-        if phase == _PRE:
-            return self._pass_left + self._mech.held_bytes
-        if phase == _STOP:
-            return self._stop_left
-        if phase == _POST:
-            return self._stop_left + self._post_left
-        return 0.0
-
-    def _wire_rate(self) -> float:
-        bandwidth = self._bandwidth
-        limiter = self._limiter_rate
-        return limiter if limiter < bandwidth and self._phase == _PRE else bandwidth
-
-    def _mark(self) -> None:
-        if self._timeline is not None:
-            self._timeline.append((self._t, self._remaining()))
-
-    def _end(self, outcome: Outcome) -> None:
-        self._mark()  # what was left when it ended (0 when it completed)
-        self._outcome = outcome
-        self._phase = _DONE
-
-    def _finish_aborted(self, reason: AbortReason) -> None:
-        self._abort_reason = reason
-        self._downtime = 0.0
-        self._paused = False
-        self._end(Outcome.ABORTED)
-
-    def _switch(self) -> None:
-        """Post-copy switch: the guest stops for its state, resumes on the target, the rest is pulled once."""
-        mech = self._mech
-        # Switching during pass 0 (KubeVirt's usual case): a page dirtied since the start that the pass has not
-        # reached yet goes out once anyway, so only the dirtied pages in the part already sent are extra (writes
-        # spread uniformly over memory).  Later passes keep the plain sum, capped at memory below.
-        first = mech.first_payload_bytes
-        unsent_share = min(1.0, self._pass_left / first) if self._rounds == 0 and first > 0.0 else 0.0
-        self._post_left = postcopy.post_copy_bytes(
-            self._pass_left * self._pass_wf,
-            (self._dirty_hot + self._dirty_cold) * (1.0 - unsent_share),
-            mech.held_bytes,
-            self._vm.memory_bytes * mech.first_wire_factor,  # zero pages cost a marker here too
-        )
-        self._switch_t = self._t
-        self._stop_left = self._vm.state_bytes
-        self._resume_left = self._settings.resume_overhead_s
-        self._stop_start_t = self._t
-        self._phase = _POST
-        self._mark()
-
-    def _enter_stop_and_copy(self, payload: float, wire_factor: float, forced: bool) -> None:
-        self._stop_left = (payload + self._mech.held_bytes) * wire_factor + self._vm.state_bytes
-        self._resume_left = self._settings.resume_overhead_s
-        self._stop_start_t = self._t
-        self._copy_start_t = self._t
-        self._forced = forced
-        self._phase = _STOP
-        self._mark()
-
     def _run_until(self, t_stop: float) -> None:
-        while self._phase != _DONE:
+        while self._phase != DONE:
             phase = self._phase
-            if phase == _PRE:
+            if phase == PRE:
                 if not self._step_pre_copy(t_stop):
                     return
-            elif phase == _STOP:
+            elif phase == STOP:
                 if not self._step_transfer(t_stop, post=False):
                     return
             elif not self._step_transfer(t_stop, post=True):
                 return
-
-    def _step_pre_copy(self, t_stop: float) -> bool:
-        """One segment of pre-copy (to the next event or `t_stop`).  False when `t_stop` is reached."""
-        t = self._t
-        # Events due now, in KubeVirt's per-sample order: deadline action (post-copy/pause), progress, deadline abort.
-        if t >= self._deadline_t:
-            action = self._deadline_action
-            if action is DeadlineAction.SWITCH_TO_POST_COPY:
-                self._deadline_t = _INF
-                self._switch()
-                return True
-            if action is DeadlineAction.PAUSE:
-                self.pause()
-                self._deadline_t = 2.0 * self._deadline_t  # KubeVirt doubles the limit; past it: abort
-                self._deadline_action = DeadlineAction.ABORT
-                return True
-            if t >= self._last_progress_t + self._progress_timeout:
-                self._finish_aborted(AbortReason.PROGRESS_TIMEOUT)
-                return True
-            self._finish_aborted(AbortReason.COMPLETION_TIMEOUT)
-            return True
-        if t >= self._last_progress_t + self._progress_timeout:
-            self._finish_aborted(AbortReason.PROGRESS_TIMEOUT)
-            return True
-        if t >= self._cap_t:
-            self._end(Outcome.NOT_CONVERGED)
-            return True
-        if t >= t_stop:
-            return False
-
-        mech = self._mech
-        gap_left = self._gap_left
-        in_gap = gap_left > 0.0
-        pass_wf = self._pass_wf
-        bandwidth = self._bandwidth
-        wire_rate = self._limiter_rate if self._limiter_rate < bandwidth else bandwidth  # = _wire_rate() in pre-copy
-        if in_gap:
-            send = 0.0
-        else:
-            cap = mech.first_rate_cap_bps if self._rounds == 0 else mech.later_rate_cap_bps
-            send = wire_rate / pass_wf
-            if cap < send:
-                send = cap
-        # Length of this segment: the first event ahead.
-        dt = t_stop - t
-        event_pass_end = False
-        carry = 0.0
-        if in_gap:
-            if gap_left <= dt:
-                dt = gap_left
-        elif send > 0.0:
-            if self._carry_on:
-                carry = self._carry(wire_rate, pass_wf)
-            to_send = self._pass_left - carry
-            dt_pass = to_send / send if to_send > 0.0 else 0.0
-            if dt_pass <= dt:
-                dt = dt_pass
-                event_pass_end = True
-        else:
-            progress_due = self._last_progress_t + self._progress_timeout - t
-            if progress_due < dt:
-                dt = progress_due
-        # A pass that ends at a deadline (to rounding) ends first, however time was cut into advance() calls.
-        tie = _TIE_RTOL * (t if t > 1.0 else 1.0)
-        deadline_due = self._deadline_t - t
-        if deadline_due < dt and not (event_pass_end and dt - deadline_due <= tie):
-            dt = deadline_due
-            event_pass_end = False
-        cap_due = self._cap_t - t
-        if cap_due < dt and not (event_pass_end and dt - cap_due <= tie):
-            dt = cap_due
-            event_pass_end = False
-        if dt < 0.0:
-            dt = 0.0
-
-        # Integrate the segment (everything is linear inside it).
-        throttle = self._throttle
-        if in_gap:
-            self._gap_left = gap_left - dt if gap_left > dt else 0.0
-        else:
-            sent = send * dt
-            wire = sent * pass_wf
-            if event_pass_end:
-                self._pass_left = carry if carry < self._pass_left else self._pass_left
-            else:
-                left = self._pass_left - sent
-                self._pass_left = left if left > 0.0 else 0.0
-            self._sent += sent
-            self._wire += wire
-            self._pass_sent += sent
-            self._period_wire += wire
-            if sent > 0.0:
-                self._last_progress_t = t + dt
-        if not self._paused:
-            if throttle:
-                self._throttle_cpu_s += throttle * dt
-            log_rate = mech.log_rate_bps
-            if log_rate is not None:
-                self._dirty_hot += log_rate * self._write_share(throttle) * dt
-            else:
-                writes = self._dirty_rate * self._write_share(throttle) * dt
-                if writes > 0.0:
-                    hot_cap = mech.hot_cap_bytes
-                    hot = self._dirty_hot + writes * mech.hot_share
-                    self._dirty_hot = hot if hot < hot_cap else hot_cap
-                    cold_cap = mech.cold_cap_bytes
-                    if cold_cap > 0.0:
-                        cold = self._dirty_cold + writes * (1.0 - mech.hot_share)
-                        self._dirty_cold = cold if cold < cold_cap else cold_cap
-        self._t = t + dt
-        if event_pass_end:
-            self._end_of_pass(t_stop)
-        return True
-
-    def _end_of_pass(self, t_stop: float) -> None:
-        """Dirty-bitmap sync: count the pass, maybe raise the throttle, test the stop rule, start the next pass."""
-        mech = self._mech
-        settings = self._settings
-        self._rounds += 1
-        t = self._t
-        carried = self._pass_left  # not sent yet: still marked in the bitmap (QEMU's early sync)
-        if carried > 0.0:
-            # The remainder and the pages dirtied since the last sync form the next pass; a page in both counts
-            # once, so each class stays within its cap.  The remainder splits like the pass it is the end of.
-            share = self._pass_hot_frac
-            hot = min(mech.hot_cap_bytes, carried * share + self._dirty_hot)
-            cold = carried * (1.0 - share) + self._dirty_cold
-            if cold > mech.cold_cap_bytes:
-                cold = mech.cold_cap_bytes
-            payload = hot + cold
-            new_dirty = payload - carried if payload > carried else 0.0
-        else:
-            hot = self._dirty_hot
-            new_dirty = hot + self._dirty_cold
-            payload = new_dirty if mech.log_rate_bps is not None or mech.resend_hot else self._dirty_cold
-        if payload > 0.0 and self._carry_on:
-            self._pass_hot_frac = hot / payload
-        if self._timeline is not None:
-            self._timeline.append((t, carried + mech.held_bytes))
-
-        if self._throttle_on and not self._paused:
-            params = settings.throttle
-            self._period_dirty += new_dirty
-            if t - self._period_start_t >= params.min_period_s:
-                if autoconverge.period_is_high(self._period_dirty, self._period_wire, params):
-                    self._high_count += 1
-                    if self._high_count >= params.periods_per_step:
-                        self._high_count = 0
-                        self._throttle = autoconverge.raised_throttle(self._throttle, params)
-                        self._throttle_steps.append((t, self._throttle))
-                        if self._throttle > self._max_throttle:
-                            self._max_throttle = self._throttle
-                self._period_start_t = t
-                self._period_dirty = 0.0
-                self._period_wire = 0.0
-
-        if mech.xbzrle_cache_bytes <= 0.0:
-            wire_factor = mech.later_wire_factor
-        elif self._rounds == 1:
-            # QEMU turns XBZRLE on only after the first round (ram.c find_dirty_block): pass 1 fills the cache, so
-            # every page of it misses and goes out whole; hits start with pass 2.
-            wire_factor = 1.0
-        else:
-            wire_factor = mech.later_wire_factor_for(payload)
-        wire_rate = self._wire_rate()
-        if self._pass_sent > 0.0:
-            ratio = new_dirty / (self._pass_sent * self._pass_wf)
-            if ratio > self._max_pass_ratio:
-                self._max_pass_ratio = ratio
-        limiter = self._limiter
-        if self._is_qemu:
-            stop = qemu_stop(payload, wire_rate, settings.downtime_limit_s)
-        else:
-            grew_at_max = (
-                limiter is not None
-                and self._pass_sent > self._prev_pass_sent
-                and self._rounds > 1
-                and self._limiter_rate >= limiter.maximum_bps
-            )
-            stop = xen_stop(
-                payload,
-                self._rounds,
-                self._sent,
-                self._vm.memory_bytes,
-                self._vm.page_size,
-                settings.xen,
-                last_round_grew_at_max_rate=grew_at_max,
-            )
-        if stop is not Stop.NO:
-            self._dirty_hot = self._dirty_cold = 0.0
-            self._enter_stop_and_copy(payload, wire_factor, forced=stop is Stop.FORCED)
-            return
-
-        pass_duration = t - self._pass_start_t
-        if limiter is not None and pass_duration > 0.0:
-            self._limiter_rate = xen_next_rate(self._limiter_rate, new_dirty / pass_duration, limiter)
-        self._prev_pass_sent = self._pass_sent
-        self._pass_sent = 0.0
-        previous_payload = self._pass_payload
-        self._pass_payload = payload
-        self._pass_left = payload
-        self._pass_wf = wire_factor
-        self._pass_start_t = t
-        self._dirty_hot = self._dirty_cold = 0.0
-        self._gap_left = settings.round_overhead_s
-        if self._timeline is not None:
-            self._mark()
-        if payload >= previous_payload * (1.0 - _STEADY_RTOL):  # not shrinking: maybe a fixed point
-            self._skip_identical_passes(t_stop)
-        else:
-            self._skip_geometric_passes(t_stop)
-
-    def _skip_identical_passes(self, t_stop: float) -> None:
-        """If the pass just started will leave exactly the same dirty set (a fixed point: a capped or lambda = 1
-        pre-copy that nothing will change), advance over whole identical passes up to just before the next event."""
-        settings = self._settings
-        if not self._is_qemu or self._paused:
-            return
-        if self._throttle_on and self._throttle < settings.throttle.maximum:
-            self._skip_capped_throttle_climb(t_stop)
-            return
-        mech = self._mech
-        if mech.log_rate_bps is not None:
-            return
-        if mech.xbzrle_cache_bytes > 0.0 and self._rounds <= 1:
-            return  # XBZRLE's cache-filling pass: the next pass has another wire factor
-        payload = self._pass_left
-        wire_rate = self._wire_rate()
-        send = wire_rate / self._pass_wf
-        if mech.later_rate_cap_bps < send:
-            send = mech.later_rate_cap_bps
-        if send <= 0.0 or payload <= 0.0:
-            return
-        carry = self._carry(wire_rate, self._pass_wf)
-        if carry >= payload:
-            return
-        per_pass = payload - carry  # what each pass sends before QEMU syncs it
-        tau = self._gap_left + per_pass / send
-        writes = self._dirty_rate * self._write_share(self._throttle) * tau
-        share = self._pass_hot_frac if carry > 0.0 else 1.0
-        hot = min(mech.hot_cap_bytes, carry * share + writes * mech.hot_share)
-        cold = carry * (1.0 - share) + writes * (1.0 - mech.hot_share)
-        cold = min(mech.cold_cap_bytes, cold) if mech.cold_cap_bytes > 0.0 else 0.0
-        next_payload = hot + cold if mech.resend_hot else cold
-        if abs(next_payload - payload) > _STEADY_RTOL * payload:
-            return
-        if carry > 0.0 and abs(hot / payload - share) > _STEADY_RTOL:
-            return  # the remainder's split between the classes still moves
-        horizon = min(self._deadline_t, self._cap_t, t_stop)
-        if math.isinf(horizon):
-            return
-        k = math.floor((horizon - self._t) / tau) - 1
-        if k < 1:
-            return
-        span = k * tau
-        wire = k * per_pass * self._pass_wf
-        if self._timeline is not None and k <= _SAWTOOTH_POINTS_MAX:
-            held = mech.held_bytes
-            for i in range(1, k + 1):  # draw the skipped passes (for --plot); the physics does not need them
-                self._timeline.append((self._t + i * tau, carry + held))
-                self._timeline.append((self._t + i * tau, payload + held))
-        self._rounds += k
-        self._sent += k * per_pass
-        self._wire += wire
-        self._throttle_cpu_s += self._throttle * span
-        self._t += span
-        self._pass_start_t = self._t
-        self._last_progress_t = self._t
-        self._prev_pass_sent = per_pass
-        self._period_start_t = self._t
-        self._period_dirty = 0.0
-        self._period_wire = 0.0
-        if k > _SAWTOOTH_POINTS_MAX:
-            self._mark()
-
-    def _skip_capped_throttle_climb(self, t_stop: float) -> None:
-        """Auto-converge while every pass is full (the dirty classes fill up before the pass ends): each pass is the
-        same, each is a throttle period of its own (>= min_period_s) that counts as high (dirtied = sent), so the
-        throttle rises every `periods_per_step` passes.  Jump over those passes while they stay full, exactly as the
-        loop would run them, stopping before the first pass that is not full or the next event."""
-        settings = self._settings
-        params = settings.throttle
-        mech = self._mech
-        if mech.log_rate_bps is not None or self._gap_left > 0.0 or self._period_dirty != 0.0:
-            return
-        if self._period_start_t != self._t:
-            return
-        payload = self._pass_left
-        wf = self._pass_wf
-        wire_rate = self._wire_rate()
-        send = wire_rate / wf
-        if mech.later_rate_cap_bps < send:
-            send = mech.later_rate_cap_bps
-        if send <= 0.0 or payload <= 0.0:
-            return
-        carry = self._carry(wire_rate, wf)
-        if carry >= payload:
-            return
-        per_pass = payload - carry  # sent before QEMU syncs; the carried rest and the new dirt refill the pass
-        tau = per_pass / send
-        if tau < params.min_period_s or not autoconverge.period_is_high(per_pass, per_pass * wf, params):
-            return
-        hot_cap, cold_cap, share = mech.hot_cap_bytes, mech.cold_cap_bytes, mech.hot_share
-        full = (hot_cap if mech.resend_hot else 0.0) + cold_cap
-        if abs(full - payload) > _STEADY_RTOL * payload:
-            return  # not the full, capped pass
-        split = self._pass_hot_frac if carry > 0.0 else 1.0
-        if carry > 0.0 and abs(split - hot_cap / payload) > _STEADY_RTOL:
-            return
-        carry_hot, carry_cold = carry * split, carry * (1.0 - split)
-        horizon = min(self._deadline_t, self._cap_t, t_stop)
-        if math.isinf(horizon):
-            return
-        rate = self._dirty_rate
-        throttle, count, passes, throttle_cpu = self._throttle, self._high_count, 0, 0.0
-        steps: list[tuple[float, float]] = []
-        t = self._t
-        while t + 2.0 * tau < horizon:
-            writes = rate * self._write_share(throttle) * tau
-            if carry_hot + writes * share < hot_cap or (
-                cold_cap > 0.0 and carry_cold + writes * (1.0 - share) < cold_cap
-            ):
-                break  # this pass would not fill up: leave it to the loop
-            t += tau
-            passes += 1
-            throttle_cpu += throttle * tau
-            count += 1
-            if count >= params.periods_per_step:
-                count = 0
-                throttle = autoconverge.raised_throttle(throttle, params)
-                steps.append((t, throttle))
-        if passes < 1:
-            return
-        if self._timeline is not None:
-            held = mech.held_bytes
-            for i in range(1, passes + 1):
-                self._timeline.append((self._t + i * tau, carry + held))
-                self._timeline.append((self._t + i * tau, payload + held))
-        self._rounds += passes
-        self._sent += passes * per_pass
-        self._wire += passes * per_pass * wf
-        self._throttle_cpu_s += throttle_cpu
-        self._t = t
-        self._throttle, self._high_count = throttle, count
-        self._throttle_steps.extend(steps)
-        if throttle > self._max_throttle:
-            self._max_throttle = throttle
-        self._pass_start_t = self._period_start_t = self._last_progress_t = t
-        self._prev_pass_sent = per_pass
-        ratio = 1.0 / wf
-        if ratio > self._max_pass_ratio:
-            self._max_pass_ratio = ratio
-
-    def _skip_geometric_passes(self, t_stop: float) -> None:
-        """In the uncapped regime every pass is the previous one times a = D(1-p)·w/R (papers.md §11: V_i = V·a^i):
-        jump over the whole passes that cannot meet the stop rule or reach the next event, in closed form, and leave
-        the last ones to the ordinary loop.  qemu profile, no per-pass gap, throttle unable to change."""
-        if not self._is_qemu or self._paused or self._gap_left > 0.0:
-            return
-        mech = self._mech
-        if mech.xbzrle_cache_bytes > 0.0 and (mech.xbzrle_hot_set_bytes is None or self._rounds <= 1):
-            return  # the wire factor changes with the payload, or after XBZRLE's cache-filling pass
-        payload = self._pass_left
-        wf = self._pass_wf
-        wire_rate = self._wire_rate()
-        send = wire_rate / wf
-        if mech.later_rate_cap_bps < send:
-            send = mech.later_rate_cap_bps
-        if send <= 0.0 or payload <= 0.0:
-            return
-        throttle = self._throttle
-        if mech.log_rate_bps is not None:
-            inflow_hot, inflow_cold = mech.log_rate_bps * self._write_share(throttle), 0.0
-        else:
-            writes = self._dirty_rate * self._write_share(throttle)
-            inflow_hot, inflow_cold = writes * mech.hot_share, writes * (1.0 - mech.hot_share)
-        # QEMU's early sync leaves `carry` unsent in every pass (the same for all of them: rate and wire factor
-        # hold), so pass i sends x·a^i with x = payload - carry, and the next pass is carry + x·a^(i+1).
-        carry = self._carry(wire_rate, wf)
-        if carry > 0.0 and mech.cold_cap_bytes > 0.0:
-            return  # the remainder's split between the classes moves from pass to pass: leave it to the loop
-        if carry >= payload:
-            return
-        x = payload - carry
-        # Uncapped from here on: this pass's dirtying stays below both caps (and later passes are shorter).
-        tau = x / send
-        if mech.log_rate_bps is None and (
-            carry + inflow_hot * tau >= mech.hot_cap_bytes
-            or (inflow_cold > 0.0 and inflow_cold * tau >= mech.cold_cap_bytes)
-        ):
-            return
-        a = ((inflow_hot if mech.resend_hot or mech.log_rate_bps is not None else 0.0) + inflow_cold) / send
-        if not 0.0 < a < 1.0:
-            return
-        settings = self._settings
-        if (
-            self._throttle_on
-            and throttle < settings.throttle.maximum
-            and (inflow_hot + inflow_cold) / wire_rate > settings.throttle.trigger_threshold
-        ):
-            return  # the throttle may still rise
-        # qemu_stop's bound on the next payload, less the carried part: after pass i the rule sees carry + x·a^(i+1).
-        threshold = wire_rate * settings.downtime_limit_s - carry
-        if threshold <= 0.0 or x * a <= threshold:
-            return
-        first_stop = math.ceil(math.log(threshold / x) / math.log(a)) - 1
-        horizon = min(self._deadline_t, self._cap_t, t_stop) - self._t
-        if math.isinf(horizon):
-            fit = first_stop
-        else:
-            # passes 0..j-1 end by t + x(1 - a^j)/((1 - a)·send) < horizon
-            room = 1.0 - horizon * (1.0 - a) * send / x
-            fit = first_stop if room <= 0.0 else math.floor(math.log(room) / math.log(a))
-        k = min(first_stop, fit) - 1
-        if k < 1:
-            return
-        shrink = a**k
-        moved = x * (1.0 - shrink) / (1.0 - a)
-        span = moved / send
-        if self._timeline is not None and k <= _SAWTOOTH_POINTS_MAX:
-            held, t0, v = mech.held_bytes + carry, self._t, x
-            for _ in range(k):
-                t0 += v / send
-                v *= a
-                self._timeline.append((t0, held))
-                self._timeline.append((t0, v + held))
-        self._rounds += k
-        self._sent += moved
-        self._wire += moved * wf
-        self._throttle_cpu_s += throttle * span
-        self._t += span
-        self._prev_pass_sent = x * shrink / a
-        self._pass_payload = self._pass_left = carry + x * shrink
-        self._pass_start_t = self._t
-        self._last_progress_t = self._t
-        self._period_start_t = self._t
-        self._period_dirty = 0.0
-        self._period_wire = 0.0
-        ratio = a / wf
-        if ratio > self._max_pass_ratio:
-            self._max_pass_ratio = ratio
-
-    def _step_transfer(self, t_stop: float, *, post: bool) -> bool:
-        """Stop-and-copy (guest stopped) or post-copy (state blackout, then pages pulled while the guest runs)."""
-        t = self._t
-        rate = self._bandwidth
-        if self._stop_left > 0.0 or self._resume_left > 0.0:  # the guest is stopped
-            if t >= t_stop:
-                return False
-            if self._stop_left > 0.0:
-                # QEMU sends the stopped guest's last bytes without its rate cap, at the link's raw speed.
-                switchover = self._switchover_bandwidth
-                if switchover is not None and rate > 0.0:
-                    rate = max(rate, switchover)
-                if rate <= 0.0:
-                    return self._stalled(t_stop)
-                due = self._stop_left / rate
-                if due <= t_stop - t:
-                    self._wire += self._stop_left
-                    self._stop_left = 0.0
-                    self._t = t + due
-                    return True
-                self._stop_left -= rate * (t_stop - t)
-                self._wire += rate * (t_stop - t)
-                self._t = t_stop
-                return False
-            if self._resume_left <= t_stop - t:
-                self._t = t + self._resume_left
-                self._resume_left = 0.0
-                return True
-            self._resume_left -= t_stop - t
-            self._t = t_stop
-            return False
-        if not self._blackout_done:
-            self._blackout_done = True
-            self._downtime = t - (self._pause_t if self._paused else self._stop_start_t)
-            if not post:
-                if self._paused:
-                    self._end(Outcome.PAUSED)
-                else:
-                    self._end(Outcome.FORCED_STOP if self._forced else Outcome.COMPLETED)
-                return True
-            self._paused = False  # the guest runs on the target from now on
-        if self._post_left > 0.0:
-            if t >= t_stop:
-                return False
-            if rate <= 0.0:
-                return self._stalled(t_stop)
-            stall = self._settings.post_copy.fault_stall_fraction
-            due = self._post_left / rate
-            if due <= t_stop - t:
-                self._wire += self._post_left
-                self._post_left = 0.0
-                self._stall_s += stall * due
-                self._t = t + due
-                return True
-            self._post_left -= rate * (t_stop - t)
-            self._wire += rate * (t_stop - t)
-            self._stall_s += stall * (t_stop - t)
-            self._t = t_stop
-            return False
-        self._end(Outcome.SWITCHED_TO_POST_COPY)
-        return True
-
-    def _stalled(self, t_stop: float) -> bool:
-        """No bandwidth during stop-and-copy or post-copy: time passes; a run nothing can finish ends at the cap."""
-        if t_stop <= self._cap_t:
-            self._t = t_stop
-            return False
-        self._t = max(self._t, self._cap_t)
-        self._end(Outcome.NOT_CONVERGED)
-        return True
