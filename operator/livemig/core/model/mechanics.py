@@ -1,9 +1,9 @@
 """What a technique changes in the round engine: a few numbers, computed once per run by the family modules.
 
-The engine (stepper.py) runs the same loop for every technique: passes of "payload" bytes sent at a logical rate,
-pages dirtied into a hot and a cold class while a pass runs, a stop rule per profile, then stop-and-copy or a
-post-copy switch.  A family module (precopy, compression, workingset, tracereplay) returns a `Mechanics` saying
-what pass 0 sends, what later passes send, at which wire cost and rate cap.
+The engine (`MigrationRun`, stepper.py and the layers under it) runs the same loop for every technique: passes of
+"payload" bytes sent at a logical rate, pages dirtied into a hot and a cold class while a pass runs, a stop rule per
+profile, then stop-and-copy or a post-copy switch.  A family module (precopy, compression, workingset, tracereplay)
+returns a `Mechanics` saying what pass 0 sends, what later passes send, at which wire cost and rate cap.
 """
 
 from __future__ import annotations
