@@ -1,4 +1,5 @@
-"""livemig's MigrationPolicy: frozen value objects (spec) and the parser/validator (parse).
+"""livemig's MigrationPolicy: frozen value objects (spec) and the parser/validator (parse, which reads each family of
+spec sections with its own module: selection, purposes, execution, prometheus).
 
 Label selectors (`LabelSelector`, `matches`, ...) are livemig.core.selectors', re-exported here for policy users.
 
