@@ -152,12 +152,15 @@ def _finite(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def measured_bandwidth(vmims: Iterable[Mapping[str, Any]], memory_of: Mapping[str, float]) -> dict[str, float]:
-    """Per source node, the mean transfer rate (guest memory / duration) of its newest successful migrations.
+def measured_bandwidth(vmims: Iterable[Mapping[str, Any]], sent_of: Mapping[str, float]) -> dict[str, float]:
+    """Per source node, the mean transfer rate (bytes sent at least / duration) of its newest successful migrations.
 
-    A lower bound of the link's rate (re-sent dirty pages are not counted), so a conservative estimate; migrations
-    shorter than MIN_MEASURED_S are left out (whole-second timestamps would make their rate up to 2x off), and each
-    duration counts one second more than its timestamps show, so truncation cannot push the rate over the link's."""
+    `sent_of` is what each VMI's migration must have put on the link: its non-zero memory, the memory it uses
+    (a never-written page crosses as a 9-byte marker, so guest memory over duration overstated a lightly used
+    guest's rate, up to many times the link's).  A lower bound of the link's rate (re-sent dirty pages are not
+    counted either), so a conservative estimate; migrations shorter than MIN_MEASURED_S are left out (whole-second
+    timestamps would make their rate up to 2x off), and each duration counts one second more than its timestamps
+    show, so truncation cannot push the rate over the link's."""
     samples: dict[str, list[tuple[float, float]]] = {}
     for vmim in vmims:
         status = _section(vmim, "status")
@@ -167,7 +170,7 @@ def measured_bandwidth(vmims: Iterable[Mapping[str, Any]], memory_of: Mapping[st
         start, end = parse_time(state.get("startTimestamp")), parse_time(state.get("endTimestamp"))
         source = state.get("sourceNode")
         vmi = f"{meta(vmim).get('namespace', '')}/{_section(vmim, 'spec').get('vmiName', '')}"
-        memory = memory_of.get(vmi)
+        memory = sent_of.get(vmi)
         if start is None or end is None or end - start < MIN_MEASURED_S or not isinstance(source, str) or not memory:
             continue
         # Whole-second timestamps: the true duration is under (end - start) + 1 s; dividing by that keeps the rate
@@ -236,11 +239,17 @@ def build_snapshot(
     vmi_metrics = vmi_metrics or {}
     skipped: list[str] = []
     in_flight = unfinished_vmims(objects.vmims)
-    memory_of: dict[str, float] = {}
+    # What each VMI's migration sent at least: its used (non-zero) memory, as the model counts it
+    # (livemig.core.guest).  Without a memory sample that is unknown, and its migrations are not measured.
+    sent_of: dict[str, float] = {}
     for vmi in objects.vmis:
+        used = vmi_metrics.get(key_of(vmi), VmiMetrics()).memory_bytes
+        if used is None or not math.isfinite(used) or used <= 0:
+            continue
         with contextlib.suppress(SpecError, TypeError):
-            memory_of[key_of(vmi)] = parse_quantity(_guest_memory(_section(vmi, "spec")), "memory")  # type: ignore[arg-type]
-    measured = measured_bandwidth(objects.vmims, memory_of)
+            guest = parse_quantity(_guest_memory(_section(vmi, "spec")), "memory")  # type: ignore[arg-type]
+            sent_of[key_of(vmi)] = min(guest, used)
+    measured = measured_bandwidth(objects.vmims, sent_of)
 
     nodes_doc: list[dict[str, Any]] = []
     bandwidth_source: dict[str, str] = {}

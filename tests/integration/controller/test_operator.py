@@ -317,6 +317,7 @@ def _plan_json(stack: Any, policy: str) -> dict[str, Any]:
             "--policy",
             policy,
             "--json",
+            *(["--prometheus-url", stack.prometheus.url] if stack.prometheus is not None else []),
         ],
         capture_output=True,
         text=True,
@@ -327,9 +328,11 @@ def _plan_json(stack: Any, policy: str) -> dict[str, Any]:
 
 
 def test_node_bandwidth_comes_from_the_annotation_else_measured_migrations_else_the_default(start_stack: Any) -> None:
-    # 16 GiB guests take ~14 s over 10 Gbit/s: long enough to be measured (whole-second timestamps).
+    # 16 GiB guests using all of it take ~14 s over 10 Gbit/s: long enough to be measured (whole-second
+    # timestamps); a page the guest does not use would cross as a marker.
     nodes = [node(f"node-0{i}") for i in range(1, 5)]
-    doc = scenario(nodes, [vmi("prod", f"web-{i:02d}", DRAINED, memory="16Gi") for i in range(2)])
+    usage = {"cpu": 0.5, "memory": "16Gi", "dirtyRate": "5Mi"}
+    doc = scenario(nodes, [vmi("prod", f"web-{i:02d}", DRAINED, memory="16Gi", usage=usage) for i in range(2)])
     doc["nodes"][1]["linkBandwidth"] = "25Gbit"
     doc["simulation"]["bandwidthAnnotation"] = False
     stack = start_stack(doc)
@@ -342,7 +345,7 @@ def test_node_bandwidth_comes_from_the_annotation_else_measured_migrations_else_
     )
     after = _plan_json(stack, "drain")["bandwidth"]
     assert after[DRAINED]["source"] == "measured"
-    assert 0 < after[DRAINED]["bps"] <= 10e9 / 8, "guest memory over duration is at most the link's rate"
+    assert 0 < after[DRAINED]["bps"] <= 10e9 / 8, "used memory over duration is at most the link's rate"
     assert after["node-02"]["source"] == "default"
     # With the annotation (the simulator's default), the annotation wins.
     assert stack.cluster is not None

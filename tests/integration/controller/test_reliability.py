@@ -328,7 +328,8 @@ def test_a_link_failure_after_the_post_copy_switch_loses_the_vm_inside_the_predi
     fails after the switch. The VM is lost, as the model's risk window says it can be, and the operator reports
     it as such (Warning PostCopyVMLost, naming the window)."""
     nodes = [node("node-01", linkBandwidth="1Gbit"), node("node-02", linkBandwidth="1Gbit")]
-    doc = scenario(nodes, [vmi("prod", "vm-000", DRAINED, memory="8Gi", dirty="200Mi")])
+    usage = {"cpu": 0.5, "memory": "8Gi", "dirtyRate": "200Mi"}  # every page in use: none crosses as a marker
+    doc = scenario(nodes, [vmi("prod", "vm-000", DRAINED, memory="8Gi", usage=usage)])
     fail_after_s = 20.0
     doc["faults"] = [{"type": "linkFailure", "vmi": "prod/vm-000", "afterMigrationStart": f"{fail_after_s:.0f}s"}]
     stack = start_stack(doc, time_scale=5.0)

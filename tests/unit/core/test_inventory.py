@@ -116,15 +116,27 @@ def test_bandwidth_annotation_then_measured_then_default() -> None:
             },
         },
     }
-    inv = build_snapshot(
-        objects([annotated, node("n2"), node("n3")], [vmi("a", "n3")], [finished]),
-        NOW,
-        assumptions=Assumptions(default_bandwidth_bps=1e9),
-    )
+
+    def build(used: float | None) -> Any:
+        return build_snapshot(
+            objects([annotated, node("n2"), node("n3")], [vmi("a", "n3")], [finished]),
+            NOW,
+            vmi_metrics={"prod/a": VmiMetrics(memory_bytes=used)},
+            assumptions=Assumptions(default_bandwidth_bps=1e9),
+        )
+
+    inv = build(4 * 2**30)  # a guest using all its 4 GiB
     assert inv.snapshot.node("n1").link_bandwidth_bps == 25e9 / 8
     assert inv.snapshot.node("n2").link_bandwidth_bps == pytest.approx(4 * 2**30 / 17)  # 16 s shown: under 17 s
     assert inv.snapshot.node("n3").link_bandwidth_bps == 1e9
     assert inv.bandwidth_source == {"n1": "annotation", "n2": "measured", "n3": "default"}
+    # A guest using 1 GiB of its 4 sent 1 GiB and markers for the rest: its memory over the duration would overstate
+    # the link 4 times.
+    assert build(2**30).snapshot.node("n2").link_bandwidth_bps == pytest.approx(2**30 / 17)
+    # Without a memory sample, what it sent is unknown: not measured.
+    unknown = build(None)
+    assert unknown.bandwidth_source["n2"] == "default"
+    assert unknown.snapshot.node("n2").link_bandwidth_bps == 1e9
 
 
 def test_measured_bandwidth_averages_the_newest_successful_migrations_only() -> None:

@@ -208,7 +208,11 @@ class Reader:
         )
         if text is None:
             return None
-        seconds = parse_duration(text, where)
+        try:
+            seconds = parse_duration(text, where)
+        except SpecError as exc:  # the pattern passed, but Go's int64 nanoseconds cannot hold it
+            self.fail(where, exc.problem)
+            return None
         too_small = seconds < minimum_s or (exclusive_minimum and seconds == minimum_s)
         if too_small or (maximum_s is not None and seconds > maximum_s):
             self.fail(where, f"must be {bounds_text}, got {text!r}")
