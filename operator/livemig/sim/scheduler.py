@@ -34,9 +34,11 @@ def unschedulable_reason(
     node_ready: bool = True,
     sizing: LauncherSizing = DEFAULT_SIZING,
     nodes: Iterable[Node] = (),
+    view: PodView | None = None,
 ) -> str | None:
     """Why `vmi`'s target pod cannot go to `node` (None = it fits).  `placements`: every pod in the cluster (the
-    VMI's own source pod included); `nodes`: the cluster's nodes, for topology domains wider than one node."""
+    VMI's own source pod included); `nodes`: the cluster's nodes, for topology domains wider than one node; `view`:
+    the same two already indexed (`PodView`), when one decision asks about many nodes."""
     if not node_ready or not node.healthy:
         return "node is not ready"
     if not node.schedulable:
@@ -53,7 +55,8 @@ def unschedulable_reason(
         if rule is NodeRule.TAINT:
             return f"untolerated taint {wanted}"
         return f"node does not match nodeSelector {wanted}"
-    view = _PodView(placements, [*nodes, node])
+    if view is None:
+        view = PodView(placements, [*nodes, node])
     others = [v for v in view.by_node.get(node.name, ()) if v.key != vmi.key]
     refused = request_refusal(node, requested_on(node, others, sizing), launcher_requests(vmi, sizing))
     if refused is not None:
@@ -64,7 +67,7 @@ def unschedulable_reason(
     return None
 
 
-class _PodView:
+class PodView:
     """The pods by node and by topology domain, built once per scheduling decision."""
 
     def __init__(self, placements: Iterable[Placement], nodes: Iterable[Node]) -> None:
@@ -89,19 +92,25 @@ def pick_target_node(
     """The node the target pod is scheduled to, or None when the pod would stay Pending (Unschedulable)."""
     pods = list(placements)
     nodes = list(nodes)
-    by_node: dict[str, list[Placement]] = {}
-    for p in pods:
-        by_node.setdefault(p.node, []).append(p)
+    # Indexed once for every candidate node: rebuilt per node it cost O(nodes x pods) per pod scheduled.
+    view = PodView(pods, nodes)
     best: tuple[float, str] | None = None
     for node in nodes:
         if node.name == source_node:
             continue
         ready = node.name not in not_ready
         if unschedulable_reason(
-            vmi, node, pods, added_node_selector=added_node_selector, node_ready=ready, sizing=sizing, nodes=nodes
+            vmi,
+            node,
+            pods,
+            added_node_selector=added_node_selector,
+            node_ready=ready,
+            sizing=sizing,
+            nodes=nodes,
+            view=view,
         ):
             continue
-        others = (p.vmi for p in by_node.get(node.name, []) if p.vmi.key != vmi.key)
+        others = (v for v in view.by_node.get(node.name, ()) if v.key != vmi.key)
         used = requested_on(node, others, sizing) + launcher_requests(vmi, sizing)
         score = (used.memory_bytes / node.memory_bytes + used.cpu_cores / max(node.cpu_cores, 1e-9)) / 2
         key = (score, node.name)
