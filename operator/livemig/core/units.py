@@ -102,14 +102,11 @@ def parse_duration(value: str | int | float, field: str, *, allow_zero: bool = T
         else:
             pos = 0
             nanoseconds = 0
-            try:
-                for match in _DURATION_PART.finditer(text):
-                    if match.start() != pos:
-                        break
-                    nanoseconds += _go_duration_part_ns(match.group(1), _DURATION_NS[match.group(2)])
-                    pos = match.end()
-            except OverflowError:
-                nanoseconds = _GO_DURATION_MAX_NS + 1
+            for match in _DURATION_PART.finditer(text):
+                if match.start() != pos:
+                    break
+                nanoseconds += _go_duration_part_ns(match.group(1), _DURATION_NS[match.group(2)])
+                pos = match.end()
             if pos != len(text) or pos == 0:
                 raise SpecError(field, f"must be a duration like 300ms or 10m, not {_shown(value)}")
             if nanoseconds > _GO_DURATION_MAX_NS:
