@@ -54,7 +54,8 @@ async def load_api_client(kubeconfig: str | None) -> client.ApiClient:
 
 class KubeWriter:
     """The operator's writes: VMI labels and annotations, VMIMs, KubeVirt MigrationPolicies, node cordons, policy
-    status.  Reads come from Kopf's watch-fed indexes, not from here."""
+    status.  Reads come from Kopf's watch-fed indexes, not from here, except the fresh read of a VMI right
+    before a move starts (`read_vmi`)."""
 
     def __init__(
         self,
@@ -104,6 +105,19 @@ class KubeWriter:
         return True
 
     # --- VMIs
+
+    async def read_vmi(self, namespace: str, name: str) -> Mapping[str, Any] | None:
+        """The VMI as the API server has it now (a quorum read), or None if it is gone: the one read not served by
+        an index, made right before a move starts so a stale index cannot start a second one."""
+        try:
+            result: Mapping[str, Any] = await self._call(
+                lambda: self._custom.get_namespaced_custom_object(*KV, namespace, "virtualmachineinstances", name)
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return result
 
     async def patch_vmi_metadata(self, namespace: str, name: str, metadata: Mapping[str, Any]) -> None:
         await self._call(

@@ -34,6 +34,7 @@ from livemig.core.actuation import (
     kv_migration_policy,
     kv_policy_name,
     read_result,
+    stale_reason,
     supports_added_node_selector,
     vmim_manifest,
     vmim_name,
@@ -176,10 +177,19 @@ class Executor:
 
     async def _start(self, request: MoveRequest, view: ClusterView) -> str | None:
         rt, writer = self.runtime, self.runtime.writer
-        vmi = view.vmis.get(request.key)
-        if vmi is None or (vmi.get("status") or {}).get("nodeName") != request.source:
+        if stale_reason(view.vmis.get(request.key), request) is not None:
             return None  # gone or moved since the plan: the next cycle plans again
         name = vmim_name(request)
+        try:
+            vmi = await writer.read_vmi(request.namespace, request.vmi)
+        except ApiException as exc:
+            log.warning("policy %s: cannot read %s before its move: %s", request.policy, request.key, _api_reason(exc))
+            return None
+        if (stale := stale_reason(vmi, request)) is not None or vmi is None:
+            # The index lagged the API server (it does across an API server restart, each watch resuming on its
+            # own): the plan was made from a VMI that has moved since.  The next cycle plans from a newer view.
+            log.info("policy %s: not starting %s (%s): %s", request.policy, name, request.key, stale)
+            return None
         namespace_labels = (meta(view.namespaces.get(request.namespace) or {}).get("labels")) or {}
         vmi_labels = dict(meta(vmi).get("labels") or {})
         try:

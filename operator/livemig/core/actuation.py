@@ -74,6 +74,20 @@ def vmim_name(request: MoveRequest) -> str:
     return f"lm-{_dns_label(request.vmi)[:48].strip('-')}-{digest}"
 
 
+def stale_reason(vmi: Mapping[str, Any] | None, request: MoveRequest) -> str | None:
+    """Why `request` no longer fits the VMI as read now, or None if it still does.
+
+    A plan is made from watch-fed indexes, which lag the API server (and lag it most across an API server restart,
+    when each watch resumes on its own): a move planned from a VMI that has meanwhile moved would run a second
+    migration from wherever it now is.  The executor checks this against a fresh read before it makes anything."""
+    if vmi is None:
+        return "the VMI is gone"
+    node = (vmi.get("status") or {}).get("nodeName")
+    if node != request.source:
+        return f"the VMI is on {node or 'no node'} now, not on {request.source}"
+    return None
+
+
 def kv_policy_name(vmim: str) -> str:
     return f"livemig-{vmim}"
 

@@ -228,7 +228,10 @@ def test_a_failed_migration_is_retried_after_the_cooldown_and_within_the_budget(
     running on its source); livemig records it and retries only after the cooldown. A target that refuses every
     migration gets at most maxMigrationsPerVMI attempts per VMI, never more."""
     nodes = [node("node-01"), node("node-02"), node("node-03")]
-    vmis = [vmi("prod", f"vm-{i:03d}", DRAINED, memory="4Gi") for i in range(3)]
+    # Every page in use: 4 GiB take 3.4 s at 10 Gbit/s, so the link fails mid-transfer (with the default 1 GiB in
+    # use the rest crosses as zero-page markers and the migration can end before the fault's 1 s).
+    usage = {"cpu": 0.5, "memory": "4Gi", "dirtyRate": "5Mi"}
+    vmis = [vmi("prod", f"vm-{i:03d}", DRAINED, memory="4Gi", usage=usage) for i in range(3)]
     doc = scenario(nodes, vmis)
     doc["faults"] = [{"type": "linkFailure", "vmi": "prod/vm-001", "afterMigrationStart": "1s"}]
     stack = start_stack(doc, time_scale=5.0)
