@@ -165,7 +165,9 @@ class RunSteps(PassJumps):
         if self._throttle_on and not self._paused:
             params = settings.throttle
             self._period_dirty += new_dirty
-            if t - self._period_start_t >= params.min_period_s:
+            # A period that ends a few ulps short of the minimum (time summed over chunks drifts) is complete:
+            # otherwise how a run is chunked would decide when the throttle rises.
+            if t - self._period_start_t >= params.min_period_s - _TIE_RTOL * max(t, 1.0):
                 if autoconverge.period_is_high(self._period_dirty, self._period_wire, params):
                     self._high_count += 1
                     if self._high_count >= params.periods_per_step:
