@@ -92,6 +92,19 @@ class PassJumps(RunBase):
         if k > _SAWTOOTH_POINTS_MAX:
             self._mark()
 
+    def _pass_send(self) -> tuple[float, float, float, float] | None:
+        """The pass under way as the jumps read it: (payload left, wire factor, wire rate, payload send rate), or
+        None when nothing is being sent."""
+        payload = self._pass_left
+        wf = self._pass_wf
+        wire_rate = self._wire_rate()
+        send = wire_rate / wf
+        if self._mech.later_rate_cap_bps < send:
+            send = self._mech.later_rate_cap_bps
+        if send <= 0.0 or payload <= 0.0:
+            return None
+        return payload, wf, wire_rate, send
+
     def _skip_capped_throttle_climb(self, t_stop: float) -> None:
         """Auto-converge while every pass is full (the dirty classes fill up before the pass ends): each pass is the
         same, each is a throttle period of its own (>= min_period_s) that counts as high (dirtied = sent), so the
@@ -104,14 +117,10 @@ class PassJumps(RunBase):
             return
         if self._period_start_t != self._t:
             return
-        payload = self._pass_left
-        wf = self._pass_wf
-        wire_rate = self._wire_rate()
-        send = wire_rate / wf
-        if mech.later_rate_cap_bps < send:
-            send = mech.later_rate_cap_bps
-        if send <= 0.0 or payload <= 0.0:
+        current = self._pass_send()
+        if current is None:
             return
+        payload, wf, wire_rate, send = current
         carry = self._carry(wire_rate, wf)
         if carry >= payload:
             return
@@ -179,14 +188,10 @@ class PassJumps(RunBase):
         mech = self._mech
         if mech.xbzrle_cache_bytes > 0.0 and (mech.xbzrle_hot_set_bytes is None or self._rounds <= 1):
             return  # the wire factor changes with the payload, or after XBZRLE's cache-filling pass
-        payload = self._pass_left
-        wf = self._pass_wf
-        wire_rate = self._wire_rate()
-        send = wire_rate / wf
-        if mech.later_rate_cap_bps < send:
-            send = mech.later_rate_cap_bps
-        if send <= 0.0 or payload <= 0.0:
+        current = self._pass_send()
+        if current is None:
             return
+        payload, wf, wire_rate, send = current
         throttle = self._throttle
         if mech.log_rate_bps is not None:
             inflow_hot, inflow_cold = mech.log_rate_bps * self._write_share(throttle), 0.0
