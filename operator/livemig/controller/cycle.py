@@ -30,6 +30,7 @@ from livemig.core.queries import (
     due_for_evacuation,
     metrics_state,
     node_metrics,
+    pins_unmeasured_vmis,
     plan_queries,
     unhealthy_since,
     vmi_metrics,
@@ -140,7 +141,8 @@ async def gather(
         collected = collect(
             answers, [n for n in scope_nodes if n in kept_nodes], [k for k in scope_vmis if k in kept_vmis], max_age
         )
-    return Gathered(inventory, metrics_state(collected, required), collected.health)
+    pin = pins_unmeasured_vmis(policy.purpose)
+    return Gathered(inventory, metrics_state(collected, required, pin_unmeasured=pin), collected.health)
 
 
 def overlap_warnings(policy: LivemigPolicy, inventory: Inventory, view: ClusterView) -> list[str]:

@@ -41,10 +41,12 @@ class MetricsState:
     required: tuple[str, ...] = ()  # problems with inputs the purpose cannot decide without
     dirty_rate: tuple[str, ...] = ()  # problems with VMI dirty rates (Maintenance: choose techniques conservatively)
     optional: tuple[str, ...] = ()  # problems with inputs the purpose can do without
+    unmeasured_vmis: frozenset[str] = frozenset()  # VMIs (ns/name) left in place for want of their own samples
+    unmeasured: tuple[str, ...] = ()  # the problems that name them
 
     @property
     def all(self) -> tuple[str, ...]:
-        return tuple(dict.fromkeys((*self.required, *self.dirty_rate, *self.optional)))
+        return tuple(dict.fromkeys((*self.required, *self.dirty_rate, *self.optional, *self.unmeasured)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,9 +134,9 @@ def evaluate(
     # A VMI on a node that is not Ready cannot be migrated: no virt-handler there to send it (KubeVirt would start
     # the target and wait at TargetReady until the VMI is failed at its heartbeat timeout).
     not_ready = {n.name for n in snapshot.nodes if not n.healthy}
+    held = claimed | inventory.busy | metrics.unmeasured_vmis
     vmis = tuple(
-        replace(v, live_migratable=False) if v.key in claimed or v.key in inventory.busy or v.node in not_ready else v
-        for v in snapshot.vmis
+        replace(v, live_migratable=False) if v.key in held or v.node in not_ready else v for v in snapshot.vmis
     )
     nodes = tuple(
         replace(
@@ -151,6 +153,9 @@ def evaluate(
     degraded = metrics.all
     result = (Result.DRY_RUN if policy.dry_run else Result.PLANNED) if plan.moves else Result.NOTHING_TO_DO
     message = plan.reason
-    if claimed & {v.key for v in snapshot.vmis if in_scope(policy, snapshot, v.namespace, v.labels)}:
+    scoped = {v.key for v in snapshot.vmis if in_scope(policy, snapshot, v.namespace, v.labels)}
+    if claimed & scoped:
         message += f"; {len(claimed)} VMI(s) left to higher-priority policies"
+    if unmeasured := metrics.unmeasured_vmis & scoped:
+        message += f"; {len(unmeasured)} VMI(s) without samples of their own left in place"
     return Evaluation(result, message, plan, candidates, tuple(warnings), degraded, conservative)

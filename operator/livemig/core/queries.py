@@ -208,6 +208,10 @@ class Collected:
     vmis: dict[str, dict[str, float]] = field(default_factory=dict)  # ns/name -> key -> value
     health: dict[str, float] = field(default_factory=dict)
     problems: dict[str, list[str]] = field(default_factory=dict)  # key -> problems
+    # A VMI query that answered for some expected VMIs but not all: the VMIs without a usable sample, and the
+    # problems naming them.  Kept apart because a purpose may leave those VMIs in place instead of stopping.
+    vmi_gaps: dict[str, set[str]] = field(default_factory=dict)
+    gap_problems: dict[str, list[str]] = field(default_factory=dict)
 
 
 def _usable(value: float) -> bool:
@@ -263,31 +267,61 @@ def collect(answers: Iterable[QueryAnswer], nodes: Iterable[str], vmis: Iterable
         for ident, value in values.items():
             target.setdefault(ident, {})[q.key] = value
         missing = [i for i in expected if i not in values and i not in reported]
+        messages: list[str] = []
         if bad:
-            problems.append(
+            messages.append(
                 f"{q.key} ({q.promql}): unusable samples: {', '.join(sorted(bad)[:5])}"
                 + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
             )
         if missing:
-            problems.append(
+            messages.append(
                 f"{q.key} ({q.promql}): no sample for {', '.join(missing[:5])}"
                 + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
             )
+        if messages and q.by != ("node",) and any(i in values for i in expected):
+            out.vmi_gaps[q.key] = {i for i in expected if i not in values}
+            out.gap_problems[q.key] = messages
+        else:
+            problems += messages
     return out
 
 
-def metrics_state(collected: Collected, required: frozenset[str]) -> MetricsState:
-    """Sort the problems by what they block: required inputs, dirty rates, the rest."""
+def pins_unmeasured_vmis(purpose: Purpose) -> bool:
+    """LoadBalancing and Consolidation only optimise: a VMI whose own samples are missing or unusable (a VMI
+    started since the last scrape, one whose exporter is broken) is left where it is, and the others are planned
+    from their samples and the nodes' (which count the unmeasured VMI's load).  Evacuation and Maintenance keep
+    their rules: a VMI on a failing or drained node must move all the same."""
+    return purpose in (Purpose.LOAD_BALANCING, Purpose.CONSOLIDATION)
+
+
+def metrics_state(collected: Collected, required: frozenset[str], *, pin_unmeasured: bool = False) -> MetricsState:
+    """Sort the problems by what they block: required inputs, dirty rates, the rest.  With `pin_unmeasured`
+    (`pins_unmeasured_vmis`), a required VMI input that is missing for some VMIs only leaves those VMIs in place."""
+    routed = {key: list(problems) for key, problems in collected.problems.items()}
+    unmeasured: set[str] = set()
+    unmeasured_problems: list[str] = []
+    for key, problems in collected.gap_problems.items():
+        if pin_unmeasured and key in required:
+            unmeasured |= collected.vmi_gaps.get(key, set())
+            unmeasured_problems += problems
+        else:
+            routed.setdefault(key, []).extend(problems)
     blocking, dirty, optional = [], [], []
-    for key, problems in collected.problems.items():
+    for key, problems in routed.items():
         if key in required:
             blocking += problems
         elif key == QueryKey.VMI_DIRTY_RATE:
             dirty += problems
         else:
             optional += problems
-    dirty += collected.problems.get(QueryKey.VMI_DIRTY_RATE, []) if QueryKey.VMI_DIRTY_RATE in required else []
-    return MetricsState(tuple(blocking), tuple(dirty), tuple(optional))
+    dirty += routed.get(QueryKey.VMI_DIRTY_RATE, []) if QueryKey.VMI_DIRTY_RATE in required else []
+    return MetricsState(
+        tuple(blocking),
+        tuple(dirty),
+        tuple(optional),
+        unmeasured_vmis=frozenset(unmeasured),
+        unmeasured=tuple(unmeasured_problems),
+    )
 
 
 def node_metrics(collected: Collected) -> dict[str, NodeMetrics]:

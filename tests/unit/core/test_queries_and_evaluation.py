@@ -204,3 +204,51 @@ def test_a_hot_node_stays_hot_inside_the_hysteresis_band() -> None:
     below = evaluate(lb, Inventory(snapshot=parse_snapshot(doc)), MetricsState(), previously_hot=frozenset({"n1"}))
     assert below.plan is not None
     assert below.plan.hot_nodes == ()
+
+
+def _vmi_answer(values: dict[str, float]) -> QueryAnswer:
+    return answer(QueryKey.VMI_CPU_USAGE, [({"namespace": "prod", "name": n}, v) for n, v in values.items()])
+
+
+def test_a_vmi_query_that_answers_for_some_vmis_leaves_the_others_in_place_for_optimising_purposes() -> None:
+    """A VMI started since the last scrape, or one whose exporter is broken, has no sample of its own: LoadBalancing
+    and Consolidation leave it where it is and plan the rest; the other purposes keep their rules."""
+    collected = collect(
+        [_vmi_answer({"v0": 1.0, "v1": math.nan})], nodes=[], vmis=["prod/v0", "prod/v1", "prod/v2"], max_age_s=120
+    )
+    assert collected.vmi_gaps == {"vmiCpuUsage": {"prod/v1", "prod/v2"}}
+    required = frozenset({"vmiCpuUsage"})
+    pinned = metrics_state(collected, required, pin_unmeasured=True)
+    assert pinned.required == ()
+    assert pinned.unmeasured_vmis == {"prod/v1", "prod/v2"}
+    assert "prod/v1=nan" in " ".join(pinned.all)
+    assert "no sample for prod/v2" in " ".join(pinned.all)
+    strict = metrics_state(collected, required)
+    assert strict.unmeasured_vmis == frozenset()
+    assert "no sample for prod/v2" in " ".join(strict.required)
+
+
+def test_a_vmi_query_that_answers_for_none_of_the_vmis_is_an_outage_not_a_gap() -> None:
+    collected = collect([_vmi_answer({"elsewhere": 1.0})], nodes=[], vmis=["prod/v0", "prod/v1"], max_age_s=120)
+    assert collected.vmi_gaps == {}
+    state = metrics_state(collected, frozenset({"vmiCpuUsage"}), pin_unmeasured=True)
+    assert state.required
+    assert state.unmeasured_vmis == frozenset()
+
+
+def test_load_balancing_moves_measured_vmis_and_leaves_an_unmeasured_one_in_place() -> None:
+    lb = policy("LoadBalancing")
+    doc = snapshot_doc(cpu=3.9)  # n1 at 15.6 / 16: hot, two moves bring it to the 0.6 target
+    both = evaluate(lb, Inventory(snapshot=parse_snapshot(doc)), MetricsState())
+    assert both.plan is not None
+    moved = {m.vmi for m in both.plan.moves}
+    assert moved
+    unmeasured = frozenset({sorted(moved)[0]})
+    state = MetricsState(unmeasured_vmis=unmeasured, unmeasured=("vmiCpuUsage (Q): no sample for it",))
+    evaluation = evaluate(lb, Inventory(snapshot=parse_snapshot(doc)), state)
+    assert evaluation.result is Result.PLANNED
+    assert evaluation.plan is not None
+    assert evaluation.plan.moves
+    assert not {m.vmi for m in evaluation.plan.moves} & unmeasured
+    assert "1 VMI(s) without samples of their own left in place" in evaluation.message
+    assert evaluation.degraded == ("vmiCpuUsage (Q): no sample for it",)
